@@ -1,0 +1,72 @@
+"""Every error under /oauth and /v1 is JSON: `{"error", "error_description"}`, Particle's shape."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from console.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(error: str, description: str, **extra) -> dict:
+    return {"error": error, "error_description": description, **extra}
+
+
+def _first_message(detail) -> str:
+    if isinstance(detail, dict):
+        key, value = next(iter(detail.items()))
+        msg = _first_message(value)
+        return msg if key == "non_field_errors" else f"{key}: {msg}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def particle_exception_handler(exc, context):
+    if isinstance(exc, ServiceError):
+        set_rollback()
+        extra = {k: v for k, v in exc.extra.items() if k != "retry_after"}
+        if exc.field:
+            extra.setdefault("field", exc.field)
+        response = Response(error_body(exc.code, exc.description, **extra), status=exc.status)
+        if "retry_after" in exc.extra:
+            response["Retry-After"] = str(exc.extra["retry_after"])
+        return response
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        desc = "The access token was not found" if isinstance(exc, exceptions.NotAuthenticated) else str(exc.detail)
+        return Response(error_body("invalid_token", desc), status=401,
+                        headers={"WWW-Authenticate": 'Bearer realm="Cyan"'})
+    if isinstance(exc, exceptions.APIException):
+        set_rollback()
+        code = {
+            exceptions.ParseError: "invalid_request",
+            exceptions.ValidationError: "invalid_request",
+            exceptions.PermissionDenied: "forbidden",
+            exceptions.NotFound: "not_found",
+            exceptions.MethodNotAllowed: "method_not_allowed",
+            exceptions.UnsupportedMediaType: "unsupported_media_type",
+            exceptions.Throttled: "rate_limited",
+            exceptions.NotAcceptable: "not_acceptable",
+        }.get(type(exc), "invalid_request")
+        description = _first_message(exc.detail)
+        if isinstance(exc, exceptions.ParseError):
+            description = f"The request body could not be parsed: {description}"
+        return Response(error_body(code, description), status=exc.status_code)
+    return None  # unexpected: Django's handler500 renders it (as JSON under /v1)
+
+
+def json_not_found(request, exception=None):
+    return JsonResponse(error_body("not_found", f"No route {request.method} {request.path}"), status=404)
+
+
+def json_server_error(request):
+    return JsonResponse(error_body("server_error", "Something went wrong on our side; it has been logged."),
+                        status=500)

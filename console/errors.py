@@ -1,0 +1,46 @@
+"""Typed errors raised by services and selectors. The API turns each into Particle's JSON error body
+(`{"error", "error_description"}`) and the console into a form or page message, so neither door needs to
+know why a service refused."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, description: str, *, code: str | None = None, field: str | None = None, **extra):
+        super().__init__(description)
+        self.description = description
+        if code:
+            self.code = code
+        self.field = field
+        self.extra = extra
+
+
+class ValidationFailed(ServiceError):
+    """The input is malformed or breaks a rule; nothing was written."""
+
+
+class NotFound(ServiceError):
+    """Missing, or not visible to the caller: the two are indistinguishable on purpose."""
+
+    status = 404
+    code = "not_found"
+
+
+class Forbidden(ServiceError):
+    """The caller can see the object but its role or scopes do not allow this action."""
+
+    status = 403
+    code = "forbidden"
+
+
+class Conflict(ServiceError):
+    status = 400
+    code = "conflict"
+
+
+class LimitExceeded(ServiceError):
+    status = 400
+    code = "limit_exceeded"

@@ -1,0 +1,40 @@
+"""Extension points that apps above `console/` register in their `AppConfig.ready()`.
+
+Imports run one way (DESIGN.md §2): the token endpoint lives here but customers live in `devices/`,
+so `devices/` registers how a customer token is issued and how a user's devices are counted.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from console.errors import ValidationFailed
+
+_customer_token_issuer: Callable | None = None
+_device_counters: list[Callable] = []
+
+
+def register_customer_token_issuer(fn: Callable) -> None:
+    global _customer_token_issuer
+    _customer_token_issuer = fn
+
+
+def register_device_counter(fn: Callable) -> None:
+    if fn not in _device_counters:
+        _device_counters.append(fn)
+
+
+def customer_token(**kwargs):
+    """Issue a token for a product's customer (`client_credentials` with `scope=customer=<email>`)."""
+    if _customer_token_issuer is None:
+        raise ValidationFailed("This server has no customer support installed", code="invalid_scope")
+    return _customer_token_issuer(**kwargs)
+
+
+def user_device_counts(user) -> tuple[int, int]:
+    """(Wi-Fi, cellular) devices claimed to `user`, summed over the registered counters."""
+    wifi = cellular = 0
+    for counter in _device_counters:
+        w, c = counter(user)
+        wifi, cellular = wifi + w, cellular + c
+    return wifi, cellular

@@ -1,0 +1,423 @@
+"""Writes for accounts and credentials. Each service is one transaction, keyword-only, and raises the
+typed errors of `console.errors` when it refuses; the API, console, admin and tasks all call these."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from console.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationFailed
+from console.models import (
+    AccessToken,
+    Account,
+    AuditEntry,
+    OAuthClient,
+    OrgMembership,
+    RefreshToken,
+    User,
+    hash_secret,
+    new_token,
+)
+from console.roles import Role
+from console.scoping import Principal
+
+# Clients that need no registration (particle-api.md Part B §0.3): any of them may use the password grant.
+BUILTIN_CLIENTS = {
+    "particle": "particle",
+    "particle-api": "particle-api",
+    "particle-cli": "particle-cli",
+    "CLI2": "client_secret_here",
+    "user": "client_secret_here",
+    "cyan-console": "",
+}
+
+
+class LockedOut(ServiceError):
+    status = 429
+    code = "too_many_attempts"
+
+
+class InvalidGrant(ServiceError):
+    code = "invalid_grant"
+
+
+class InvalidClient(ServiceError):
+    status = 401
+    code = "invalid_client"
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+
+def audit_record(
+    *, principal: Principal | None, action: str, target: str = "", account: Account | None = None,
+    product_id: int | None = None, data: dict | None = None,
+) -> None:
+    """Write one audit row (inside the caller's transaction, so it exists only if the change does)."""
+    AuditEntry.objects.create(
+        actor=principal.user if principal else None,
+        actor_label=principal.label if principal else "system",
+        action=action,
+        target=target[:200],
+        account=account,
+        product_id=product_id,
+        data=data or {},
+    )
+
+
+# --- users and accounts ---------------------------------------------------------------------------
+
+
+def _unique_account_slug(base: str) -> str:
+    base = slugify(base)[:80] or "account"
+    slug = base
+    while Account.objects.filter(slug=slug).exists():
+        slug = f"{base}-{secrets.token_hex(2)}"
+    return slug
+
+
+@transaction.atomic
+def user_create(*, email: str, password: str | None, first_name: str = "", last_name: str = "",
+                company_name: str = "", is_staff: bool = False, validate: bool = True) -> User:
+    """Create a person with their personal sandbox account."""
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except DjangoValidationError:
+        raise ValidationFailed("username must be a valid email address", field="username")
+    if User.objects.filter(email=email).exists():
+        raise Conflict("A user with that email already exists", field="username")
+    if password and validate:
+        try:
+            validate_password(password)
+        except DjangoValidationError as exc:
+            raise ValidationFailed(" ".join(exc.messages), field="password")
+    user = User.objects.create_user(email, password, first_name=first_name, last_name=last_name,
+                                    company_name=company_name, is_staff=is_staff, is_superuser=is_staff)
+    Account.objects.create(kind=Account.Kind.SANDBOX, name=user.display_name, owner=user,
+                           slug=_unique_account_slug(email.split("@")[0] + "-sandbox"))
+    return user
+
+
+def sandbox_of(user: User) -> Account:
+    return Account.objects.get(kind=Account.Kind.SANDBOX, owner=user)
+
+
+def user_update(*, user: User, data: dict) -> dict:
+    """PUT /v1/user: account_info, password change, email change (both need current_password)."""
+    result: dict = {"ok": True}
+    with transaction.atomic():
+        info = data.get("account_info")
+        if info is not None:
+            if not isinstance(info, dict):
+                raise ValidationFailed("account_info must be an object", field="account_info")
+            for key, attr in (("first_name", "first_name"), ("last_name", "last_name"),
+                              ("company_name", "company_name")):
+                if key in info:
+                    setattr(user, attr, str(info[key] or "")[:150])
+            if "business_account" in info:
+                user.business_account = bool(info["business_account"]) and str(info["business_account"]).lower() != "false"
+        if "password" in data or "username" in data:
+            current = data.get("current_password")
+            if not current or not user.check_password(str(current)):
+                raise ValidationFailed("current_password is missing or incorrect", field="current_password")
+        if "password" in data:
+            new = str(data.get("password") or "")
+            try:
+                validate_password(new, user)
+            except DjangoValidationError as exc:
+                raise ValidationFailed(" ".join(exc.messages), field="password")
+            user.set_password(new)
+            result["message"] = "User's password updated."
+        if "username" in data:
+            email = str(data.get("username") or "").strip().lower()
+            try:
+                validate_email(email)
+            except DjangoValidationError:
+                raise ValidationFailed("username must be a valid email address", field="username")
+            if User.objects.exclude(pk=user.pk).filter(email=email).exists():
+                raise Conflict("A user with that email already exists", field="username")
+            user.email = email
+            result["message"] = "User's username updated."
+        user.save()
+        if str(data.get("invalidate_tokens", "")).lower() in ("true", "1"):
+            AccessToken.objects.filter(user=user, kind=AccessToken.Kind.USER).delete()
+    return result
+
+
+@transaction.atomic
+def org_create(*, creator: User, name: str, slug: str | None = None) -> Account:
+    """Create an organization; its creator becomes Administrator (Owner)."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("name is required", field="name")
+    if len(name) > 100:
+        raise ValidationFailed("name must be at most 100 characters", field="name")
+    if creator.is_programmatic:
+        raise Forbidden("API users cannot create organizations")
+    if slug:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,99}", slug):
+            raise ValidationFailed("slug may hold only lowercase letters, digits and dashes", field="slug")
+        if Account.objects.filter(slug=slug).exists():
+            raise Conflict(f"The slug {slug!r} is taken", field="slug")
+    else:
+        slug = _unique_account_slug(name)
+    if Account.objects.filter(kind=Account.Kind.ORGANIZATION, name__iexact=name).exists():
+        raise Conflict(f"An organization named {name!r} already exists", field="name")
+    org = Account.objects.create(kind=Account.Kind.ORGANIZATION, name=name, slug=slug, owner=creator)
+    OrgMembership.objects.create(account=org, user=creator, role=Role.ADMINISTRATOR)
+    audit_record(principal=Principal.for_user(creator), action="org.create", target=org.slug, account=org)
+    return org
+
+
+# --- tokens ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class IssuedToken:
+    token: AccessToken
+    access_token: str
+    refresh_token: str | None
+    expires_in: int  # seconds; 0 = never
+
+    def body(self) -> dict:
+        out = {"token_type": "bearer", "access_token": self.access_token, "expires_in": self.expires_in}
+        if self.refresh_token:
+            out["refresh_token"] = self.refresh_token
+        return out
+
+
+def _expiry(expires_in: object, expires_at: object) -> datetime | None:
+    """Particle's `expires_in` (seconds, 0 = never) or `expires_at` (ISO-8601); default 90 days."""
+    now = timezone.now()
+    if expires_at not in (None, ""):
+        from django.utils.dateparse import parse_datetime
+
+        parsed = parse_datetime(str(expires_at))
+        if parsed is None:
+            raise ValidationFailed("expires_at must be an ISO-8601 date and time", field="expires_at")
+        if timezone.is_naive(parsed):
+            parsed = timezone.make_aware(parsed, dt_timezone.utc)
+        if parsed <= now:
+            raise ValidationFailed("expires_at must be in the future", field="expires_at")
+        return parsed
+    if expires_in in (None, ""):
+        return now + timedelta(seconds=settings.CYAN_TOKEN_DEFAULT_LIFETIME)
+    try:
+        seconds = int(str(expires_in))
+    except ValueError:
+        raise ValidationFailed("expires_in must be a whole number of seconds (0 = never)", field="expires_in")
+    if seconds < 0:
+        raise ValidationFailed("expires_in must not be negative", field="expires_in")
+    return None if seconds == 0 else now + timedelta(seconds=seconds)
+
+
+def token_issue(*, kind: str, user: User | None = None, client: OAuthClient | None = None, client_name: str = "",
+                product_id: int | None = None, account: Account | None = None, customer_id: int | None = None,
+                scopes: list[str] | None = None, expires_in: object = None, expires_at: object = None,
+                with_refresh: bool = True) -> IssuedToken:
+    expiry = _expiry(expires_in, expires_at)
+    raw = new_token()
+    token = AccessToken.objects.create(
+        token_hash=hash_secret(raw), prefix=raw[:8], kind=kind, user=user, client=client,
+        client_name=client_name or (client.client_id if client else ""), product_id=product_id,
+        account=account, customer_id=customer_id, scopes=list(scopes or []), expires_at=expiry,
+    )
+    refresh_raw = None
+    if with_refresh:
+        refresh_raw = new_token()
+        RefreshToken.objects.create(
+            token_hash=hash_secret(refresh_raw), access_token=token,
+            expires_at=timezone.now() + timedelta(seconds=settings.CYAN_REFRESH_TOKEN_LIFETIME),
+        )
+    lifetime = 0 if expiry is None else max(1, int((expiry - timezone.now()).total_seconds() + 0.5))
+    return IssuedToken(token=token, access_token=raw, refresh_token=refresh_raw, expires_in=lifetime)
+
+
+def token_lookup(raw: str) -> AccessToken | None:
+    """The live token for a raw bearer string, or None (unknown, expired or malformed)."""
+    if not raw or len(raw) > 200:
+        return None
+    token = (
+        AccessToken.objects.select_related("user", "client").filter(token_hash=hash_secret(raw)).first()
+    )
+    if token is None or token.is_expired():
+        return None
+    if token.user_id is not None and not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        # Throttled so that a busy token does not turn every read into a write.
+        AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+def _lockout_key(ip: str) -> str:
+    return f"login-failures:{ip}"
+
+
+def login_check_lockout(*, ip: str) -> None:
+    if (cache.get(_lockout_key(ip)) or 0) >= settings.CYAN_LOGIN_FAILURE_LIMIT:
+        minutes = settings.CYAN_LOGIN_LOCKOUT_SECONDS // 60
+        raise LockedOut(f"Too many failed sign-in attempts from this address; try again in {minutes} minutes.",
+                        retry_after=settings.CYAN_LOGIN_LOCKOUT_SECONDS)
+
+
+def _login_failed(ip: str) -> None:
+    key = _lockout_key(ip)
+    if cache.add(key, 1, timeout=settings.CYAN_LOGIN_LOCKOUT_SECONDS):
+        return
+    try:
+        cache.incr(key)
+        cache.touch(key, settings.CYAN_LOGIN_LOCKOUT_SECONDS)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=settings.CYAN_LOGIN_LOCKOUT_SECONDS)
+
+
+def authenticate_password(*, username: str, password: str, ip: str) -> User:
+    """Check a username and password; 10 consecutive failures from one address lock it out for 30 minutes."""
+    login_check_lockout(ip=ip)
+    user = User.objects.filter(email=(username or "").strip().lower(), kind=User.Kind.HUMAN).first()
+    if user is None or not user.is_active or not password or not user.check_password(password):
+        if user is None:
+            User().set_password(password or "x")  # same work either way, so timing does not reveal users
+        _login_failed(ip)
+        raise InvalidGrant("User credentials are invalid")
+    cache.delete(_lockout_key(ip))
+    return user
+
+
+def client_authenticate(*, client_id: str, client_secret: str) -> OAuthClient | None:
+    """A registered client whose secret matches, None for a built-in public client; else InvalidClient."""
+    if client_id in BUILTIN_CLIENTS:
+        return None
+    client = OAuthClient.objects.filter(client_id=client_id).first()
+    if client is None or not client_secret or not client.check_secret(client_secret):
+        raise InvalidClient("Invalid or missing client credentials")
+    return client
+
+
+@transaction.atomic
+def token_refresh(*, refresh_token: str, client: OAuthClient | None) -> IssuedToken:
+    row = (
+        RefreshToken.objects.select_for_update().select_related("access_token")
+        .filter(token_hash=hash_secret(refresh_token or "")).first()
+    )
+    if row is None or row.used_at is not None or row.expires_at <= timezone.now():
+        raise InvalidGrant("The refresh token is invalid or has expired")
+    old = row.access_token
+    if old.client_id is not None and (client is None or client.pk != old.client_id):
+        raise InvalidGrant("The refresh token was issued to another client")
+    row.used_at = timezone.now()
+    row.save(update_fields=["used_at"])
+    return token_issue(kind=old.kind, user=old.user, client=old.client, client_name=old.client_name,
+                       product_id=old.product_id, account=old.account, customer_id=old.customer_id,
+                       scopes=old.scopes)
+
+
+def token_revoke(*, token: AccessToken) -> None:
+    token.delete()
+
+
+def token_revoke_raw(*, raw: str) -> bool:
+    """DELETE /v1/access_tokens/:token: the token in the path is its own credential."""
+    deleted, _ = AccessToken.objects.filter(token_hash=hash_secret(raw or "")).delete()
+    return deleted > 0
+
+
+def tokens_revoke_all(*, user: User) -> int:
+    deleted, _ = AccessToken.objects.filter(user=user, kind=AccessToken.Kind.USER).delete()
+    return deleted
+
+
+# --- OAuth clients --------------------------------------------------------------------------------
+
+CLIENT_SCOPES = {"", "customers:create", "*:*", "none"}
+
+
+def _client_fields(*, name: object, type_: object, redirect_uri: object, scope: object, partial: bool) -> dict:
+    out: dict = {}
+    if name is not None or not partial:
+        name = str(name or "").strip()
+        if not name:
+            raise ValidationFailed("name is required", field="name")
+        if len(name) > 200:
+            raise ValidationFailed("name must be at most 200 characters", field="name")
+        out["name"] = name
+    if type_ is not None or not partial:
+        if type_ not in (OAuthClient.Type.INSTALLED, OAuthClient.Type.WEB):
+            raise ValidationFailed("type must be 'installed' or 'web'", field="type")
+        out["type"] = type_
+    if redirect_uri not in (None, ""):
+        from django.core.validators import URLValidator
+
+        try:
+            URLValidator()(str(redirect_uri))
+        except DjangoValidationError:
+            raise ValidationFailed("redirect_uri must be a URL", field="redirect_uri")
+        out["redirect_uri"] = str(redirect_uri)
+    if not partial and out.get("type") == OAuthClient.Type.WEB and not out.get("redirect_uri"):
+        raise ValidationFailed("redirect_uri is required for web clients", field="redirect_uri")
+    if scope is not None:
+        scope = " ".join(str(scope).split())
+        if any(s not in CLIENT_SCOPES for s in scope.split()):
+            raise ValidationFailed("scope may be 'customers:create', '*:*' or 'none'", field="scope")
+        out["scope"] = "" if scope == "none" else scope
+    return out
+
+
+@transaction.atomic
+def client_create(*, principal: Principal, name: object, type: object, redirect_uri: object = None,
+                  scope: object = None, owner: User | None = None, product_id: int | None = None,
+                  product_slug: str = "") -> tuple[OAuthClient, str]:
+    """Create a client; the secret is returned here and never again."""
+    fields = _client_fields(name=name, type_=type, redirect_uri=redirect_uri, scope=scope, partial=False)
+    base = slugify(product_slug or fields["name"])[:60] or "client"
+    client_id = f"{base}-{secrets.token_hex(4)}"
+    secret = new_token()
+    client = OAuthClient.objects.create(client_id=client_id, secret_hash=hash_secret(secret), owner=owner,
+                                        product_id=product_id,
+                                        created_by=principal.user if principal.user and not principal.user.is_programmatic else None,
+                                        **fields)
+    audit_record(principal=principal, action="client.create", target=client_id, product_id=product_id)
+    return client, secret
+
+
+@transaction.atomic
+def client_update(*, principal: Principal, client: OAuthClient, name: object = None, scope: object = None) -> OAuthClient:
+    fields = _client_fields(name=name, type_=None, redirect_uri=None, scope=scope, partial=True)
+    for key, value in fields.items():
+        setattr(client, key, value)
+    client.save()
+    audit_record(principal=principal, action="client.update", target=client.client_id, product_id=client.product_id)
+    return client
+
+
+@transaction.atomic
+def client_delete(*, principal: Principal, client: OAuthClient) -> None:
+    audit_record(principal=principal, action="client.delete", target=client.client_id, product_id=client.product_id)
+    client.delete()  # its tokens go with it (FK cascade)
+
+
+def client_get_for_owner(*, client_id: str, owner: User | None = None, product_id: int | None = None) -> OAuthClient:
+    qs = OAuthClient.objects.filter(client_id=client_id)
+    qs = qs.filter(owner=owner, product_id__isnull=True) if owner is not None else qs.filter(product_id=product_id)
+    client = qs.first()
+    if client is None:
+        raise NotFound(f"Client {client_id} not found")
+    return client
+
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,220 @@
+"""Teams: one implementation for organization teams and product teams (particle-api.md §4, §9).
+
+A `Team` wraps the scoped object (an org `Account` or a `Product`) and its membership model; products
+build theirs in `products.services.product_team`. People are invited by email with a role; API users
+are programmatic `User` rows with scopes and exactly one token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils.text import slugify
+
+from console.errors import Conflict, NotFound, ValidationFailed
+from console.models import AccessToken, Account, MembershipBase, User
+from console.roles import KNOWN_SCOPES, OWNER_LABEL, ROLE_IDS, Role, parse_role
+from console.scoping import Principal
+from console.services import audit_record, token_issue
+
+
+@dataclass
+class Team:
+    """A team of an organization or of a product."""
+
+    kind: str  # "organization" | "product"
+    target: Any  # Account (org) or Product
+    membership_model: type[MembershipBase]
+    fk: str  # the membership's FK name to target: "account" or "product"
+    owner: User  # Administrator (Owner): cannot be changed or removed
+    slug: str
+    product_id: int | None = None
+    account: Account | None = None  # the owning Account, for audit and org API users
+
+    def memberships(self):
+        return self.membership_model.objects.filter(**{self.fk: self.target}).select_related("user")
+
+    def seat(self, username: str) -> MembershipBase:
+        seat = self.memberships().filter(user__email=(username or "").strip().lower()).first()
+        if seat is None:
+            raise NotFound(f"{username} is not a member of this team")
+        return seat
+
+    def _audit(self, principal: Principal, action: str, target: str, data: dict | None = None) -> None:
+        audit_record(principal=principal, action=f"team.{action}", target=target, account=self.account,
+                     product_id=self.product_id, data=data)
+
+
+def team_entries(team: Team) -> list[dict]:
+    """GET .../team, in Particle's shape: people first (owner leading), then API users."""
+    people, programs = [], []
+    seats = list(team.memberships().order_by("created_at"))
+    owner_listed = any(s.user_id == team.owner.pk for s in seats)
+    if not owner_listed:
+        people.append(_person(team, team.owner, Role.ADMINISTRATOR))
+    for seat in seats:
+        if seat.user.is_programmatic:
+            entry = {"username": seat.user.email, "friendly_name": seat.user.friendly_name,
+                     "scopes": list(seat.scopes), "is_programmatic": True}
+            if team.product_id is not None:
+                entry["product_id"] = team.product_id
+            else:
+                entry["org_id"] = team.account.pk if team.account else None
+            programs.append(entry)
+        else:
+            people.append(_person(team, seat.user, Role(seat.role) if seat.role else Role.VIEWER))
+    people.sort(key=lambda e: not e.get("is_owner"))
+    return people + programs
+
+
+def _person(team: Team, user: User, role: Role) -> dict:
+    is_owner = user.pk == team.owner.pk
+    return {
+        "_id": f"{user.pk:024x}",
+        "username": user.email,
+        "role": {"id": ROLE_IDS[Role.ADMINISTRATOR if is_owner else role],
+                 "name": (Role.ADMINISTRATOR if is_owner else role).label},
+        "role_label": OWNER_LABEL if is_owner else role.label,
+        "is_owner": is_owner,
+        "no_mfa": True,
+        "no_password": False,
+        "scim_provisioned": False,
+    }
+
+
+def _role_or_error(value: object, *, default: Role | None) -> Role:
+    if value in (None, ""):
+        if default is None:
+            raise ValidationFailed("role is required", field="role")
+        return default
+    role = parse_role(value)
+    if role is None:
+        raise ValidationFailed(
+            "role must be one of Administrator, Developer, Support, View-only", field="role"
+        )
+    return role
+
+
+@transaction.atomic
+def team_invite(*, principal: Principal, team: Team, username: object, role: object = None) -> MembershipBase:
+    """Add an existing user to the team. api-js sends no role: they join as Developer, Particle's default."""
+    email = str(username or "").strip().lower()
+    if not email:
+        raise ValidationFailed("username (the invitee's email) is required", field="username")
+    chosen = _role_or_error(role, default=Role.DEVELOPER)
+    user = User.objects.filter(email=email, kind=User.Kind.HUMAN).first()
+    if user is None:
+        raise ValidationFailed(f"No user has the email {email}; they must sign up first", field="username",
+                               code="user_not_found")
+    if user.pk == team.owner.pk or team.memberships().filter(user=user).exists():
+        raise Conflict(f"{email} is already a member of this team", field="username")
+    seat = team.membership_model.objects.create(**{team.fk: team.target, "user": user, "role": chosen})
+    team._audit(principal, "invite", email, {"role": chosen.value})
+    from console.tasks import send_team_invite  # noqa: PLC0415 - tasks import services, not the reverse at load
+
+    transaction.on_commit(lambda: send_team_invite.delay(seat_kind=team.kind, seat_id=seat.pk))
+    return seat
+
+
+@transaction.atomic
+def team_set_role(*, principal: Principal, team: Team, username: str, role: object) -> MembershipBase:
+    if (username or "").strip().lower() == team.owner.email:
+        raise ValidationFailed("The owner's role cannot be changed", code="owner_immutable")
+    seat = team.seat(username)
+    if seat.user.is_programmatic:
+        raise ValidationFailed("API users have scopes, not roles", field="role")
+    seat.role = _role_or_error(role, default=None)
+    seat.save(update_fields=["role"])
+    team._audit(principal, "role", seat.user.email, {"role": seat.role})
+    return seat
+
+
+@transaction.atomic
+def team_remove(*, principal: Principal, team: Team, username: str) -> None:
+    if (username or "").strip().lower() == team.owner.email:
+        raise ValidationFailed("The owner cannot be removed from the team", code="owner_immutable")
+    seat = team.seat(username)
+    user = seat.user
+    seat.delete()
+    if user.is_programmatic:
+        user.delete()  # an API user exists only for its one team; its token goes with it
+    team._audit(principal, "remove", user.email)
+
+
+def _scopes_or_error(scopes: object) -> list[str]:
+    if isinstance(scopes, str):
+        scopes = [s for s in scopes.replace(",", " ").split() if s]
+    if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
+        raise ValidationFailed("scopes must be a non-empty list of scope names", field="scopes")
+    unknown = sorted(set(scopes) - KNOWN_SCOPES)
+    if unknown:
+        raise ValidationFailed(f"Unknown scopes: {', '.join(unknown)}", field="scopes")
+    return sorted(set(scopes))
+
+
+def _api_token(team: Team, user: User, scopes: list[str]) -> str:
+    AccessToken.objects.filter(user=user).delete()  # exactly one valid token per API user
+    issued = token_issue(kind=AccessToken.Kind.API_USER, user=user, client_name="api-user",
+                         product_id=team.product_id, account=team.account if team.product_id is None else None,
+                         scopes=scopes, expires_in=0, with_refresh=False)
+    return issued.access_token
+
+
+@transaction.atomic
+def api_user_create(*, principal: Principal, team: Team, friendly_name: object, scopes: object) -> tuple[User, str]:
+    name = str(friendly_name or "").strip()
+    if not name:
+        raise ValidationFailed("friendly_name is required", field="friendly_name")
+    if len(name) > 200:
+        raise ValidationFailed("friendly_name must be at most 200 characters", field="friendly_name")
+    chosen = _scopes_or_error(scopes)
+    email = f"{slugify(team.slug)[:40] or 'api'}+{secrets.token_hex(4)}@api.particle.io"
+    user = User.objects.create_user(email, None, kind=User.Kind.API, friendly_name=name)
+    team.membership_model.objects.create(**{team.fk: team.target, "user": user, "role": None, "scopes": chosen})
+    token = _api_token(team, user, chosen)
+    team._audit(principal, "api_user.create", email, {"scopes": chosen})
+    return user, token
+
+
+@transaction.atomic
+def api_user_update(*, principal: Principal, team: Team, username: str, friendly_name: object = None,
+                    scopes: object = None) -> tuple[User, str | None]:
+    """Rename and/or rescope; a scope change issues a new token and the old one stops working."""
+    seat = team.seat(username)
+    if not seat.user.is_programmatic:
+        raise ValidationFailed("Only API users have scopes; change a person's role instead", field="scopes")
+    user, new_token = seat.user, None
+    if friendly_name is not None:
+        name = str(friendly_name).strip()
+        if not name:
+            raise ValidationFailed("friendly_name must not be empty", field="friendly_name")
+        user.friendly_name = name[:200]
+        user.save(update_fields=["friendly_name"])
+    if scopes is not None:
+        chosen = _scopes_or_error(scopes)
+        if chosen != sorted(seat.scopes):
+            seat.scopes = chosen
+            seat.save(update_fields=["scopes"])
+            new_token = _api_token(team, user, chosen)
+    team._audit(principal, "api_user.update", user.email, {"scopes": seat.scopes})
+    return user, new_token
+
+
+@transaction.atomic
+def api_user_regenerate(*, principal: Principal, team: Team, username: str) -> tuple[User, str]:
+    seat = team.seat(username)
+    if not seat.user.is_programmatic:
+        raise NotFound(f"{username} is not an API user of this team")
+    token = _api_token(team, seat.user, list(seat.scopes))
+    team._audit(principal, "api_user.token", seat.user.email)
+    return seat.user, token
+
+
+def org_team(org: Account) -> Team:
+    from console.models import OrgMembership
+
+    return Team(kind="organization", target=org, membership_model=OrgMembership, fk="account",
+                owner=org.owner, slug=org.slug, account=org)

@@ -1,0 +1,34 @@
+"""Top-level routes: the API (Particle paths), the OpenAPI schema, the admin site and the console."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from console.api.errors import json_not_found, json_server_error
+from console.web.errors import page_not_found, server_error
+
+api_patterns = [
+    path("", include("console.api.urls")),
+    path("", include("products.api.urls")),
+]
+
+urlpatterns = [
+    *api_patterns,
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("admin/", admin.site.urls),
+    path("", include("console.web.urls")),
+]
+
+
+def handler404(request, exception=None):
+    if request.path.startswith(("/v1", "/oauth")):
+        return json_not_found(request, exception)
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith(("/v1", "/oauth")):
+        return json_server_error(request)
+    return server_error(request)

@@ -1,0 +1,142 @@
+"""API views for products, product teams and product OAuth clients."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from console import services as console_services
+from console.api.base import body, no_content, require_user
+from console.api.serializers import client_body
+from console.api.views import TeamMemberViewBase, TeamTokenViewBase, TeamViewBase, org_get
+from console.errors import Forbidden
+from console.models import Account, OAuthClient
+from console.services import sandbox_of
+from products import selectors, services
+from products.api.serializers import product_body
+
+
+def _product_input(request) -> dict:
+    data = body(request)
+    return data["product"] if isinstance(data.get("product"), dict) else data
+
+
+def _create(request, account: Account):
+    data = _product_input(request)
+    product = services.product_create(principal=request.auth, account=account, name=data.get("name"),
+                                      platform_id=data.get("platform_id"), description=data.get("description"),
+                                      slug=data.get("slug"), settings=data.get("settings"))
+    return Response({"product": product_body(product)}, status=201)
+
+
+class ProductListView(APIView):
+    """GET /v1/products — every product the caller can reach (sandbox and organizations)."""
+
+    @extend_schema(summary="List products you can reach", tags=["products"])
+    def get(self, request):
+        products = selectors.product_list(principal=request.auth)
+        return Response({"products": [product_body(p) for p in products]})
+
+
+class UserProductListView(APIView):
+    """GET|POST /v1/user/products — sandbox products (owned, or shared with you by their owner)."""
+
+    @extend_schema(summary="List sandbox products", tags=["products"])
+    def get(self, request):
+        products = selectors.product_list(principal=request.auth).filter(account__kind=Account.Kind.SANDBOX)
+        return Response({"products": [product_body(p) for p in products]})
+
+    @extend_schema(summary="Create a product in your sandbox", tags=["products"],
+                   description="Body `{product: {name, platform_id, description?, slug?, settings?}}` or the same flat.")
+    def post(self, request):
+        require_user(request.auth)
+        return _create(request, sandbox_of(request.auth.user))
+
+
+class OrgProductListView(APIView):
+    """GET|POST /v1/orgs/:org/products."""
+
+    @extend_schema(summary="List an organization's products", tags=["products"])
+    def get(self, request, org: str):
+        account = org_get(request.auth, org, None)
+        products = selectors.product_list(principal=request.auth, account=account)
+        return Response({"products": [product_body(p) for p in products]})
+
+    @extend_schema(summary="Create a product in an organization (Developer or above)", tags=["products"])
+    def post(self, request, org: str):
+        account = org_get(request.auth, org, "products:create")
+        return _create(request, account)
+
+
+class ProductDetailView(APIView):
+    """GET|PUT /v1/products/:p (id or slug). PUT changes name, description and settings (Administrator)."""
+
+    @extend_schema(summary="Get a product", tags=["products"])
+    def get(self, request, product: str):
+        found = selectors.product_get(principal=request.auth, ident=product, action="products:get")
+        return Response({"product": product_body(found)})
+
+    @extend_schema(summary="Update a product's name, description or settings", tags=["products"])
+    def put(self, request, product: str):
+        found = selectors.product_get(principal=request.auth, ident=product, action="products:update")
+        updated = services.product_update(principal=request.auth, product=found, data=body(request))
+        return Response({"product": product_body(updated)})
+
+
+class ProductTeamMixin:
+    def team(self, request, action: str, product: str, **kwargs):
+        found = selectors.product_get(principal=request.auth, ident=product, action=action)
+        return services.product_team(found)
+
+
+class ProductTeamView(ProductTeamMixin, TeamViewBase):
+    pass
+
+
+class ProductTeamMemberView(ProductTeamMixin, TeamMemberViewBase):
+    pass
+
+
+class ProductTeamTokenView(ProductTeamMixin, TeamTokenViewBase):
+    pass
+
+
+class ProductClientListView(APIView):
+    """GET|POST /v1/products/:p/clients."""
+
+    def get(self, request, product: str):
+        found = selectors.product_get(principal=request.auth, ident=product, action="clients:list")
+        clients = OAuthClient.objects.filter(product_id=found.pk)
+        return Response({"ok": True, "clients": [client_body(c) for c in clients]})
+
+    def post(self, request, product: str):
+        found = selectors.product_get(principal=request.auth, ident=product, action="clients:create")
+        data = body(request)
+        client, secret = console_services.client_create(
+            principal=request.auth, product_id=found.pk, product_slug=found.slug, name=data.get("name"),
+            type=data.get("type"), redirect_uri=data.get("redirect_uri"), scope=data.get("scope"))
+        return Response({"ok": True, "client": client_body(client, secret)}, status=201)
+
+
+class ProductClientDetailView(APIView):
+    """PUT|DELETE /v1/products/:p/clients/:clientId."""
+
+    def _client(self, request, product: str, client_id: str, action: str):
+        found = selectors.product_get(principal=request.auth, ident=product, action=action)
+        client = console_services.client_get_for_owner(client_id=client_id, product_id=found.pk)
+        if request.auth.kind == "product" and request.auth.token.client_id == client.pk and action == "clients:remove":
+            raise Forbidden("A product token cannot delete the client it was issued to")
+        return client
+
+    def put(self, request, product: str, client_id: str):
+        data = body(request)
+        client = console_services.client_update(principal=request.auth,
+                                                client=self._client(request, product, client_id, "clients:update"),
+                                                name=data.get("name"), scope=data.get("scope"))
+        return Response({"ok": True, "client": client_body(client)})
+
+    def delete(self, request, product: str, client_id: str):
+        console_services.client_delete(principal=request.auth,
+                                       client=self._client(request, product, client_id, "clients:remove"))
+        return no_content()

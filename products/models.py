@@ -1,0 +1,90 @@
+"""Products (one platform each, owned by a sandbox or an organization), their teams, and the platform list."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from console.models import Account, MembershipBase, OrgMembership, User
+from console.scoping import Principal, restrict_q
+
+
+class Platform(models.Model):
+    """A device platform, by Particle's numeric id (12 Argon, 13 Boron, 32 P2, ...)."""
+
+    class Connectivity(models.TextChoices):
+        CELLULAR = "cellular", "Cellular"
+        WIFI = "wifi", "Wi-Fi"
+
+    id = models.PositiveIntegerField(primary_key=True)
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=80)
+    connectivity = models.CharField(max_length=8, choices=Connectivity.choices)
+    generation = models.PositiveSmallIntegerField(default=3)
+    deprecated = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    @property
+    def is_cellular(self) -> bool:
+        return self.connectivity == self.Connectivity.CELLULAR
+
+
+class ProductQuerySet(models.QuerySet["Product"]):
+    def restrict(self, principal: Principal, action: str | None = None) -> "ProductQuerySet":
+        """Products `principal` may take `action` on (None: may see at all). The only way to list products."""
+        return self.filter(
+            restrict_q(
+                principal,
+                action,
+                account_field="account",
+                memberships=[(ProductMembership, "product", "pk"), (OrgMembership, "account", "account")],
+                self_product=True,
+            )
+        )
+
+
+class Product(models.Model):
+    """A fleet of devices of one platform, with its own team, groups, firmware, integrations and customers."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="products",
+                                help_text="The owner: a user's sandbox or an organization")
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="products")
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=120, unique=True)
+    description = models.TextField(blank=True)
+    quarantine = models.BooleanField(
+        default=True,
+        help_text="Unknown devices that present this product's id wait in quarantine; off = auto-approve",
+    )
+    location_opt_in = models.BooleanField(default=False)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProductQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("name"), name="product_name_unique_ci")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+
+class ProductMembership(MembershipBase):
+    """A member of one product's team (a person with a role, or a product-level API user)."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="memberships")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["product", "user"], name="one_product_seat_per_user")]
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.product} ({self.role_label})"

@@ -1,0 +1,169 @@
+"""Writes for products: create, settings, ownership moves, and the product team."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from console.errors import Conflict, Forbidden, ValidationFailed
+from console.models import AccessToken, Account, OAuthClient, User
+from console.roles import Role
+from console.scoping import Principal
+from console.services import audit_record
+from console.teams import Team
+from products.models import Platform, Product, ProductMembership
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,118}$")
+
+
+def product_team(product: Product) -> Team:
+    return Team(kind="product", target=product, membership_model=ProductMembership, fk="product",
+                owner=product.account.owner, slug=product.slug, product_id=product.pk, account=product.account)
+
+
+def _bool(value: object, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise ValidationFailed(f"{field} must be true or false", field=field)
+
+
+def _platform(value: object) -> Platform:
+    try:
+        platform_id = int(str(value))
+    except (TypeError, ValueError):
+        raise ValidationFailed("platform_id must be a number such as 13 (Boron) or 32 (P2)", field="platform_id")
+    platform = Platform.objects.filter(pk=platform_id).first()
+    if platform is None:
+        raise ValidationFailed(f"There is no platform with id {platform_id}", field="platform_id",
+                               code="invalid_platform")
+    return platform
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:100] or "product"
+    slug, n = base, 1
+    while Product.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def product_create(*, principal: Principal, account: Account, name: object, platform_id: object,
+                   description: object = "", slug: object = None, settings: dict | None = None) -> Product:
+    """Create a product owned by `account` (the caller's sandbox, or an org where they are Developer+)."""
+    name = str(name or "").strip()
+    if not name:
+        raise ValidationFailed("name is required", field="name")
+    if len(name) > 100:
+        raise ValidationFailed("name must be at most 100 characters", field="name")
+    platform = _platform(platform_id)
+    if Product.objects.filter(name__iexact=name).exists():
+        raise Conflict(f"A product named {name!r} already exists; product names are unique", field="name",
+                       code="name_taken")
+    if slug not in (None, ""):
+        slug = str(slug).strip().lower()
+        if not SLUG_RE.match(slug):
+            raise ValidationFailed("slug may hold only lowercase letters, digits and dashes", field="slug")
+        if Product.objects.filter(slug=slug).exists():
+            raise Conflict(f"The slug {slug!r} is taken", field="slug", code="slug_taken")
+    else:
+        slug = _unique_slug(name)
+    product = Product(account=account, platform=platform, name=name, slug=slug,
+                      description=str(description or "")[:5000],
+                      created_by=principal.user if principal.user and not principal.user.is_programmatic else None)
+    _apply_settings(product, settings or {})
+    try:
+        with transaction.atomic():
+            product.save()
+    except IntegrityError:  # a concurrent create took the name or slug first
+        raise Conflict("A product with that name or slug already exists", field="name", code="name_taken")
+    audit_record(principal=principal, action="product.create", target=product.slug, account=account,
+                 product_id=product.pk, data={"platform_id": platform.pk})
+    return product
+
+
+def _apply_settings(product: Product, settings: dict) -> None:
+    if not isinstance(settings, dict):
+        raise ValidationFailed("settings must be an object", field="settings")
+    if "quarantine" in settings:
+        product.quarantine = _bool(settings["quarantine"], "settings.quarantine")
+    location = settings.get("location")
+    if location is not None:
+        if not isinstance(location, dict):
+            raise ValidationFailed("settings.location must be an object", field="settings")
+        if "opt_in" in location:
+            product.location_opt_in = _bool(location["opt_in"], "settings.location.opt_in")
+
+
+@transaction.atomic
+def product_update(*, principal: Principal, product: Product, data: dict) -> Product:
+    """Rename, describe and change settings. The slug and platform are fixed once devices may exist."""
+    payload = data.get("product") if isinstance(data.get("product"), dict) else data
+    changed = {}
+    if "name" in payload:
+        name = str(payload["name"] or "").strip()
+        if not name or len(name) > 100:
+            raise ValidationFailed("name must be 1 to 100 characters", field="name")
+        if Product.objects.exclude(pk=product.pk).filter(name__iexact=name).exists():
+            raise Conflict(f"A product named {name!r} already exists", field="name", code="name_taken")
+        product.name = changed["name"] = name
+    if "description" in payload:
+        product.description = changed["description"] = str(payload["description"] or "")[:5000]
+    if "platform_id" in payload and str(payload["platform_id"]) != str(product.platform_id):
+        raise ValidationFailed("A product's platform cannot change", field="platform_id")
+    if "settings" in payload:
+        _apply_settings(product, payload["settings"])
+        changed["settings"] = payload["settings"]
+    product.save()
+    audit_record(principal=principal, action="product.update", target=product.slug, account=product.account,
+                 product_id=product.pk, data={"changed": sorted(changed)})
+    return product
+
+
+@transaction.atomic
+def product_move(*, principal: Principal | None, product: Product, to_account: Account) -> Product:
+    """Move a product to another owner (support staff): into an organization, or to another user's sandbox.
+
+    Devices, product tokens, OAuth clients, customers and webhooks all hang off the product id, which does
+    not change, so they keep working. The previous owner keeps access as an Administrator of the product
+    unless they already have a seat through the new owner.
+    """
+    if to_account.pk == product.account_id:
+        raise ValidationFailed("The product already belongs to that account", field="account")
+    previous = product.account
+    product.account = to_account
+    product.save(update_fields=["account", "updated_at"])
+    old_owner = previous.owner
+    if old_owner.pk != to_account.owner_id and not (
+        not to_account.is_sandbox and to_account.memberships.filter(user=old_owner).exists()
+    ):
+        ProductMembership.objects.get_or_create(product=product, user=old_owner,
+                                                defaults={"role": Role.ADMINISTRATOR})
+    # The new owner's own seat, if any, would only shadow their owner rights.
+    ProductMembership.objects.filter(product=product, user=to_account.owner).delete()
+    audit_record(principal=principal, action="product.move", target=product.slug, account=to_account,
+                 product_id=product.pk, data={"from": previous.slug, "to": to_account.slug})
+    return product
+
+
+@transaction.atomic
+def product_delete(*, principal: Principal, product: Product) -> None:
+    """Delete an empty product, with the credentials that name it by id."""
+    if not (principal.is_user and principal.user and product.account.owner_id == principal.user.pk):
+        raise Forbidden("Only the product's owner may delete it")
+    OAuthClient.objects.filter(product_id=product.pk).delete()
+    AccessToken.objects.filter(product_id=product.pk).delete()
+    programmatic = list(User.objects.filter(productmembership__product=product, kind=User.Kind.API))
+    audit_record(principal=principal, action="product.delete", target=product.slug, account=product.account,
+                 product_id=product.pk)
+    product.delete()
+    for user in programmatic:
+        user.delete()
