@@ -8,8 +8,10 @@ A file lock keeps two processes that start at the same moment from launching two
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,10 +27,19 @@ def _alive(socket_path: Path) -> bool:
         return False
 
 
+def socket_for(data_dir: Path) -> Path:
+    """The socket path; a unix socket path must stay under ~107 bytes, so deep checkouts use /tmp."""
+    path = data_dir / "redis.sock"
+    if len(str(path)) > 100:
+        digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:12]
+        path = Path(tempfile.gettempdir()) / f"cyan-redis-{digest}.sock"
+    return path
+
+
 def ensure_embedded_redis(data_dir: Path) -> Path:
     """Return the unix socket of a running embedded Redis in `data_dir`, starting it if needed."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    socket_path = data_dir / "redis.sock"
+    socket_path = socket_for(data_dir)
     if _alive(socket_path):
         return socket_path
     with open(data_dir / "redis.lock", "w") as lock:
@@ -65,7 +76,7 @@ def ensure_embedded_redis(data_dir: Path) -> Path:
 
 def stop_embedded_redis(data_dir: Path) -> bool:
     """Shut down the embedded server in `data_dir`, if one runs. Returns True if one was stopped."""
-    socket_path = data_dir / "redis.sock"
+    socket_path = socket_for(data_dir)
     if not _alive(socket_path):
         return False
     try:

@@ -18,3 +18,13 @@ PLATFORMS = [
     (32, "p2", "P2 / Photon 2", "wifi", 4, False),
     (35, "msom", "M SoM (M-Series)", "cellular", 4, False),
 ]
+
+
+def load_platforms(platform_model=None) -> None:
+    """Insert or refresh the catalogue (the data migration and test setup both call this)."""
+    if platform_model is None:
+        from products.models import Platform as platform_model
+    for pid, slug, name, connectivity, generation, deprecated in PLATFORMS:
+        platform_model.objects.update_or_create(
+            id=pid, defaults=dict(slug=slug, name=name, connectivity=connectivity, generation=generation,
+                                  deprecated=deprecated))

@@ -39,6 +39,18 @@ def _clean_cache():
 
 
 @pytest.fixture(autouse=True)
+def _platform_catalogue(request):
+    """Transactional tests flush every table, the data migration's platform list included: reload it."""
+    uses_db = request.node.get_closest_marker("django_db") is not None or bool(
+        {"db", "transactional_db", "live_server"} & set(request.fixturenames))
+    if uses_db:
+        request.getfixturevalue("_django_db_helper")
+        from products.platforms import load_platforms
+
+        load_platforms()
+
+
+@pytest.fixture(autouse=True)
 def _email_backend(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 

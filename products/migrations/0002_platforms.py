@@ -2,13 +2,9 @@ from django.db import migrations
 
 
 def load(apps, schema_editor):
-    from products.platforms import PLATFORMS
+    from products.platforms import load_platforms
 
-    Platform = apps.get_model("products", "Platform")
-    for pid, slug, name, connectivity, generation, deprecated in PLATFORMS:
-        Platform.objects.update_or_create(
-            id=pid, defaults=dict(slug=slug, name=name, connectivity=connectivity, generation=generation,
-                                  deprecated=deprecated))
+    load_platforms(apps.get_model("products", "Platform"))
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make run` (set up everything, start web + worker + beat with a demo
+# account) and `make test`. Both create the virtualenv on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+export PATH := $(abspath $(BIN)):$(PATH)
+CYAN_PORT ?= 8000
+export CYAN_PORT
+
+.PHONY: run test install migrate demo clean-data stop-redis
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+demo: migrate
+	$(BIN)/python manage.py seed_demo
+
+run: demo
+	@echo ""
+	@echo "  Cyan is starting: http://127.0.0.1:$(CYAN_PORT)/   (API docs: /api/docs/, admin: /admin/)"
+	@echo "  Demo sign-in:     demo@cyan.test / cyan-demo-password"
+	@echo "  Stop with Ctrl-C."
+	@echo ""
+	$(BIN)/honcho --procfile Procfile start
+
+# CYAN_DATA_DIR keeps the test run's SQLite file, embedded Redis and mail apart from `make run`'s.
+test: install
+	CYAN_DATA_DIR=$${CYAN_DATA_DIR:-var/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+stop-redis:
+	$(BIN)/python -c "from pathlib import Path; from console.embedded_redis import stop_embedded_redis as s; s(Path('var').resolve()); s(Path('var/test').resolve())"
+
+clean-data: stop-redis
+	rm -rf var

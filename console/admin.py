@@ -1,0 +1,85 @@
+"""Admin site for support staff: every model searchable and filterable."""
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from console.models import AccessToken, Account, AuditEntry, OAuthClient, OrgMembership, RefreshToken, User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "kind", "first_name", "last_name", "is_staff", "is_active", "date_joined"]
+    list_filter = ["kind", "is_staff", "is_active", "business_account"]
+    search_fields = ["email", "first_name", "last_name", "company_name", "friendly_name"]
+    fieldsets = [
+        (None, {"fields": ["email", "password", "kind", "friendly_name"]}),
+        ("Profile", {"fields": ["first_name", "last_name", "company_name", "business_account"]}),
+        ("Access", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        ("Dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+
+
+class OrgMembershipInline(admin.TabularInline):
+    model = OrgMembership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "slug", "owner", "created_at"]
+    list_filter = ["kind", "created_at"]
+    search_fields = ["name", "slug", "owner__email"]
+    autocomplete_fields = ["owner"]
+    inlines = [OrgMembershipInline]
+
+
+@admin.register(OrgMembership)
+class OrgMembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "account", "role", "created_at"]
+    list_filter = ["role", "account__kind"]
+    search_fields = ["user__email", "account__name", "account__slug"]
+    autocomplete_fields = ["user", "account"]
+
+
+@admin.register(OAuthClient)
+class OAuthClientAdmin(admin.ModelAdmin):
+    list_display = ["client_id", "name", "type", "owner", "product_id", "created_at"]
+    list_filter = ["type", "created_at"]
+    search_fields = ["client_id", "name", "owner__email", "product_id"]
+    readonly_fields = ["secret_hash"]
+    autocomplete_fields = ["owner", "created_by"]
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "kind", "user", "client_name", "product_id", "created_at", "expires_at", "last_used_at"]
+    list_filter = ["kind", "created_at", "expires_at"]
+    search_fields = ["prefix", "user__email", "client_name", "product_id"]
+    readonly_fields = ["token_hash", "prefix", "created_at", "last_used_at"]
+    autocomplete_fields = ["user", "client", "account"]
+
+
+@admin.register(RefreshToken)
+class RefreshTokenAdmin(admin.ModelAdmin):
+    list_display = ["access_token", "expires_at", "used_at"]
+    list_filter = ["expires_at", "used_at"]
+    search_fields = ["access_token__prefix", "access_token__user__email"]
+    readonly_fields = ["token_hash"]
+    raw_id_fields = ["access_token"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor_label", "action", "target", "account", "product_id"]
+    list_filter = ["action", "created_at"]
+    search_fields = ["actor_label", "action", "target", "product_id"]
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
