@@ -104,8 +104,12 @@ ACTION_MIN_ROLE: dict[str, Role] = {
 }
 
 # Actions a product bearer token (product OAuth client + client_credentials) may take on its product:
-# everything a Developer may do, but never team or settings management.
-PRODUCT_TOKEN_ACTIONS = frozenset(a for a, r in ACTION_MIN_ROLE.items() if RANK[r] <= RANK[_D])
+# a Developer's device, fleet and customer work — but not the team (whose emails it must not read) nor the
+# OAuth clients (a leaked token could mint a fresh client that outlives its own revocation).
+PRODUCT_TOKEN_ACTIONS = frozenset(
+    a for a, r in ACTION_MIN_ROLE.items()
+    if RANK[r] <= RANK[_D] and not a.startswith("teams.") and a not in ("clients:create", "clients:update", "clients:remove")
+)
 
 # Scopes an API user may be given (particle-api.md §4). Unknown scopes are refused at creation.
 KNOWN_SCOPES = frozenset(ACTION_MIN_ROLE) | frozenset(

@@ -3,7 +3,6 @@ typed errors of `console.errors` when it refuses; the API, console, admin and ta
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from console.models import (
 )
 from console.roles import Role
 from console.scoping import Principal
+from console import validation
 
 # Clients that need no registration (particle-api.md Part B §0.3): any of them may use the password grant.
 BUILTIN_CLIENTS = {
@@ -81,7 +81,7 @@ def audit_record(
 
 
 def _unique_account_slug(base: str) -> str:
-    base = slugify(base)[:80] or "account"
+    base = validation.safe_auto_slug(slugify(base)[:80], "account")
     slug = base
     while Account.objects.filter(slug=slug).exists():
         slug = f"{base}-{secrets.token_hex(2)}"
@@ -160,22 +160,16 @@ def user_update(*, user: User, data: dict) -> dict:
 @transaction.atomic
 def org_create(*, creator: User, name: str, slug: str | None = None) -> Account:
     """Create an organization; its creator becomes Administrator (Owner)."""
-    name = (name or "").strip()
-    if not name:
-        raise ValidationFailed("name is required", field="name")
-    if len(name) > 100:
-        raise ValidationFailed("name must be at most 100 characters", field="name")
+    name = validation.text(name, field="name", max_length=100)
     if creator.is_programmatic:
         raise Forbidden("API users cannot create organizations")
-    if slug:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,99}", slug):
-            raise ValidationFailed("slug may hold only lowercase letters, digits and dashes", field="slug")
+    if slug not in (None, ""):
+        slug = validation.slug(slug)
         if Account.objects.filter(slug=slug).exists():
             raise Conflict(f"The slug {slug!r} is taken", field="slug")
     else:
         slug = _unique_account_slug(name)
-    if Account.objects.filter(kind=Account.Kind.ORGANIZATION, name__iexact=name).exists():
-        raise Conflict(f"An organization named {name!r} already exists", field="name")
+    # Names need not be unique (the slug is): refusing a name would tell a stranger that an org exists.
     org = Account.objects.create(kind=Account.Kind.ORGANIZATION, name=name, slug=slug, owner=creator)
     OrgMembership.objects.create(account=org, user=creator, role=Role.ADMINISTRATOR)
     audit_record(principal=Principal.for_user(creator), action="org.create", target=org.slug, account=org)
@@ -199,13 +193,19 @@ class IssuedToken:
         return out
 
 
+MAX_TOKEN_SECONDS = 10 * 365 * 24 * 3600
+
+
 def _expiry(expires_in: object, expires_at: object) -> datetime | None:
     """Particle's `expires_in` (seconds, 0 = never) or `expires_at` (ISO-8601); default 90 days."""
     now = timezone.now()
     if expires_at not in (None, ""):
         from django.utils.dateparse import parse_datetime
 
-        parsed = parse_datetime(str(expires_at))
+        try:
+            parsed = parse_datetime(str(expires_at))
+        except ValueError:  # well-formed but impossible, e.g. month 13
+            parsed = None
         if parsed is None:
             raise ValidationFailed("expires_at must be an ISO-8601 date and time", field="expires_at")
         if timezone.is_naive(parsed):
@@ -221,6 +221,9 @@ def _expiry(expires_in: object, expires_at: object) -> datetime | None:
         raise ValidationFailed("expires_in must be a whole number of seconds (0 = never)", field="expires_in")
     if seconds < 0:
         raise ValidationFailed("expires_in must not be negative", field="expires_in")
+    if seconds > MAX_TOKEN_SECONDS:
+        raise ValidationFailed("expires_in may be at most 10 years (use 0 for a token that never expires)",
+                               field="expires_in")
     return None if seconds == 0 else now + timedelta(seconds=seconds)
 
 
@@ -350,12 +353,7 @@ CLIENT_SCOPES = {"", "customers:create", "*:*", "none"}
 def _client_fields(*, name: object, type_: object, redirect_uri: object, scope: object, partial: bool) -> dict:
     out: dict = {}
     if name is not None or not partial:
-        name = str(name or "").strip()
-        if not name:
-            raise ValidationFailed("name is required", field="name")
-        if len(name) > 200:
-            raise ValidationFailed("name must be at most 200 characters", field="name")
-        out["name"] = name
+        out["name"] = validation.text(name, field="name", max_length=200)
     if type_ is not None or not partial:
         if type_ not in (OAuthClient.Type.INSTALLED, OAuthClient.Type.WEB):
             raise ValidationFailed("type must be 'installed' or 'web'", field="type")
@@ -363,15 +361,16 @@ def _client_fields(*, name: object, type_: object, redirect_uri: object, scope: 
     if redirect_uri not in (None, ""):
         from django.core.validators import URLValidator
 
+        redirect_uri = validation.text(redirect_uri, field="redirect_uri", max_length=200)
         try:
-            URLValidator()(str(redirect_uri))
+            URLValidator()(redirect_uri)
         except DjangoValidationError:
             raise ValidationFailed("redirect_uri must be a URL", field="redirect_uri")
         out["redirect_uri"] = str(redirect_uri)
     if not partial and out.get("type") == OAuthClient.Type.WEB and not out.get("redirect_uri"):
         raise ValidationFailed("redirect_uri is required for web clients", field="redirect_uri")
     if scope is not None:
-        scope = " ".join(str(scope).split())
+        scope = " ".join(validation.text(scope, field="scope", max_length=200, required=False).split())
         if any(s not in CLIENT_SCOPES for s in scope.split()):
             raise ValidationFailed("scope may be 'customers:create', '*:*' or 'none'", field="scope")
         out["scope"] = "" if scope == "none" else scope
@@ -385,6 +384,7 @@ def client_create(*, principal: Principal, name: object, type: object, redirect_
     """Create a client; the secret is returned here and never again."""
     fields = _client_fields(name=name, type_=type, redirect_uri=redirect_uri, scope=scope, partial=False)
     base = slugify(product_slug or fields["name"])[:60] or "client"
+
     client_id = f"{base}-{secrets.token_hex(4)}"
     secret = new_token()
     client = OAuthClient.objects.create(client_id=client_id, secret_hash=hash_secret(secret), owner=owner,

@@ -14,7 +14,8 @@ from typing import Any
 from django.db import transaction
 from django.utils.text import slugify
 
-from console.errors import Conflict, NotFound, ValidationFailed
+from console import validation
+from console.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from console.models import AccessToken, Account, MembershipBase, User
 from console.roles import KNOWN_SCOPES, OWNER_LABEL, ROLE_IDS, Role, parse_role
 from console.scoping import Principal
@@ -101,9 +102,7 @@ def _role_or_error(value: object, *, default: Role | None) -> Role:
 @transaction.atomic
 def team_invite(*, principal: Principal, team: Team, username: object, role: object = None) -> MembershipBase:
     """Add an existing user to the team. api-js sends no role: they join as Developer, Particle's default."""
-    email = str(username or "").strip().lower()
-    if not email:
-        raise ValidationFailed("username (the invitee's email) is required", field="username")
+    email = validation.text(username, field="username", max_length=254).lower()
     chosen = _role_or_error(role, default=Role.DEVELOPER)
     user = User.objects.filter(email=email, kind=User.Kind.HUMAN).first()
     if user is None:
@@ -119,10 +118,14 @@ def team_invite(*, principal: Principal, team: Team, username: object, role: obj
     return seat
 
 
+def ensure_not_owner(team: Team, username: str, what: str) -> None:
+    if (username or "").strip().lower() == team.owner.email:
+        raise ValidationFailed(f"The owner {what}", code="owner_immutable")
+
+
 @transaction.atomic
 def team_set_role(*, principal: Principal, team: Team, username: str, role: object) -> MembershipBase:
-    if (username or "").strip().lower() == team.owner.email:
-        raise ValidationFailed("The owner's role cannot be changed", code="owner_immutable")
+    ensure_not_owner(team, username, "keeps the Administrator (Owner) role")
     seat = team.seat(username)
     if seat.user.is_programmatic:
         raise ValidationFailed("API users have scopes, not roles", field="role")
@@ -134,8 +137,7 @@ def team_set_role(*, principal: Principal, team: Team, username: str, role: obje
 
 @transaction.atomic
 def team_remove(*, principal: Principal, team: Team, username: str) -> None:
-    if (username or "").strip().lower() == team.owner.email:
-        raise ValidationFailed("The owner cannot be removed from the team", code="owner_immutable")
+    ensure_not_owner(team, username, "cannot be removed from the team")
     seat = team.seat(username)
     user = seat.user
     seat.delete()
@@ -144,7 +146,7 @@ def team_remove(*, principal: Principal, team: Team, username: str) -> None:
     team._audit(principal, "remove", user.email)
 
 
-def _scopes_or_error(scopes: object) -> list[str]:
+def _scopes_or_error(scopes: object, principal: Principal) -> list[str]:
     if isinstance(scopes, str):
         scopes = [s for s in scopes.replace(",", " ").split() if s]
     if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
@@ -152,6 +154,10 @@ def _scopes_or_error(scopes: object) -> list[str]:
     unknown = sorted(set(scopes) - KNOWN_SCOPES)
     if unknown:
         raise ValidationFailed(f"Unknown scopes: {', '.join(unknown)}", field="scopes")
+    if principal.kind == "api_user":
+        beyond = sorted(set(scopes) - principal.scopes)
+        if beyond:  # an API user may hand out only what it holds itself
+            raise Forbidden(f"You cannot grant scopes you do not hold: {', '.join(beyond)}")
     return sorted(set(scopes))
 
 
@@ -165,12 +171,8 @@ def _api_token(team: Team, user: User, scopes: list[str]) -> str:
 
 @transaction.atomic
 def api_user_create(*, principal: Principal, team: Team, friendly_name: object, scopes: object) -> tuple[User, str]:
-    name = str(friendly_name or "").strip()
-    if not name:
-        raise ValidationFailed("friendly_name is required", field="friendly_name")
-    if len(name) > 200:
-        raise ValidationFailed("friendly_name must be at most 200 characters", field="friendly_name")
-    chosen = _scopes_or_error(scopes)
+    name = validation.text(friendly_name, field="friendly_name", max_length=200)
+    chosen = _scopes_or_error(scopes, principal)
     email = f"{slugify(team.slug)[:40] or 'api'}+{secrets.token_hex(4)}@api.particle.io"
     user = User.objects.create_user(email, None, kind=User.Kind.API, friendly_name=name)
     team.membership_model.objects.create(**{team.fk: team.target, "user": user, "role": None, "scopes": chosen})
@@ -188,13 +190,10 @@ def api_user_update(*, principal: Principal, team: Team, username: str, friendly
         raise ValidationFailed("Only API users have scopes; change a person's role instead", field="scopes")
     user, new_token = seat.user, None
     if friendly_name is not None:
-        name = str(friendly_name).strip()
-        if not name:
-            raise ValidationFailed("friendly_name must not be empty", field="friendly_name")
-        user.friendly_name = name[:200]
+        user.friendly_name = validation.text(friendly_name, field="friendly_name", max_length=200)
         user.save(update_fields=["friendly_name"])
     if scopes is not None:
-        chosen = _scopes_or_error(scopes)
+        chosen = _scopes_or_error(scopes, principal)
         if chosen != sorted(seat.scopes):
             seat.scopes = chosen
             seat.save(update_fields=["scopes"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
@@ -11,12 +9,10 @@ from console.errors import Conflict, Forbidden, ValidationFailed
 from console.models import AccessToken, Account, OAuthClient, User
 from console.roles import Role
 from console.scoping import Principal
+from console import validation
 from console.services import audit_record
 from console.teams import Team
 from products.models import Platform, Product, ProductMembership
-
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,118}$")
-
 
 def product_team(product: Product) -> Team:
     return Team(kind="product", target=product, membership_model=ProductMembership, fk="product",
@@ -47,7 +43,7 @@ def _platform(value: object) -> Platform:
 
 
 def _unique_slug(name: str) -> str:
-    base = slugify(name)[:100] or "product"
+    base = validation.safe_auto_slug(slugify(name)[:100], "product")
     slug, n = base, 1
     while Product.objects.filter(slug=slug).exists():
         n += 1
@@ -59,25 +55,21 @@ def _unique_slug(name: str) -> str:
 def product_create(*, principal: Principal, account: Account, name: object, platform_id: object,
                    description: object = "", slug: object = None, settings: dict | None = None) -> Product:
     """Create a product owned by `account` (the caller's sandbox, or an org where they are Developer+)."""
-    name = str(name or "").strip()
-    if not name:
-        raise ValidationFailed("name is required", field="name")
-    if len(name) > 100:
-        raise ValidationFailed("name must be at most 100 characters", field="name")
+    name = validation.text(name, field="name", max_length=100)
+    description = validation.text(description, field="description", max_length=5000, required=False,
+                                  multiline=True)
     platform = _platform(platform_id)
     if Product.objects.filter(name__iexact=name).exists():
         raise Conflict(f"A product named {name!r} already exists; product names are unique", field="name",
                        code="name_taken")
     if slug not in (None, ""):
-        slug = str(slug).strip().lower()
-        if not SLUG_RE.match(slug):
-            raise ValidationFailed("slug may hold only lowercase letters, digits and dashes", field="slug")
+        slug = validation.slug(slug, max_length=120)
         if Product.objects.filter(slug=slug).exists():
             raise Conflict(f"The slug {slug!r} is taken", field="slug", code="slug_taken")
     else:
         slug = _unique_slug(name)
     product = Product(account=account, platform=platform, name=name, slug=slug,
-                      description=str(description or "")[:5000],
+                      description=description,
                       created_by=principal.user if principal.user and not principal.user.is_programmatic else None)
     _apply_settings(product, settings or {})
     try:
@@ -109,14 +101,13 @@ def product_update(*, principal: Principal, product: Product, data: dict) -> Pro
     payload = data.get("product") if isinstance(data.get("product"), dict) else data
     changed = {}
     if "name" in payload:
-        name = str(payload["name"] or "").strip()
-        if not name or len(name) > 100:
-            raise ValidationFailed("name must be 1 to 100 characters", field="name")
+        name = validation.text(payload["name"], field="name", max_length=100)
         if Product.objects.exclude(pk=product.pk).filter(name__iexact=name).exists():
             raise Conflict(f"A product named {name!r} already exists", field="name", code="name_taken")
         product.name = changed["name"] = name
     if "description" in payload:
-        product.description = changed["description"] = str(payload["description"] or "")[:5000]
+        product.description = changed["description"] = validation.text(
+            payload["description"], field="description", max_length=5000, required=False, multiline=True)
     if "platform_id" in payload and str(payload["platform_id"]) != str(product.platform_id):
         raise ValidationFailed("A product's platform cannot change", field="platform_id")
     if "settings" in payload:
@@ -142,11 +133,10 @@ def product_move(*, principal: Principal | None, product: Product, to_account: A
     product.account = to_account
     product.save(update_fields=["account", "updated_at"])
     old_owner = previous.owner
-    if old_owner.pk != to_account.owner_id and not (
-        not to_account.is_sandbox and to_account.memberships.filter(user=old_owner).exists()
-    ):
-        ProductMembership.objects.get_or_create(product=product, user=old_owner,
-                                                defaults={"role": Role.ADMINISTRATOR})
+    if old_owner.pk != to_account.owner_id:
+        # An org seat may be lower than what they had as owner: keep Administrator on this product.
+        ProductMembership.objects.update_or_create(product=product, user=old_owner,
+                                                   defaults={"role": Role.ADMINISTRATOR})
     # The new owner's own seat, if any, would only shadow their owner rights.
     ProductMembership.objects.filter(product=product, user=to_account.owner).delete()
     audit_record(principal=principal, action="product.move", target=product.slug, account=to_account,

@@ -27,6 +27,7 @@ from console.teams import (
     api_user_create,
     api_user_regenerate,
     api_user_update,
+    ensure_not_owner,
     org_team,
     team_entries,
     team_invite,
@@ -299,7 +300,10 @@ class TeamMemberViewBase(APIView):
     def put(self, request, username: str, **kwargs):
         data = body(request)
         team = self.team(request, "teams.users:update", **kwargs)
+        ensure_not_owner(team, username, "keeps the Administrator (Owner) role")
         seat = team.seat(username)
+        if seat.user.is_programmatic and "role" in data:
+            raise ValidationFailed("API users have scopes, not roles", field="role")
         if seat.user.is_programmatic:
             user, token = api_user_update(principal=request.auth, team=team, username=username,
                                           friendly_name=data.get("friendly_name"), scopes=data.get("scopes"))

@@ -10,7 +10,6 @@ from console import services as console_services
 from console.api.base import body, no_content, require_user
 from console.api.serializers import client_body
 from console.api.views import TeamMemberViewBase, TeamTokenViewBase, TeamViewBase, org_get
-from console.errors import Forbidden
 from console.models import Account, OAuthClient
 from console.services import sandbox_of
 from products import selectors, services
@@ -124,10 +123,7 @@ class ProductClientDetailView(APIView):
 
     def _client(self, request, product: str, client_id: str, action: str):
         found = selectors.product_get(principal=request.auth, ident=product, action=action)
-        client = console_services.client_get_for_owner(client_id=client_id, product_id=found.pk)
-        if request.auth.kind == "product" and request.auth.token.client_id == client.pk and action == "clients:remove":
-            raise Forbidden("A product token cannot delete the client it was issued to")
-        return client
+        return console_services.client_get_for_owner(client_id=client_id, product_id=found.pk)
 
     def put(self, request, product: str, client_id: str):
         data = body(request)
