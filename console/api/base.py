@@ -37,8 +37,8 @@ def param(request: Request, name: str, default=None):
 
 def require_user(principal: Principal) -> None:
     if not principal.is_user or principal.user is None:
-        kind = "API users" if principal.kind == "api_user" else f"{principal.kind.replace('_', ' ')} tokens"
-        raise NotForThisToken(f"{kind.capitalize()} are not allowed to call this endpoint")
+        kind = "API users" if principal.kind == "api_user" else f"{principal.kind.capitalize()} tokens"
+        raise NotForThisToken(f"{kind} are not allowed to call this endpoint")
 
 
 def no_content() -> Response:
