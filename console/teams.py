@@ -44,6 +44,13 @@ class Team:
             raise NotFound(f"{username} is not a member of this team")
         return seat
 
+    def require(self, principal: Principal | None, action: str) -> None:
+        """Defence in depth: every door checks access first, but a team service refuses on its own too."""
+        if principal is None:
+            return  # support staff (admin) and system tasks
+        if not type(self.target).objects.restrict(principal, action).filter(pk=self.target.pk).exists():
+            raise Forbidden("You may not change this team")
+
     def _audit(self, principal: Principal, action: str, target: str, data: dict | None = None) -> None:
         audit_record(principal=principal, action=f"team.{action}", target=target, account=self.account,
                      product_id=self.product_id, data=data)
@@ -102,6 +109,7 @@ def _role_or_error(value: object, *, default: Role | None) -> Role:
 @transaction.atomic
 def team_invite(*, principal: Principal, team: Team, username: object, role: object = None) -> MembershipBase:
     """Add an existing user to the team. api-js sends no role: they join as Developer, Particle's default."""
+    team.require(principal, "teams.users:invite")
     email = validation.text(username, field="username", max_length=254).lower()
     chosen = _role_or_error(role, default=Role.DEVELOPER)
     user = User.objects.filter(email=email, kind=User.Kind.HUMAN).first()
@@ -125,6 +133,7 @@ def ensure_not_owner(team: Team, username: str, what: str) -> None:
 
 @transaction.atomic
 def team_set_role(*, principal: Principal, team: Team, username: str, role: object) -> MembershipBase:
+    team.require(principal, "teams.users:update")
     ensure_not_owner(team, username, "keeps the Administrator (Owner) role")
     seat = team.seat(username)
     if seat.user.is_programmatic:
@@ -137,6 +146,7 @@ def team_set_role(*, principal: Principal, team: Team, username: str, role: obje
 
 @transaction.atomic
 def team_remove(*, principal: Principal, team: Team, username: str) -> None:
+    team.require(principal, "teams.users:remove")
     ensure_not_owner(team, username, "cannot be removed from the team")
     seat = team.seat(username)
     user = seat.user
@@ -171,6 +181,7 @@ def _api_token(team: Team, user: User, scopes: list[str]) -> str:
 
 @transaction.atomic
 def api_user_create(*, principal: Principal, team: Team, friendly_name: object, scopes: object) -> tuple[User, str]:
+    team.require(principal, "teams.users:invite")
     name = validation.text(friendly_name, field="friendly_name", max_length=200)
     chosen = _scopes_or_error(scopes, principal)
     email = f"{slugify(team.slug)[:40] or 'api'}+{secrets.token_hex(4)}@api.particle.io"
@@ -185,6 +196,7 @@ def api_user_create(*, principal: Principal, team: Team, friendly_name: object, 
 def api_user_update(*, principal: Principal, team: Team, username: str, friendly_name: object = None,
                     scopes: object = None) -> tuple[User, str | None]:
     """Rename and/or rescope; a scope change issues a new token and the old one stops working."""
+    team.require(principal, "teams.users:update")
     seat = team.seat(username)
     if not seat.user.is_programmatic:
         raise ValidationFailed("Only API users have scopes; change a person's role instead", field="scopes")
@@ -204,6 +216,7 @@ def api_user_update(*, principal: Principal, team: Team, username: str, friendly
 
 @transaction.atomic
 def api_user_regenerate(*, principal: Principal, team: Team, username: str) -> tuple[User, str]:
+    team.require(principal, "teams.users:update")
     seat = team.seat(username)
     if not seat.user.is_programmatic:
         raise NotFound(f"{username} is not an API user of this team")

@@ -55,6 +55,8 @@ def _unique_slug(name: str) -> str:
 def product_create(*, principal: Principal, account: Account, name: object, platform_id: object,
                    description: object = "", slug: object = None, settings: dict | None = None) -> Product:
     """Create a product owned by `account` (the caller's sandbox, or an org where they are Developer+)."""
+    if not Account.objects.restrict(principal, "products:create").filter(pk=account.pk).exists():
+        raise Forbidden("You may not create products in this account")
     name = validation.text(name, field="name", max_length=100)
     description = validation.text(description, field="description", max_length=5000, required=False,
                                   multiline=True)

@@ -1,13 +1,28 @@
-"""Template context for the console shell: the account switcher's entries and the current account."""
+"""Template context for the console shell: the account switcher's entries, the current account, and the
+sidebar of the current account (pages of a product or an org pass their own `place`)."""
+
+from __future__ import annotations
+
+from django.utils.functional import SimpleLazyObject
 
 from console.models import Account
+from console.web.nav import account_place
+
+
+def _switcher(principal) -> list[Account]:
+    accounts = list(Account.objects.restrict(principal).select_related("owner").order_by("kind", "name"))
+    sandbox = [a for a in accounts if a.is_sandbox and a.owner_id == principal.user.pk]
+    orgs = sorted((a for a in accounts if not a.is_sandbox), key=lambda a: a.name.lower())
+    return sandbox + orgs
 
 
 def shell(request) -> dict:
     principal = getattr(request, "principal", None)
     if principal is None:
         return {}
-    accounts = list(Account.objects.restrict(principal).select_related("owner").order_by("kind", "name"))
-    sandbox = [a for a in accounts if a.is_sandbox and a.owner_id == principal.user.pk]
-    orgs = [a for a in accounts if not a.is_sandbox]
-    return {"switcher_accounts": sandbox + orgs, "current_account": request.current_account}
+    # Lazy: htmx partials render without the shell and should not pay for its queries.
+    return {
+        "switcher_accounts": SimpleLazyObject(lambda: _switcher(principal)),
+        "current_account": request.current_account,
+        "place": SimpleLazyObject(lambda: account_place(request.current_account)),
+    }

@@ -1,0 +1,62 @@
+"""What every console view shares: the sign-in guard, typed service errors turned into pages and form
+errors, and the organization lookup (404 for outsiders, 403 for a role that may not act)."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django import forms
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from console.errors import Forbidden, NotFound, ServiceError
+from console.models import Account
+
+
+def console_view(view):
+    """Signed-in people only; a service's NotFound becomes the 404 page and Forbidden the 403 page."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if getattr(request, "principal", None) is None:
+            return redirect_to_login(request.get_full_path())
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(exc.description) from exc
+        except Forbidden as exc:
+            raise PermissionDenied(exc.description) from exc
+
+    return wrapper
+
+
+def enter_account(request, account: Account | None) -> None:
+    """Make the switcher show the account whose page this is, when the user can see that account."""
+    if account is None or not Account.objects.restrict(request.principal).filter(pk=account.pk).exists():
+        return
+    request.current_account = account
+    if request.session.get("account_id") != account.pk:
+        request.session["account_id"] = account.pk
+
+
+def org_get(request, slug: str, action: str | None = None) -> Account:
+    """The organization by slug: NotFound unless the user has a seat, Forbidden if the role may not `action`."""
+    visible = Account.objects.restrict(request.principal).filter(kind=Account.Kind.ORGANIZATION)
+    org = visible.select_related("owner").filter(slug=slug).first()
+    if org is None:
+        raise NotFound(f"Organization {slug} not found")
+    if action and not org_allows(request, org, action):
+        raise Forbidden("Your role in this organization does not allow this action")
+    enter_account(request, org)
+    return org
+
+
+def org_allows(request, org: Account, action: str) -> bool:
+    return Account.objects.restrict(request.principal, action).filter(pk=org.pk).exists()
+
+
+def form_error(form: forms.Form, exc: ServiceError, fields: dict[str, str] | None = None) -> None:
+    """Show a service's refusal on the field it names (mapped through `fields`), else above the form."""
+    name = (fields or {}).get(exc.field or "", exc.field)
+    form.add_error(name if name in form.fields else None, exc.description)

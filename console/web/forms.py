@@ -1,0 +1,111 @@
+"""Input forms of the console's accounts half. They check shape only; the services decide the rest."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from console import services
+from console.models import OAuthClient
+from console.roles import KNOWN_SCOPES, Role
+
+
+class LoginForm(AuthenticationForm):
+    """Email and password through the same service as /oauth/token: people only, with the lockout."""
+
+    username = forms.EmailField(label="Email", widget=forms.EmailInput(
+        attrs={"autocomplete": "email", "autofocus": True, "placeholder": "you@example.com"}))
+    password = forms.CharField(label="Password", strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if username and password:
+            ip = self.request.META.get("REMOTE_ADDR", "unknown") if self.request else "unknown"
+            try:
+                self.user_cache = services.authenticate_password(username=username, password=password, ip=ip)
+            except services.LockedOut as exc:
+                raise forms.ValidationError(exc.description, code="locked_out")
+            except services.InvalidGrant:
+                raise forms.ValidationError("That email and password do not match an account.", code="invalid_login")
+        return self.cleaned_data
+
+
+class OrgCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Shown in the account switcher and to your team.")
+    slug = forms.CharField(max_length=100, required=False, label="Slug",
+                           help_text="Used in URLs and the API (/v1/orgs/<slug>). Leave empty to derive it from the name.")
+
+
+EXPIRY_CHOICES = [
+    ("3600", "1 hour"),
+    ("86400", "1 day"),
+    ("2592000", "30 days"),
+    ("7776000", "90 days"),
+    ("0", "Never expires"),
+]
+
+
+class TokenCreateForm(forms.Form):
+    expires_in = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="7776000", label="Expires after",
+                                   help_text="The token can do everything your account can. Prefer short lifetimes.")
+
+
+class ClientCreateForm(forms.Form):
+    SCOPE_CHOICES = [
+        ("", "Full access (as the product)"),
+        ("customers:create", "Create customers only (two-legged shadow customers)"),
+    ]
+
+    name = forms.CharField(max_length=200, help_text="A name that tells you where this client is used.")
+    type = forms.ChoiceField(choices=OAuthClient.Type.choices, initial=OAuthClient.Type.INSTALLED,
+                             widget=forms.RadioSelect, label="Type")
+    redirect_uri = forms.URLField(required=False, label="Redirect URI",
+                                  help_text="Web clients only: where the browser returns after authorizing.",
+                                  assume_scheme="https")
+    scope = forms.ChoiceField(choices=SCOPE_CHOICES, required=False, label="Scope")
+
+    def __init__(self, *args, with_scope: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not with_scope:
+            del self.fields["scope"]
+
+
+ROLE_CHOICES = [(r.value, r.label) for r in (Role.ADMINISTRATOR, Role.DEVELOPER, Role.SUPPORT, Role.VIEWER)]
+
+
+class InviteForm(forms.Form):
+    username = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"placeholder": "teammate@example.com"}),
+                                help_text="They need a Cyan account with this email.")
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial=Role.DEVELOPER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=ROLE_CHOICES)
+
+
+def _scope_group(scope: str) -> str:
+    head = scope.split(":", 1)[0].split(".", 1)[0]
+    return head.replace("_", " ").capitalize()
+
+
+def _scope_groups() -> list[tuple[str, list[str]]]:
+    """Scopes grouped by resource for the API user form; one-scope resources share an "Other" group."""
+    groups: dict[str, list[str]] = {}
+    for scope in sorted(KNOWN_SCOPES):
+        groups.setdefault(_scope_group(scope), []).append(scope)
+    other = [s for scopes in groups.values() if len(scopes) == 1 for s in scopes]
+    out = [(label, scopes) for label, scopes in groups.items() if len(scopes) > 1]
+    return out + ([("Other", other)] if other else [])
+
+
+SCOPE_GROUPS = _scope_groups()
+
+
+class ApiUserForm(forms.Form):
+    friendly_name = forms.CharField(max_length=200, label="Friendly name",
+                                    widget=forms.TextInput(attrs={"placeholder": "Fleet dashboard server"}))
+    scopes = forms.MultipleChoiceField(choices=[(s, s) for s in sorted(KNOWN_SCOPES)],
+                                       widget=forms.CheckboxSelectMultiple,
+                                       error_messages={"required": "Choose at least one scope."})
