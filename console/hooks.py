@@ -11,12 +11,25 @@ from typing import Callable
 from console.errors import ValidationFailed
 
 _customer_token_issuer: Callable | None = None
+_customer_password_login: Callable | None = None
 _device_counters: list[Callable] = []
 
 
 def register_customer_token_issuer(fn: Callable) -> None:
     global _customer_token_issuer
     _customer_token_issuer = fn
+
+
+def register_customer_password_login(fn: Callable) -> None:
+    global _customer_password_login
+    _customer_password_login = fn
+
+
+def customer_password_login(**kwargs):
+    """A product customer's token for a password grant made with that product's client, or None."""
+    if _customer_password_login is None:
+        return None
+    return _customer_password_login(**kwargs)
 
 
 def register_device_counter(fn: Callable) -> None:

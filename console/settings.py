@@ -213,3 +213,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Imports post up to 200,000 ids in one body (particle-api.md §6.2): raise Django's request limits to match.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16_000_000
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 250_000

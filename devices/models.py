@@ -1,1 +1,226 @@
-"""Models arrive with the issue that builds this app (see docs/architecture.md)."""
+"""Devices, their SIM cards, product customers and claim codes.
+
+A `Device` row exists from manufacture on (the registry): support staff register id, platform, serial,
+ICCID and secret; importing into a product, claiming and onboarding only ever update that row, so an id
+that was never manufactured is invalid everywhere.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from django.utils import timezone
+
+from console.models import User
+from console.scoping import NOTHING, Principal
+from products.models import DeviceGroup, Platform, Product
+
+# What a customer token may do, on its own devices only (particle-api.md §8).
+CUSTOMER_ACTIONS = frozenset({"devices:list", "devices:get", "devices:update", "devices:ping",
+                              "devices.variable:get", "devices.function:call", "devices:release"})
+
+
+class DeviceQuerySet(models.QuerySet["Device"]):
+    def restrict(self, principal: Principal, action: str | None = None) -> "DeviceQuerySet":
+        """Devices `principal` may take `action` on: through its products, plus (users) the devices claimed to
+        it and (customers) the customer's own devices."""
+        if principal.kind == "customer":
+            if action is not None and action not in CUSTOMER_ACTIONS:
+                return self.filter(NOTHING)
+            return self.filter(customer_id=principal.customer_id, product_id=principal.product_id)
+        q = Q(product__in=Product.objects.restrict(principal, action))
+        if principal.kind == "user" and principal.user is not None:
+            q |= Q(owner=principal.user)  # a claimed device is its owner's to use, in or out of a product
+        return self.filter(q)
+
+
+class Customer(models.Model):
+    """A product's end user: an email (any unique id) with a password, or a two-legged shadow customer."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="customers")
+    email = models.CharField(max_length=254)
+    password = models.CharField(max_length=128, blank=True, help_text="Hash; empty for shadow customers")
+    full_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [models.UniqueConstraint(fields=["product", "email"], name="customer_email_unique_per_product")]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.product.slug})"
+
+    @property
+    def no_password(self) -> bool:
+        return not self.password
+
+
+MEMBERS = Q(quarantined=False, denied=False)
+
+
+class Device(models.Model):
+    """One manufactured device: 24-hex id, platform, serial, secret; its product, owner and last contact."""
+
+    class Status(models.TextChoices):
+        NORMAL = "normal", "Normal"
+        SAFE_MODE = "safe_mode", "Safe mode"
+
+    id = models.CharField(primary_key=True, max_length=24)
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="+", db_index=False)
+    serial_number = models.CharField(max_length=40, null=True, blank=True, unique=True)
+    secret_hash = models.CharField(max_length=64, blank=True)
+    imei = models.CharField(max_length=20, blank=True)
+    mac_wifi = models.CharField(max_length=17, blank=True)
+    manufactured_at = models.DateTimeField(default=timezone.now)
+
+    # The composite indexes below all lead with product, so the FK needs no index of its own.
+    product = models.ForeignKey(Product, on_delete=models.SET_NULL, null=True, blank=True, related_name="devices",
+                                db_index=False)
+    added_to_product_at = models.DateTimeField(null=True, blank=True)
+    name = models.CharField(max_length=63, blank=True)
+    notes = models.TextField(blank=True)
+    owner = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="devices",
+                              db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="devices",
+                                 db_index=False)
+    development = models.BooleanField(default=False)
+    quarantined = models.BooleanField(default=False)
+    denied = models.BooleanField(default=False)
+    groups = models.ManyToManyField(DeviceGroup, through="DeviceGroupMembership", related_name="devices")
+
+    firmware_version = models.PositiveIntegerField(null=True, blank=True)
+    desired_firmware_version = models.PositiveIntegerField(null=True, blank=True)
+    system_firmware_version = models.CharField(max_length=32, blank=True)
+    firmware_updates_enabled = models.BooleanField(default=True)
+    firmware_updates_forced = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NORMAL)
+    functions = models.JSONField(default=list, blank=True)
+    variables = models.JSONField(default=dict, blank=True)
+    online = models.BooleanField(default=False)
+    last_heard = models.DateTimeField(null=True, blank=True)
+    last_handshake_at = models.DateTimeField(null=True, blank=True)
+    last_ip_address = models.GenericIPAddressField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = DeviceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # One index per sort of the product device list (particle-api.md §6), each ending in the id so a
+            # page is one index range and the order is total. They hold members only (not quarantined, not
+            # denied), which is exactly what the list filters on, so deep pages are index-only scans.
+            # (product, last_heard DESC NULLS LAST, id) is created per database in migration 0002: SQLite
+            # cannot write NULLS LAST in an index (its DESC already puts NULLs last).
+            models.Index(fields=["product", "name", "id"], name="dev_prod_name", condition=MEMBERS),
+            models.Index(fields=["product", "firmware_version", "id"], name="dev_prod_fw", condition=MEMBERS),
+            models.Index(fields=["product", "id"], name="dev_prod_id", condition=MEMBERS),
+            models.Index(fields=["product", "id"], name="dev_prod_quar", condition=Q(quarantined=True)),
+            models.Index(fields=["owner"], name="dev_owner", condition=Q(owner__isnull=False)),
+            models.Index(fields=["customer"], name="dev_customer", condition=Q(customer__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.id
+
+    @property
+    def is_cellular(self) -> bool:
+        return self.platform.connectivity == Platform.Connectivity.CELLULAR
+
+
+class DeviceGroupMembership(models.Model):
+    device = models.ForeignKey(Device, on_delete=models.CASCADE)
+    group = models.ForeignKey(DeviceGroup, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["group", "device"], name="one_membership_per_group")]
+        indexes = [models.Index(fields=["device"], name="dgm_device")]
+
+
+class SimCard(models.Model):
+    """A SIM by ICCID: which device carries it, which account/product owns it, and its state."""
+
+    class Status(models.TextChoices):
+        NEVER_ACTIVATED = "never_activated", "Never activated"  # in the registry, owned by nobody
+        ACTIVE = "active", "Active"
+        INACTIVE = "inactive", "Inactive"  # deactivated by its owner; may be reactivated
+
+    iccid = models.CharField(primary_key=True, max_length=22)
+    device = models.OneToOneField(Device, on_delete=models.SET_NULL, null=True, blank=True, related_name="sim")
+    product = models.ForeignKey(Product, on_delete=models.SET_NULL, null=True, blank=True, related_name="sims")
+    user = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="sims",
+                             help_text="Sandbox owner of a SIM outside products")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEVER_ACTIVATED)
+    carrier = models.CharField(max_length=40, default="Particle")
+    msisdn = models.CharField(max_length=20, blank=True)
+    base_country_code = models.CharField(max_length=2, default="US")
+    mb_limit = models.PositiveIntegerField(null=True, blank=True)
+    activations_count = models.PositiveIntegerField(default=0)
+    deactivations_count = models.PositiveIntegerField(default=0)
+    first_activated_on = models.DateTimeField(null=True, blank=True)
+    last_activated_on = models.DateTimeField(null=True, blank=True)
+    last_activated_via = models.CharField(max_length=40, blank=True)
+    last_status_change_action = models.CharField(max_length=20, blank=True)
+    last_status_change_action_error = models.BooleanField(default=False)
+    last_device_name = models.CharField(max_length=63, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["iccid"]
+        indexes = [models.Index(fields=["product", "iccid"], name="sim_prod_iccid"),
+                   models.Index(fields=["user"], name="sim_user")]
+
+    def __str__(self) -> str:
+        return self.iccid
+
+
+class SimUsage(models.Model):
+    """Cellular data used by one SIM on one day (UTC), in MB."""
+
+    sim = models.ForeignKey(SimCard, on_delete=models.CASCADE, related_name="usage")
+    date = models.DateField()
+    mbs_used = models.DecimalField(max_digits=12, decimal_places=3, default=0)
+
+    class Meta:
+        ordering = ["date"]
+        constraints = [models.UniqueConstraint(fields=["sim", "date"], name="one_usage_row_per_sim_day")]
+
+
+class ClaimCode(models.Model):
+    """A one-hour code a device presents to be claimed to a user or a product's customer."""
+
+    code = models.CharField(max_length=63, unique=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    device_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+
+class ImportJob(models.Model):
+    """A product import that runs in the background; the row holds its state, progress and report."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    lines = models.TextField(help_text="The uploaded lines, one id/serial/ICCID per line")
+    options = models.JSONField(default=dict, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

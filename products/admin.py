@@ -10,7 +10,7 @@ from django.template.response import TemplateResponse
 from console.errors import ServiceError
 from console.models import Account, User
 from console.scoping import Principal
-from products.models import Platform, Product, ProductMembership
+from products.models import DeviceGroup, Platform, Product, ProductMembership
 from products.services import product_move
 
 
@@ -91,3 +91,11 @@ class PlatformAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "slug", "connectivity", "generation", "deprecated"]
     list_filter = ["connectivity", "generation", "deprecated"]
     search_fields = ["name", "slug", "=id"]
+
+
+@admin.register(DeviceGroup)
+class DeviceGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "product", "device_count", "color", "created_at"]
+    list_filter = ["created_at"]
+    search_fields = ["name", "product__slug", "product__name"]
+    autocomplete_fields = ["product"]

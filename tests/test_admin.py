@@ -24,7 +24,7 @@ def staff_client(client, cast):
 def test_every_model_is_registered_searchable_and_filterable():
     from django.apps import apps
 
-    for app_label in ("console", "products"):
+    for app_label in ("console", "products", "devices"):
         for model in apps.get_app_config(app_label).get_models():
             model_admin = admin.site._registry.get(model)
             assert model_admin is not None, f"{model.__name__} is not in the admin"
@@ -34,7 +34,7 @@ def test_every_model_is_registered_searchable_and_filterable():
 
 def test_changelists_render_with_search(staff_client):
     for model, _ in admin.site._registry.items():
-        if model._meta.app_label not in ("console", "products"):
+        if model._meta.app_label not in ("console", "products", "devices"):
             continue
         url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         r = staff_client.get(url, {"q": "acme"})
@@ -65,3 +65,22 @@ def test_transfer_to_user_action_validates_email(staff_client, cast):
     staff_client.post(url, {"action": "transfer_to_user", "_selected_action": ids, "apply": "1",
                             "email": "heir@example.com"})
     assert Product.objects.get(pk=cast.sandbox_product.pk).account.owner == new_owner
+
+
+def test_register_a_manufactured_device_in_the_admin(staff_client):
+    from console.models import hash_secret
+    from devices.models import Device, SimCard
+
+    url = reverse("admin:devices_device_add")
+    r = staff_client.post(url, {"id": "AB" * 12, "platform": 13, "serial_number": "BOR13ADMIN0001",
+                                "device_secret": "s3cret", "iccid": "89014103211118510720",
+                                "imei": "", "mac_wifi": "", "name": "", "notes": "",
+                                "devicegroupmembership_set-TOTAL_FORMS": "0",
+                                "devicegroupmembership_set-INITIAL_FORMS": "0"})
+    assert r.status_code == 302, r.content[:500]
+    device = Device.objects.get(pk="ab" * 12)
+    assert device.secret_hash == hash_secret("s3cret")
+    assert SimCard.objects.get(pk="89014103211118510720").device == device
+    bad = staff_client.post(url, {"id": "xyz", "platform": 13, "devicegroupmembership_set-TOTAL_FORMS": "0",
+                                  "devicegroupmembership_set-INITIAL_FORMS": "0"})
+    assert b"24 hexadecimal" in bad.content

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from console import services
-from console.hooks import customer_token, user_device_counts
+from console.hooks import customer_password_login, customer_token, user_device_counts
 from console.api.base import body, no_content, param, require_user
 from console.api.serializers import client_body, iso, org_body, token_body, user_body
 from console.errors import Forbidden, NotFound, ValidationFailed
@@ -86,6 +86,12 @@ class OAuthTokenView(APIView):
         client = None
         if client_id and OAuthClient.objects.filter(client_id=client_id).exists():
             client = services.client_authenticate(client_id=client_id, client_secret=client_secret)
+        if client is not None and client.product_id is not None:
+            # A product client's password grant signs in that product's customers (simple auth).
+            issued = customer_password_login(client=client, username=str(username), password=str(password),
+                                             expires_in=data.get("expires_in"))
+            if issued is not None:
+                return Response(issued.body())
         user = services.authenticate_password(username=str(username), password=str(password), ip=client_ip(request))
         with transaction.atomic():
             issued = services.token_issue(kind=AccessToken.Kind.USER, user=user, client=client,

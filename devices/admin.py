@@ -1,0 +1,137 @@
+"""Admin for the registry and fleet: support staff register manufactured devices here (or with
+`manage.py manufacture`), look devices and SIMs up, lift quarantine and release SIMs."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.contrib import admin, messages
+
+from console.models import hash_secret
+from console.scoping import Principal
+from devices.identifiers import ICCID
+from devices.models import ClaimCode, Customer, Device, DeviceGroupMembership, ImportJob, SimCard, SimUsage
+
+
+class DeviceForm(forms.ModelForm):
+    device_secret = forms.CharField(required=False, help_text="Set or replace the device secret (stored hashed).")
+    iccid = forms.CharField(required=False, label="ICCID", help_text="Cellular devices: the embedded SIM's ICCID.")
+
+    class Meta:
+        model = Device
+        fields = ["id", "platform", "serial_number", "imei", "mac_wifi", "product", "name", "notes", "owner",
+                  "customer", "development", "quarantined", "denied"]
+
+    def clean_id(self):
+        value = self.cleaned_data["id"].strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{24}", value):
+            raise forms.ValidationError("A device id is 24 hexadecimal characters.")
+        return value
+
+    def clean_iccid(self):
+        value = (self.cleaned_data.get("iccid") or "").strip().upper()
+        if value and not ICCID.match(value):
+            raise forms.ValidationError("An ICCID is 89 followed by 16 to 20 digits.")
+        return value
+
+    def save(self, commit=True):
+        device = super().save(commit=False)
+        if self.cleaned_data.get("device_secret"):
+            device.secret_hash = hash_secret(self.cleaned_data["device_secret"])
+        device.save()
+        iccid = self.cleaned_data.get("iccid")
+        if iccid:
+            SimCard.objects.update_or_create(iccid=iccid, defaults={"device": device})
+        return device
+
+
+class GroupInline(admin.TabularInline):
+    model = DeviceGroupMembership
+    extra = 0
+    autocomplete_fields = ["group"]
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    form = DeviceForm
+    list_display = ["id", "name", "platform", "serial_number", "product", "owner", "customer", "online",
+                    "quarantined", "denied", "last_heard"]
+    list_filter = ["platform", "online", "quarantined", "denied", "development"]
+    search_fields = ["=id", "serial_number", "name", "imei", "owner__email", "customer__email", "product__slug"]
+    autocomplete_fields = ["product", "owner", "customer"]
+    readonly_fields = ["secret_hash", "manufactured_at", "updated_at", "last_heard", "last_ip_address"]
+    inlines = [GroupInline]
+    actions = ["lift_quarantine"]
+    show_full_result_count = False  # counting a million rows per page view is wasted work
+
+    @admin.action(description="Lift quarantine (approve into its product)")
+    def lift_quarantine(self, request, queryset):
+        from devices.importing import device_import  # noqa: PLC0415
+
+        principal = Principal.for_user(request.user)
+        approved = 0
+        for device in queryset.filter(quarantined=True).select_related("product"):
+            report = device_import(principal=principal, product=device.product, values=[(1, device.id)])
+            approved += len(report.updated_ids)
+        self.message_user(request, f"Approved {approved} device(s).", messages.SUCCESS)
+
+
+@admin.register(SimCard)
+class SimCardAdmin(admin.ModelAdmin):
+    list_display = ["iccid", "status", "device", "product", "user", "carrier", "last_activated_on"]
+    list_filter = ["status", "carrier"]
+    search_fields = ["iccid", "device__id", "product__slug", "user__email", "msisdn"]
+    autocomplete_fields = ["device", "product", "user"]
+    actions = ["release"]
+
+    @admin.action(description="Release (deactivate and return to the registry)")
+    def release(self, request, queryset):
+        from devices.sims import sim_release  # noqa: PLC0415
+
+        principal = Principal.for_user(request.user)
+        for sim in queryset:
+            sim_release(principal=principal, sim=sim)
+        self.message_user(request, f"Released {queryset.count()} SIM(s).", messages.SUCCESS)
+
+
+@admin.register(SimUsage)
+class SimUsageAdmin(admin.ModelAdmin):
+    list_display = ["sim", "date", "mbs_used"]
+    list_filter = ["date"]
+    search_fields = ["sim__iccid"]
+    raw_id_fields = ["sim"]
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["email", "product", "created_at"]
+    list_filter = ["created_at"]
+    search_fields = ["email", "product__slug", "product__name"]
+    autocomplete_fields = ["product"]
+    exclude = ["password"]
+
+
+@admin.register(ClaimCode)
+class ClaimCodeAdmin(admin.ModelAdmin):
+    list_display = ["code", "user", "customer", "product", "expires_at", "used_at"]
+    list_filter = ["expires_at"]
+    search_fields = ["code", "user__email", "customer__email"]
+    raw_id_fields = ["user", "customer", "product"]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "product", "state", "total", "created_by", "created_at", "finished_at"]
+    list_filter = ["state", "created_at"]
+    search_fields = ["product__slug", "created_by__email"]
+    readonly_fields = ["lines", "report", "error"]
+    raw_id_fields = ["product", "created_by"]
+
+
+@admin.register(DeviceGroupMembership)
+class DeviceGroupMembershipAdmin(admin.ModelAdmin):
+    list_display = ["device", "group"]
+    list_filter = ["group__product"]
+    search_fields = ["device__id", "group__name"]
+    raw_id_fields = ["device", "group"]

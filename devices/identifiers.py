@@ -1,0 +1,46 @@
+"""Telling device ids, serial numbers, ICCIDs and IMEIs apart on an import line."""
+
+from __future__ import annotations
+
+import re
+
+DEVICE_ID = re.compile(r"^[0-9a-f]{24}$")
+ICCID = re.compile(r"^89\d{16,20}[0-9F]?$")  # ITU-T E.118: "89" (telecom) + up to 20 digits
+IMEI = re.compile(r"^\d{15}$")
+SERIAL = re.compile(r"^[A-Z0-9]{6,40}$")
+
+
+def classify(value: str) -> tuple[str, str]:
+    """(kind, normalized) where kind is "id", "iccid", "imei", "serial" or "invalid"."""
+    text = value.strip()
+    low = text.lower()
+    if DEVICE_ID.match(low):
+        return "id", low
+    up = text.upper()
+    if ICCID.match(up):
+        return "iccid", up
+    if IMEI.match(text):
+        return "imei", text
+    if SERIAL.match(up) and not up.isdigit():
+        return "serial", up
+    return "invalid", text
+
+
+def split_lines(payload: str) -> list[tuple[int, str]]:
+    """(line number, value) for each value of an uploaded list: one per line; commas, semicolons and tabs
+    also separate values (spreadsheets export them), blank lines and `#` comments are skipped."""
+    out = []
+    for number, raw in enumerate(payload.splitlines(), start=1):
+        line = raw.split("#", 1)[0]
+        out.extend((number, part) for part in re.split(r"[,;\t ]+", line.strip()) if part)
+    return out
+
+
+def decode_upload(data: bytes) -> str:
+    """Text of an uploaded file, or ValueError for binary content (NUL bytes, invalid UTF-8)."""
+    if b"\x00" in data:
+        raise ValueError("The file is binary, not a text list of device ids")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("The file is not UTF-8 text")

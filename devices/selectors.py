@@ -1,0 +1,214 @@
+"""Reads for devices. Product lists start from a product already resolved through `product_get` (so the
+caller's access is settled) and run a fixed number of queries whatever the page."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import F, Q, QuerySet
+
+from console.errors import NotFound, ValidationFailed
+from console.models import User
+from console.scoping import Principal
+from devices.models import Device, DeviceGroupMembership, SimCard
+from products.models import DeviceGroup, Product
+
+DEFAULT_PER_PAGE = 25
+MAX_PER_PAGE = 1000
+EXACT_COUNT_CAP = 10_000  # past this many matches a filtered total is estimated, not counted
+
+SORTS = {
+    # sortAttr: (descending order, ascending order) — each a forward or backward scan of one index.
+    "lastConnection": ((F("last_heard").desc(nulls_last=True), F("id").asc()),
+                       (F("last_heard").asc(nulls_first=True), F("id").desc())),
+    "deviceName": ((F("name").desc(), F("id").desc()), (F("name").asc(), F("id").asc())),
+    "deviceId": ((F("id").desc(),), (F("id").asc(),)),
+    "firmwareVersion": ((F("firmware_version").desc(nulls_first=True), F("id").desc()),
+                        (F("firmware_version").asc(nulls_last=True), F("id").asc())),
+}
+
+
+@dataclass
+class DeviceListQuery:
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+    sort: str = "lastConnection"
+    descending: bool = True
+    device_id: str = ""
+    name: str = ""
+    serial: str = ""
+    groups: list[str] = field(default_factory=list)
+    quarantined: bool = False
+
+    @classmethod
+    def from_params(cls, params) -> "DeviceListQuery":
+        def number(name: str, default: int, low: int, high: int) -> int:
+            raw = params.get(name)
+            if raw in (None, ""):
+                return default
+            try:
+                value = int(str(raw))
+            except ValueError:
+                raise ValidationFailed(f"{name} must be a whole number", field=name)
+            if not low <= value <= high:
+                raise ValidationFailed(f"{name} must be between {low} and {high}", field=name)
+            return value
+
+        per_page_key = "perPage" if params.get("perPage") not in (None, "") else "per_page"
+        sort = params.get("sortAttr") or "lastConnection"
+        if sort not in SORTS:
+            raise ValidationFailed(f"sortAttr must be one of {', '.join(SORTS)}", field="sortAttr")
+        direction = (params.get("sortDir") or ("desc" if sort == "lastConnection" else "asc")).lower()
+        if direction not in ("asc", "desc"):
+            raise ValidationFailed("sortDir must be asc or desc", field="sortDir")
+        groups = params.get("groups") or ""
+        if isinstance(groups, list):
+            groups = ",".join(groups)
+        quarantined = str(params.get("quarantined") or "").lower() in ("true", "1")
+        return cls(page=number("page", 1, 1, 10_000_000), per_page=number(per_page_key, DEFAULT_PER_PAGE, 1, MAX_PER_PAGE),
+                   sort=sort, descending=direction == "desc", device_id=(params.get("deviceId") or "").strip().lower(),
+                   name=(params.get("deviceName") or "").strip(), serial=(params.get("serialNumber") or "").strip(),
+                   groups=sorted({g.strip() for g in groups.split(",") if g.strip()}), quarantined=quarantined)
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.device_id or self.name or self.serial or self.groups)
+
+
+@dataclass
+class DevicePage:
+    devices: list[Device]
+    total: int
+    estimated: bool
+    page: int
+    per_page: int
+    groups: dict[str, list[str]]
+
+    @property
+    def total_pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page)) if self.total else 0
+
+
+def _filtered(product: Product, q: DeviceListQuery) -> tuple[QuerySet[Device], list[DeviceGroup] | None]:
+    qs = Device.objects.filter(product=product)
+    qs = qs.filter(quarantined=True) if q.quarantined else qs.filter(quarantined=False, denied=False)
+    # deviceId and serialNumber match by prefix (btree pattern indexes); deviceName anywhere (trigram index).
+    if q.device_id:
+        qs = qs.filter(id=q.device_id) if len(q.device_id) == 24 else qs.filter(id__startswith=q.device_id)
+    if q.name:
+        qs = qs.filter(name__icontains=q.name)
+    if q.serial:
+        qs = qs.filter(serial_number__startswith=q.serial.upper())
+    groups = None
+    if q.groups:
+        groups = list(DeviceGroup.objects.filter(product=product, name__in=q.groups))
+        qs = qs.filter(id__in=DeviceGroupMembership.objects.filter(group__in=groups).values("device_id"))
+    return qs, groups
+
+
+def _estimate(qs: QuerySet) -> int:
+    """The planner's row estimate for `qs` (PostgreSQL), used only past EXACT_COUNT_CAP."""
+    sql, params = qs.values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    plan = plan if isinstance(plan, list) else __import__("json").loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def _total(product: Product, q: DeviceListQuery, qs: QuerySet, groups: list[DeviceGroup] | None) -> tuple[int, bool]:
+    if not q.quarantined and not q.filtered:
+        return product.device_count, False
+    if groups is not None and len(groups) == 1 and not (q.device_id or q.name or q.serial):
+        return groups[0].device_count, False
+    capped = qs.values("id")[:EXACT_COUNT_CAP + 1].count()
+    if capped <= EXACT_COUNT_CAP:
+        return capped, False
+    if connection.vendor == "postgresql":
+        return max(_estimate(qs), capped), True
+    return qs.count(), False
+
+
+def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePage:
+    """One page of a product's device list: ids by an index scan, then the rows, their groups and SIMs."""
+    qs, groups = _filtered(product, query)
+    total, estimated = _total(product, query, qs, groups)
+    order = SORTS[query.sort][0 if query.descending else 1]
+    offset = (query.page - 1) * query.per_page
+    # Deferred join: walk the (index-only) ids to the page, then load just those rows.
+    ids = list(qs.order_by(*order).values_list("id", flat=True)[offset:offset + query.per_page])
+    rows = {d.id: d for d in Device.objects.filter(id__in=ids).select_related("owner", "customer", "platform", "sim")}
+    devices = [rows[i] for i in ids if i in rows]
+    return DevicePage(devices=devices, total=total, estimated=estimated, page=query.page, per_page=query.per_page,
+                      groups=groups_of(ids))
+
+
+def groups_of(device_ids: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {i: [] for i in device_ids}
+    if device_ids:
+        for device_id, name in (DeviceGroupMembership.objects.filter(device_id__in=device_ids)
+                                .order_by("group__name").values_list("device_id", "group__name")):
+            out[device_id].append(name)
+    return out
+
+
+def device_get(*, principal: Principal, device_id: str, action: str) -> Device:
+    """A device by id through the dev form: 404 unless the caller may `action` it."""
+    device_id = (device_id or "").strip().lower()
+    device = (Device.objects.restrict(principal, action).select_related(
+        "owner", "customer", "platform", "product", "product__account", "sim").filter(pk=device_id).first())
+    if device is None:
+        raise NotFound(f"Device {device_id} not found")
+    return device
+
+
+def product_device_get(*, product: Product, device_id: str, include_denied: bool = True) -> Device:
+    device_id = (device_id or "").strip().lower()
+    qs = Device.objects.filter(product=product, pk=device_id)
+    if not include_denied:
+        qs = qs.filter(denied=False)
+    device = qs.select_related("owner", "customer", "platform", "product", "product__account", "sim").first()
+    if device is None:
+        raise NotFound(f"Device {device_id} not found in this product")
+    return device
+
+
+def sandbox_devices(*, user: User, sandbox_only: bool = False) -> QuerySet[Device]:
+    """GET /v1/devices for a user: every device claimed to them, newest contact first (product devices too,
+    unless `sandbox_only`)."""
+    qs = Device.objects.filter(owner=user)
+    if sandbox_only:
+        qs = qs.filter(product__isnull=True)
+    return qs.select_related("owner", "customer", "platform", "product", "sim").order_by(
+        F("last_handshake_at").desc(nulls_last=True), "id")
+
+
+def sandbox_device_details(*, user: User) -> dict:
+    """The seed's "device list details": personal devices vs claimed product devices."""
+    personal = Device.objects.filter(owner=user, product__isnull=True).count()
+    in_products = Device.objects.filter(owner=user, product__isnull=False).count()
+    from devices.limits import FREE_DEVICE_LIMIT, sandbox_device_count  # noqa: PLC0415
+
+    return {"total_personal_devices": personal, "total_claimed_product_devices": in_products,
+            "counted_against_free_limit": sandbox_device_count(user), "free_limit": FREE_DEVICE_LIMIT}
+
+
+def customer_usernames(devices: list[Device]) -> list[dict]:
+    seen = {}
+    for d in devices:
+        if d.customer_id and d.customer_id not in seen:
+            seen[d.customer_id] = {"id": str(d.customer_id), "username": d.customer.email}
+    return list(seen.values())
+
+
+def sim_of(device: Device) -> SimCard | None:
+    try:
+        return device.sim
+    except SimCard.DoesNotExist:
+        return None
+
+
+__all__ = ["DeviceListQuery", "DevicePage", "product_device_page", "device_get", "product_device_get",
+           "sandbox_devices", "sandbox_device_details", "groups_of", "customer_usernames", "sim_of", "Q"]

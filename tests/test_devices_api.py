@@ -1,0 +1,269 @@
+"""Devices over the API: import verdicts, the product list, edits, groups, claim, remove, deny, limits."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from console.models import AuditEntry
+from devices.models import Device, DeviceGroupMembership, SimCard
+from products.models import DeviceGroup, Product
+from tests.conftest import Api, user_token
+from tests.devices_helpers import ids, manufacture
+from tests.factories import UserFactory, make_product
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(api: Api, product, content: bytes, name: str = "file"):
+    return api.client.post(f"/v1/products/{product.slug}/devices", {"file": SimpleUploadedFile(name, content)},
+                           HTTP_AUTHORIZATION=f"Bearer {api.token}")
+
+
+@pytest.fixture
+def borons(db):
+    return manufacture(13, 30)
+
+
+def test_import_one_id_json(cast, borons):
+    r = cast.api("developer").post(f"/v1/products/{cast.product.pk}/devices", {"id": borons[0].device_id})
+    assert r.status_code == 200
+    assert r.json()["updatedDeviceIds"] == [borons[0].device_id] and r.json()["updated"] == 1
+    device = Device.objects.get(pk=borons[0].device_id)
+    assert device.product == cast.product
+    assert device.sim.status == SimCard.Status.ACTIVE and device.sim.product == cast.product
+    cast.product.refresh_from_db()
+    assert cast.product.device_count == 1
+
+
+def test_import_file_mixed_lines_reports_each_rejection(cast, borons):
+    argon = manufacture(12, 1)[0].device_id
+    other = make_product(cast.outsider_product.account, name="Elsewhere", platform_id=13)
+    Device.objects.filter(pk=borons[5].device_id).update(product=other)
+    lines = [borons[0].device_id, "not-an-id!", "0123456789abcdef01234567", argon, borons[5].device_id,
+             borons[1].serial_number, borons[2].iccid, borons[0].device_id.upper()]
+    r = upload(cast.api("owner"), cast.product, "\n".join(lines).encode(), name="wholesale-order.csv")
+    body = r.json()
+    assert r.status_code == 200, body
+    assert sorted(body["updatedDeviceIds"]) == sorted([borons[0].device_id, borons[1].device_id, borons[2].device_id])
+    assert body["nonmemberDeviceIds"] == [borons[5].device_id]
+    assert body["wrongPlatformDeviceIds"] == [argon]
+    reasons = {(x["line"], x["reason"]) for x in body["rejected"]}
+    assert reasons == {(2, "invalid"), (3, "unknown"), (4, "wrong_platform"), (5, "other_product"), (8, "duplicate")}
+    assert Device.objects.get(pk=borons[5].device_id).product == other  # untouched
+
+
+def test_reimport_is_existing_and_counts_do_not_double(cast, borons):
+    api = cast.api("owner")
+    api.post(f"/v1/products/{cast.product.pk}/devices", {"ids": ids(borons[:3])})
+    r = api.post(f"/v1/products/{cast.product.pk}/devices", {"ids": ids(borons[:4])})
+    assert sorted(r.json()["existingDeviceIds"]) == sorted(ids(borons[:3]))
+    assert r.json()["updatedDeviceIds"] == [borons[3].device_id]
+    cast.product.refresh_from_db()
+    assert cast.product.device_count == 4
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"\x00\x01\x02binary\xff", "binary"),
+    (b"\xff\xfe\xfa not utf8", "UTF-8"),
+])
+def test_binary_files_are_refused_whole(cast, content, needle):
+    r = upload(cast.api("owner"), cast.product, content)
+    assert r.status_code == 400 and needle in r.json()["error_description"]
+    assert not Device.objects.filter(product=cast.product).exists()
+
+
+def test_ten_megabytes_of_junk_reports_and_writes_nothing(cast, borons):
+    junk = ("x" * 99 + "\n").encode() * 100_000  # 10 MB, 100,000 junk lines
+    r = upload(cast.api("owner"), cast.product, junk)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["updated"] == 0 and len(body["rejected"]) == 100_000
+    assert not Device.objects.filter(product=cast.product).exists()
+
+
+def test_import_needs_developer(cast, borons):
+    for who in ("support", "viewer"):
+        r = cast.api(who).post(f"/v1/products/{cast.product.pk}/devices", {"id": borons[0].device_id})
+        assert r.status_code == 403
+    assert cast.api("outsider").post(f"/v1/products/{cast.product.pk}/devices",
+                                     {"id": borons[0].device_id}).status_code == 404
+    assert not Device.objects.filter(product=cast.product).exists()
+
+
+def test_free_limit_refuses_the_whole_import(db):
+    user = UserFactory(email="maker@example.com")
+    from console.services import sandbox_of
+
+    product = make_product(sandbox_of(user), name="Hobby", platform_id=13)
+    made = manufacture(13, 101)
+    api = Api(user_token(user))
+    r = api.post(f"/v1/products/{product.slug}/devices", {"ids": ids(made)})
+    assert r.status_code == 400
+    body = r.json()
+    assert body["error"] == "device_limit_reached" and "100" in body["error_description"]
+    assert not Device.objects.filter(product=product).exists()
+    assert api.post(f"/v1/products/{product.slug}/devices", {"ids": ids(made[:100])}).json()["updated"] == 100
+    # A claimed sandbox device now has no room either.
+    spare = manufacture(12, 1)[0].device_id
+    r = api.post("/v1/devices", {"id": spare})
+    assert r.status_code == 400 and r.json()["error"] == "device_limit_reached"
+
+
+def test_org_products_have_no_free_limit(cast):
+    made = manufacture(13, 120)
+    assert cast.api("owner").post(f"/v1/products/{cast.product.pk}/devices", {"ids": ids(made)}).json()["updated"] == 120
+
+
+@pytest.fixture
+def fleet(cast, borons):
+    cast.api("owner").post(f"/v1/products/{cast.product.pk}/devices", {"ids": ids(borons[:12])})
+    return [m.device_id for m in borons[:12]]
+
+
+def test_list_paginates_with_meta(cast, fleet):
+    api = cast.api("viewer")
+    r = api.get(f"/v1/products/{cast.product.slug}/devices", {"per_page": 5, "page": 3})
+    body = r.json()
+    assert r.status_code == 200 and len(body["devices"]) == 2
+    assert body["meta"]["total_pages"] == 3 and body["meta"]["total"] == 12
+    seen = []
+    for page in (1, 2, 3):
+        seen += [d["id"] for d in api.get(f"/v1/products/{cast.product.slug}/devices",
+                                          {"perPage": 5, "page": page, "sortAttr": "deviceId", "sortDir": "asc"}).json()["devices"]]
+    assert seen == sorted(fleet)
+
+
+def test_list_filters(cast, fleet):
+    api = cast.api("owner")
+    p = cast.product.slug
+    api.put(f"/v1/products/{p}/devices/{fleet[0]}", {"name": "kitchen_sensor"})
+    api.put(f"/v1/products/{p}/devices/{fleet[1]}", {"name": "garage_sensor", "groups": ["beta"]})
+    names = lambda **q: sorted(d["id"] for d in api.get(f"/v1/products/{p}/devices", q).json()["devices"])  # noqa: E731
+    assert names(deviceName="SENSOR") == sorted(fleet[:2])
+    assert names(groups="beta") == [fleet[1]]
+    assert names(groups="beta,nothing") == [fleet[1]]
+    assert names(deviceId=fleet[3][:10]) == [fleet[3]]
+    serial = Device.objects.get(pk=fleet[4]).serial_number
+    assert names(serialNumber=serial[:12].lower()) == [fleet[4]]  # a case-insensitive prefix
+    assert names(quarantined="true") == []
+
+
+def test_list_rejects_bad_params(cast, fleet):
+    api = cast.api("owner")
+    for q in ({"sortAttr": "color"}, {"sortDir": "sideways"}, {"page": "0"}, {"perPage": "abc"}):
+        r = api.get(f"/v1/products/{cast.product.slug}/devices", q)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_request", q
+
+
+def test_list_query_count_is_fixed(cast, fleet, django_assert_max_num_queries):
+    api = cast.api("owner")
+    api.put(f"/v1/products/{cast.product.slug}/devices/{fleet[0]}", {"groups": ["a", "b"]})
+    with django_assert_max_num_queries(8):
+        r = api.get(f"/v1/products/{cast.product.slug}/devices", {"perPage": 25})
+    assert len(r.json()["devices"]) == 12
+
+
+def test_get_device_fields(cast, fleet):
+    body = cast.api("viewer").get(f"/v1/products/{cast.product.pk}/devices/{fleet[0]}").json()
+    for key in ("id", "name", "owner", "last_heard", "product_id", "online", "connected", "platform_id", "cellular",
+                "serial_number", "iccid", "groups", "firmware_version", "desired_firmware_version", "development",
+                "quarantined", "denied", "functions", "variables", "status"):
+        assert key in body, key
+    assert body["connected"] == body["online"] and body["product_id"] == cast.product.pk
+
+
+def test_update_fields_and_history(cast, fleet):
+    api = cast.api("developer")
+    p = cast.product.pk
+    r = api.put(f"/v1/products/{p}/devices/{fleet[0]}", {"notes": "on the roof", "development": True,
+                                                         "desired_firmware_version": 7})
+    assert r.status_code == 200
+    assert r.json()["notes"] == "on the roof" and r.json()["development"] is True
+    assert api.put(f"/v1/products/{p}/devices/{fleet[0]}", {"desired_firmware_version": None}).json()[
+        "desired_firmware_version"] is None
+    assert AuditEntry.objects.filter(action="device.update", target=fleet[0]).count() == 2
+    assert api.put(f"/v1/products/{p}/devices/{fleet[0]}", {"name": "bad name!"}).status_code == 400
+    assert cast.api("viewer").put(f"/v1/products/{p}/devices/{fleet[0]}", {"notes": "x"}).status_code == 403
+
+
+def test_batch_groups_keeps_counts(cast, fleet):
+    api = cast.api("developer")
+    p = cast.product.pk
+    r = api.put(f"/v1/products/{p}/devices", {"action": "groups", "devices": fleet[:5], "metadata": {"add": ["eu"]}})
+    assert r.json() == {"ok": True}
+    assert DeviceGroup.objects.get(product=cast.product, name="eu").device_count == 5
+    api.put(f"/v1/products/{p}/devices", {"action": "groups", "devices": fleet[:2], "metadata": {"remove": ["eu"]}})
+    assert DeviceGroup.objects.get(product=cast.product, name="eu").device_count == 3
+    r = api.put(f"/v1/products/{p}/devices", {"action": "groups", "devices": ["ffffffffffffffffffffffff"],
+                                              "metadata": {"add": ["eu"]}})
+    assert r.status_code == 404
+
+
+def test_groups_crud(cast, fleet):
+    api = cast.api("developer")
+    p = cast.product.slug
+    r = api.post(f"/v1/products/{p}/groups", {"name": "field-test", "color": "#34495E", "description": "first"})
+    assert r.status_code == 201 and r.json()["group"]["color"] == "#34495e"
+    assert api.post(f"/v1/products/{p}/groups", {"name": "Field Test"}).status_code == 400
+    assert api.post(f"/v1/products/{p}/groups", {"name": "field-test"}).status_code == 400
+    assert api.post(f"/v1/products/{p}/groups", {"name": "ok", "color": "blue"}).status_code == 400
+    api.put(f"/v1/products/{p}/devices/{fleet[0]}", {"groups": ["field-test"]})
+    assert api.get(f"/v1/products/{p}/groups/field-test").json()["group"]["device_count"] == 1
+    assert api.put(f"/v1/products/{p}/groups/field-test", {"name": "renamed"}).json()["group"]["name"] == "renamed"
+    assert api.delete(f"/v1/products/{p}/groups/renamed").status_code == 204
+    assert not DeviceGroupMembership.objects.exists()
+    assert cast.api("viewer").post(f"/v1/products/{p}/groups", {"name": "nope"}).status_code == 403
+
+
+def test_remove_from_product_unclaims_customer_and_frees_count(cast, fleet):
+    from devices.models import Customer
+
+    customer = Customer.objects.create(product=cast.product, email="c@example.com")
+    Device.objects.filter(pk=fleet[0]).update(customer=customer)
+    r = cast.api("developer").delete(f"/v1/products/{cast.product.pk}/devices/{fleet[0]}", {})
+    assert r.status_code == 204
+    device = Device.objects.get(pk=fleet[0])
+    assert device.product is None and device.customer is None
+    cast.product.refresh_from_db()
+    assert cast.product.device_count == 11
+
+
+def test_quarantine_approve_and_deny(cast, borons):
+    q1, q2 = borons[20].device_id, borons[21].device_id
+    Device.objects.filter(pk__in=[q1, q2]).update(product=cast.product, quarantined=True)
+    api = cast.api("developer")
+    listed = [d["id"] for d in api.get(f"/v1/products/{cast.product.pk}/devices", {"quarantined": "true"}).json()["devices"]]
+    assert sorted(listed) == sorted([q1, q2])
+    assert api.post(f"/v1/products/{cast.product.pk}/devices", {"id": q1}).json()["updatedDeviceIds"] == [q1]
+    assert api.delete(f"/v1/products/{cast.product.pk}/devices/{q2}", {"deny": True}).status_code == 204
+    assert Device.objects.get(pk=q2).denied is True
+    assert api.get(f"/v1/products/{cast.product.pk}/devices/{q2}").json()["denied"] is True
+    assert q2 not in [d["id"] for d in api.get(f"/v1/products/{cast.product.pk}/devices").json()["devices"]]
+    cast.product.refresh_from_db()
+    assert cast.product.device_count == 1
+
+
+def test_claim_unclaim_and_sandbox_list(cast, borons):
+    me = cast.api("outsider")
+    argon = manufacture(12, 2)
+    assert me.post("/v1/devices", {"id": argon[0].device_id}).json()["claimed"] is True
+    assert cast.api("viewer").post("/v1/devices", {"id": argon[0].device_id}).status_code == 403
+    listed = me.get("/v1/devices").json()
+    assert isinstance(listed, list) and [d["id"] for d in listed] == [argon[0].device_id]
+    assert listed[0]["product_id"] == 12  # a non-product device reports its platform id
+    assert me.delete(f"/v1/devices/{argon[0].device_id}").json() == {"ok": True}
+    assert me.get("/v1/devices").json() == []
+    assert me.post("/v1/devices", {"id": "0123456789abcdef01234567"}).status_code == 404
+
+
+def test_dev_form_reaches_product_devices_the_caller_can_reach(cast, fleet):
+    assert cast.api("viewer").get(f"/v1/devices/{fleet[0]}").status_code == 200
+    assert cast.api("outsider").get(f"/v1/devices/{fleet[0]}").status_code == 404
+
+
+def test_user_device_counts(cast, borons):
+    me = cast.api("outsider")
+    me.post("/v1/devices", {"id": manufacture(12, 1)[0].device_id})
+    body = me.get("/v1/user").json()
+    assert body["wifi_device_count"] == 1 and body["cellular_device_count"] == 0
