@@ -50,3 +50,46 @@ def test_purge_expired_tokens_task(cast, worker):
     result = purge_expired_tokens.delay()
     assert result.id
     assert wait_for(lambda: not AccessToken.objects.filter(user=cast.viewer).exists())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_background_import_job_runs_on_the_worker(cast, worker):
+    from devices.jobs import import_job_create, import_job_progress
+    from devices.models import Device, ImportJob
+    from tests.devices_helpers import ids, manufacture
+
+    made = manufacture(13, 40)
+    text = "\n".join(ids(made) + ["garbage-line"])
+    job = import_job_create(principal=Principal.for_user(cast.owner), product=cast.product, text=text)
+    assert wait_for(lambda: ImportJob.objects.get(pk=job.pk).state == ImportJob.State.DONE), \
+        ImportJob.objects.get(pk=job.pk).state
+    job.refresh_from_db()
+    assert job.report["updated"] == 40 and job.report["rejected"][0]["line"] == 41
+    assert import_job_progress(job) == (41, 41)
+    assert Device.objects.filter(product=cast.product).count() == 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivered_or_dead_job_is_harmless(cast):
+    """A second delivery of the same message is skipped; a job whose worker died is put back and rerun."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from devices.jobs import import_job_run, import_jobs_requeue_stale
+    from devices.models import Device, ImportJob
+    from tests.devices_helpers import ids, manufacture
+
+    made = manufacture(13, 5)
+    job = ImportJob.objects.create(product=cast.product, created_by=cast.owner, lines="\n".join(ids(made)), total=5)
+    assert import_job_run(job.pk) == "done"
+    assert import_job_run(job.pk) == "skipped"  # redelivered: already claimed and finished
+    # A worker that died mid-import: the job is 'running' with an old claim and nothing was committed.
+    dead = ImportJob.objects.create(product=cast.product, created_by=cast.owner, lines=ids(manufacture(13, 1))[0],
+                                    total=1, state=ImportJob.State.RUNNING,
+                                    claimed_at=timezone.now() - timedelta(hours=1))
+    app.control.purge()
+    assert import_jobs_requeue_stale() == 1
+    assert ImportJob.objects.get(pk=dead.pk).state == ImportJob.State.PENDING
+    assert import_job_run(dead.pk) == "done"
+    assert Device.objects.filter(product=cast.product).count() == 6
