@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 CYAN_PORT ?= 8000
 export CYAN_PORT
 
-.PHONY: run test install migrate demo clean-data stop-redis
+.PHONY: run test install migrate demo clean-data stop-redis bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,7 @@ stop-redis:
 
 clean-data: stop-redis
 	rm -rf var
+
+# Benchmarks (PostgreSQL on 127.0.0.1; BENCH_DATABASE_URL to override). See bench/README.md.
+bench: install
+	$(BIN)/python bench/devices.py $(BENCH_ARGS)
