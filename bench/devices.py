@@ -180,7 +180,7 @@ def main() -> None:
     }
     hand_sql = {
         "deviceName search": ("SELECT * FROM devices_device WHERE product_id = %s AND NOT quarantined AND NOT denied "
-                              "AND name ILIKE %s ORDER BY last_heard DESC NULLS LAST, id LIMIT 25",
+                              "AND upper(name) LIKE upper(%s) ORDER BY last_heard DESC NULLS LAST, id LIMIT 25",
                               lambda: [big.pk, f"%{some_name}%"]),
         "groups filter": ("SELECT d.* FROM devices_device d WHERE d.product_id = %s AND NOT d.quarantined AND NOT "
                           "d.denied AND d.id IN (SELECT device_id FROM devices_devicegroupmembership WHERE group_id = %s) "

@@ -267,3 +267,38 @@ def test_user_device_counts(cast, borons):
     me.post("/v1/devices", {"id": manufacture(12, 1)[0].device_id})
     body = me.get("/v1/user").json()
     assert body["wifi_device_count"] == 1 and body["cellular_device_count"] == 0
+
+
+@pytest.mark.parametrize("sort", ["lastConnection", "deviceName", "firmwareVersion", "deviceId"])
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_every_sort_pages_through_valued_and_blank_devices_in_one_total_order(cast, fleet, sort, direction):
+    """Devices without a value (never connected, unnamed, never flashed) are a second run of the list;
+    paging must cross from one run into the other without losing or repeating a device."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    for n, device_id in enumerate(fleet[:7]):  # 7 of 12 have values, 5 do not
+        Device.objects.filter(pk=device_id).update(name=f"dev_{n % 3}_{n}", firmware_version=n % 4 + 1,
+                                                   last_heard=timezone.now() - timedelta(minutes=n % 3))
+    api = cast.api("viewer")
+    seen = []
+    for page in (1, 2, 3, 4):
+        seen += [d["id"] for d in api.get(f"/v1/products/{cast.product.pk}/devices",
+                                          {"sortAttr": sort, "sortDir": direction, "perPage": 4,
+                                           "page": page}).json()["devices"]]
+    assert sorted(seen) == sorted(fleet) and len(seen) == 12
+    rows = {d.id: d for d in Device.objects.filter(pk__in=fleet)}
+    key = {
+        "lastConnection": lambda i: (rows[i].last_heard is None, rows[i].last_heard and -rows[i].last_heard.timestamp(), i),
+        "deviceName": lambda i: (rows[i].name, i),
+        "firmwareVersion": lambda i: (rows[i].firmware_version is None, rows[i].firmware_version or 0, i),
+        "deviceId": lambda i: i,
+    }[sort]
+    expected = sorted(fleet, key=key)
+    if sort == "lastConnection":
+        # desc is the natural order here (NULLs last, ties by id); asc is its exact reverse.
+        expected = expected if direction == "desc" else list(reversed(expected))
+    elif direction == "desc":
+        expected = list(reversed(expected))
+    assert seen == expected
