@@ -4,6 +4,7 @@ caller's access is settled) and run a fixed number of queries whatever the page.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from django.db import connection
@@ -15,6 +16,7 @@ from console.scoping import Principal
 from devices.models import Device, DeviceGroupMembership, SimCard
 from products.models import DeviceGroup, Product
 
+ID_RE = re.compile(r"^[0-9a-f]{24}$")
 DEFAULT_PER_PAGE = 25
 MAX_PER_PAGE = 1000
 EXACT_COUNT_CAP = 10_000  # past this many matches a filtered total is estimated, not counted
@@ -156,17 +158,21 @@ def groups_of(device_ids: list[str]) -> dict[str, list[str]]:
 
 def device_get(*, principal: Principal, device_id: str, action: str) -> Device:
     """A device by id through the dev form: 404 unless the caller may `action` it."""
-    device_id = (device_id or "").strip().lower()
-    device = (Device.objects.restrict(principal, action).select_related(
-        "owner", "customer", "platform", "product", "product__account", "sim").filter(pk=device_id).first())
+    ident = (device_id or "").strip()
+    qs = Device.objects.restrict(principal, action).select_related(
+        "owner", "customer", "platform", "product", "product__account", "sim")
+    # Particle accepts a device's name wherever its id goes (api-js: "Device ID or Name").
+    device = (qs.filter(pk=ident.lower()).first() if ID_RE.match(ident.lower())
+              else qs.filter(name=ident).order_by("id").first())
     if device is None:
         raise NotFound(f"Device {device_id} not found")
     return device
 
 
 def product_device_get(*, product: Product, device_id: str, include_denied: bool = True) -> Device:
-    device_id = (device_id or "").strip().lower()
-    qs = Device.objects.filter(product=product, pk=device_id)
+    ident = (device_id or "").strip()
+    qs = (Device.objects.filter(product=product, pk=ident.lower()) if ID_RE.match(ident.lower())
+          else Device.objects.filter(product=product, name=ident).order_by("id"))
     if not include_denied:
         qs = qs.filter(denied=False)
     device = qs.select_related("owner", "customer", "platform", "product", "product__account", "sim").first()

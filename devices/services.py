@@ -241,7 +241,8 @@ def device_claim(*, principal: Principal, device_id: object, request_transfer: o
     if device.owner_id == user.pk:
         return device
     if device.owner_id is not None or device.customer_id is not None:
-        raise Forbidden("That device is claimed by someone else", code="device_claimed")
+        # particle-cli looks for this exact sentence in `error` before offering a transfer request.
+        raise Forbidden("That device is claimed by someone else", code="That belongs to someone else.")
     if device.denied:
         raise Forbidden("That device was denied by its product", code="device_denied")
     if device.product_id is None:

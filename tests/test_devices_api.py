@@ -302,3 +302,26 @@ def test_every_sort_pages_through_valued_and_blank_devices_in_one_total_order(ca
     elif direction == "desc":
         expected = list(reversed(expected))
     assert seen == expected
+
+
+def test_device_by_name_in_the_path(cast, fleet):
+    api = cast.api("owner")
+    api.put(f"/v1/products/{cast.product.pk}/devices/{fleet[0]}", {"name": "porch_light"})
+    assert api.get("/v1/devices/porch_light").json()["id"] == fleet[0]
+    assert api.get(f"/v1/products/{cast.product.pk}/devices/porch_light").json()["id"] == fleet[0]
+    assert cast.api("outsider").get("/v1/devices/porch_light").status_code == 404
+
+
+def test_serial_number_lookup(cast, fleet):
+    device = Device.objects.get(pk=fleet[0])
+    r = cast.api("viewer").get(f"/v1/serial_numbers/{device.serial_number.lower()}")
+    assert r.status_code == 200
+    assert r.json()["device_id"] == fleet[0] and r.json()["platform_id"] == 13 and r.json()["iccid"]
+    assert cast.api("outsider").get(f"/v1/serial_numbers/{device.serial_number}").status_code == 404
+
+
+def test_claiming_someone_elses_device_says_what_the_cli_looks_for(cast):
+    argon = manufacture(12, 1)[0].device_id
+    cast.api("viewer").post("/v1/devices", {"id": argon})
+    r = cast.api("outsider").post("/v1/devices", {"id": argon})
+    assert r.status_code == 403 and "That belongs to someone else." in r.json()["error"]

@@ -69,6 +69,8 @@ def test_sandbox_sim_activation_and_usage(cast, fleet):
     r = me.put(f"/v1/sims/{fleet[5].iccid}", {"action": "activate"})
     assert r.status_code == 200 and r.json()["status"] == "active"
     assert [s["iccid"] for s in me.get("/v1/sims").json()["sims"]] == [fleet[5].iccid]
+    # Product SIMs are not the user's sandbox SIMs: /v1/sims lists only the latter, whole and unpaged.
+    assert cast.api("owner").get("/v1/sims").json()["sims"] == []
     usage = me.get(f"/v1/sims/{fleet[5].iccid}/data_usage").json()
     assert usage["iccid"] == fleet[5].iccid and usage["usage_by_day"]
     fleet_usage = cast.api("viewer").get(f"/v1/products/{cast.product.pk}/sims/data_usage").json()

@@ -39,10 +39,17 @@ def _paginate(qs, request) -> tuple[list, dict]:
 
 
 class SandboxSimListView(APIView):
-    """GET /v1/sims — the caller's SIMs (sandbox SIMs, and SIMs of the products it can see)."""
+    """GET /v1/sims — the user's own (sandbox) SIMs. api-js sends no query here and cannot ask for a second
+    page, so the list is whole unless `page`/`perPage` are given (a sandbox holds at most 100 devices)."""
 
     def get(self, request):
-        qs = sims.sims_visible(request.auth, "sims:list").select_related("device", "user").order_by("iccid")
+        require_user(request.auth)
+        qs = SimCard.objects.filter(user=request.auth.user).select_related("device", "user").order_by("iccid")
+        if not any(request.query_params.get(k) for k in ("page", "perPage", "per_page")):
+            rows = list(qs)
+            return Response({"sims": [sims.sim_body(s) for s in rows],
+                             "meta": {"total_pages": 1 if rows else 0, "page": 1, "per_page": len(rows),
+                                      "total": len(rows)}})
         rows, meta = _paginate(qs, request)
         return Response({"sims": [sims.sim_body(s) for s in rows], "meta": meta})
 
@@ -216,3 +223,30 @@ class ClaimCodeView(APIView):
             require_user(p)
         code = customers.claim_code_create(principal=p, product=found)
         return Response({"claim_code": code.code, "device_ids": code.device_ids})
+
+
+# --- serial numbers ------------------------------------------------------------------------------------
+
+SERIAL_LOOKUPS_PER_HOUR = 50
+
+
+class SerialNumberView(APIView):
+    """GET /v1/serial_numbers/:sn — the device behind a serial number the caller can reach (50 per hour)."""
+
+    def get(self, request, serial: str):
+        from django.core.cache import cache  # noqa: PLC0415
+
+        from console.services import LockedOut  # noqa: PLC0415
+
+        key = f"serial-lookups:{request.auth.kind}:{request.auth.user.pk if request.auth.user else request.auth.product_id}"
+        if cache.add(key, 1, timeout=3600) is False and cache.incr(key) > SERIAL_LOOKUPS_PER_HOUR:
+            raise LockedOut(f"At most {SERIAL_LOOKUPS_PER_HOUR} serial number lookups per hour", code="rate_limited",
+                            retry_after=3600)
+        device = (Device.objects.restrict(request.auth, "devices:get").select_related("sim")
+                  .filter(serial_number=serial.strip().upper()).first())
+        if device is None:
+            raise NotFound(f"No device with serial number {serial}")
+        sim = getattr(device, "sim", None) if hasattr(device, "sim") else None
+        iccid = sim.iccid if sim else None
+        return Response({"ok": True, "serial_number": device.serial_number, "device_id": device.id,
+                         "deviceID": device.id, "platform_id": device.platform_id, "iccid": iccid})

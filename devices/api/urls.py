@@ -15,6 +15,7 @@ urlpatterns = [
     path("v1/products/<str:product>/customers", mv.CustomerListView.as_view(), name="customer-list"),
     path("v1/products/<str:product>/customers/<str:email>", mv.CustomerDetailView.as_view(), name="customer-detail"),
     path("v1/device_claims", mv.ClaimCodeView.as_view(), name="claim-code"),
+    path("v1/serial_numbers/<str:serial>", mv.SerialNumberView.as_view(), name="serial-number"),
     path("v1/products/<str:product>/device_claims", mv.ClaimCodeView.as_view(), name="product-claim-code"),
     path("v1/devices", views.DeviceListView.as_view(), name="device-list"),
     path("v1/devices/<str:device_id>", views.DeviceDetailView.as_view(), name="device-detail"),
