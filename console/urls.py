@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from console.api.errors import json_not_found, json_server_error
+from console.api.errors import json_bad_request, json_forbidden, json_not_found, json_server_error
 from console.web.errors import page_not_found, server_error
 
 api_patterns = [
@@ -27,6 +27,23 @@ def handler404(request, exception=None):
     if request.path.startswith(("/v1", "/oauth")):
         return json_not_found(request, exception)
     return page_not_found(request, exception)
+
+
+def handler400(request, exception=None):
+    # e.g. RequestDataTooBig: Django answers before any view runs, so the API's JSON must be made here.
+    if request.path.startswith(("/v1", "/oauth")):
+        return json_bad_request(request, exception)
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
+
+
+def handler403(request, exception=None):
+    if request.path.startswith(("/v1", "/oauth")):
+        return json_forbidden(request, exception)
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception)
 
 
 def handler500(request):

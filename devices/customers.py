@@ -116,8 +116,12 @@ def claim_code_create(*, principal: Principal, product: Product | None = None) -
     customer = None
     if principal.kind == "customer":
         customer = Customer.objects.get(pk=principal.customer_id)
-    owned = (Device.objects.filter(customer=customer) if customer is not None
-             else Device.objects.filter(owner=principal.user))
+    if customer is not None:
+        owned = Device.objects.filter(customer=customer)
+    elif principal.user is not None:
+        owned = Device.objects.filter(owner=principal.user)
+    else:  # a product token has no devices of its own
+        owned = Device.objects.none()
     return ClaimCode.objects.create(
         code=code, user=principal.user if customer is None else None, customer=customer, product=product,
         device_ids=list(owned.values_list("id", flat=True)[:1000]),

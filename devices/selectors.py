@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.db.models import F, Q, QuerySet
 
-from console.errors import NotFound, ValidationFailed
+from console.errors import Forbidden, NotFound, ValidationFailed
 from console.models import User
 from console.scoping import Principal
 from devices.models import Device, DeviceGroupMembership, SimCard
@@ -159,13 +159,15 @@ def groups_of(device_ids: list[str]) -> dict[str, list[str]]:
 def device_get(*, principal: Principal, device_id: str, action: str) -> Device:
     """A device by id through the dev form: 404 unless the caller may `action` it."""
     ident = (device_id or "").strip()
-    qs = Device.objects.restrict(principal, action).select_related(
+    qs = Device.objects.restrict(principal).select_related(
         "owner", "customer", "platform", "product", "product__account", "sim")
     # Particle accepts a device's name wherever its id goes (api-js: "Device ID or Name").
     device = (qs.filter(pk=ident.lower()).first() if ID_RE.match(ident.lower())
               else qs.filter(name=ident).order_by("id").first())
     if device is None:
         raise NotFound(f"Device {device_id} not found")
+    if not Device.objects.restrict(principal, action).filter(pk=device.pk).exists():
+        raise Forbidden("Your access to this device does not allow this action")
     return device
 
 

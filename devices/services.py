@@ -28,6 +28,15 @@ GROUP_NAME = re.compile(r"^[a-z0-9_-]{1,100}$")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
+def parse_bool(value: object, field: str) -> bool:
+    """Strict: true/false, 1/0, yes/no, on/off (any case), or a JSON boolean; anything else is a 400."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, str)) and str(value).strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off", ""):
+        return str(value).strip().lower() in ("true", "1", "yes", "on")
+    raise ValidationFailed(f"{field} must be true or false", field=field)
+
+
 def _bool(value: object, field: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -179,6 +188,8 @@ def device_set_groups(*, principal: Principal, device: Device, names: object, au
     """Replace a product device's groups; unknown names are created (Particle's rule)."""
     if device.product_id is None:
         raise ValidationFailed("Only product devices have groups", field="groups")
+    if device.denied:
+        raise ValidationFailed("A denied device cannot join groups; approve it first", field="groups")
     wanted = _ensure_groups(device.product, _group_names(names))
     with transaction.atomic():
         current = set(DeviceGroupMembership.objects.filter(device=device).values_list("group_id", flat=True))
@@ -204,7 +215,7 @@ def devices_batch_groups(*, principal: Principal, product: Product, device_ids: 
     if len(device_ids) > 10_000:
         raise ValidationFailed("At most 10,000 devices per batch", field="devices")
     ids = sorted({d.strip().lower() for d in device_ids})
-    found = set(Device.objects.filter(product=product, id__in=ids).values_list("id", flat=True))
+    found = set(Device.objects.filter(product=product, denied=False, id__in=ids).values_list("id", flat=True))
     missing = [d for d in ids if d not in found]
     if missing:
         raise NotFound(f"Not devices of this product: {', '.join(missing[:5])}" + (" …" if len(missing) > 5 else ""))
@@ -238,6 +249,13 @@ def device_claim(*, principal: Principal, device_id: object, request_transfer: o
     if device is None:
         raise NotFound(f"No device with id {raw}")
     user = principal.user
+    if device.product_id is not None:
+        # An unclaimed product device is the product team's to hand out: Developers may claim it (the
+        # test device on their desk); readers are refused; strangers cannot tell it from an unknown id.
+        if not Product.objects.restrict(principal).filter(pk=device.product_id).exists():
+            raise NotFound(f"No device with id {raw}")
+        if not Product.objects.restrict(principal, "devices:update").filter(pk=device.product_id).exists():
+            raise Forbidden("Your role on this device's product does not allow claiming it")
     if device.owner_id == user.pk:
         return device
     if device.owner_id is not None or device.customer_id is not None:

@@ -21,7 +21,7 @@ from devices.models import Device, SimCard, SimUsage
 from products.models import Product
 
 
-def sims_visible(principal: Principal, action: str) -> QuerySet[SimCard]:
+def sims_visible(principal: Principal, action: str | None) -> QuerySet[SimCard]:
     """SIMs of the products the caller may `action`, plus (users) their sandbox SIMs."""
     q = Q(product__in=Product.objects.restrict(principal, action))
     if principal.is_user and principal.user is not None:
@@ -30,10 +30,14 @@ def sims_visible(principal: Principal, action: str) -> QuerySet[SimCard]:
 
 
 def sim_get(*, principal: Principal, iccid: str, action: str, product: Product | None = None) -> SimCard:
-    qs = SimCard.objects.filter(product=product) if product is not None else sims_visible(principal, action)
-    sim = qs.select_related("device", "product").filter(iccid=(iccid or "").strip().upper()).first()
+    """A SIM of `product`, or (dev form) one the caller can see: 404 if not, 403 if it may not `action` it."""
+    code = (iccid or "").strip().upper()
+    qs = SimCard.objects.filter(product=product) if product is not None else sims_visible(principal, None)
+    sim = qs.select_related("device", "product", "user").filter(iccid=code).first()
     if sim is None:
         raise NotFound(f"SIM {iccid} not found")
+    if product is None and not sims_visible(principal, action).filter(iccid=code).exists():
+        raise Forbidden("Your access to this SIM does not allow this action")
     return sim
 
 
@@ -93,6 +97,10 @@ def sims_import(*, principal: Principal, product: Product, values: list[tuple[in
         if sim.product_id is not None or sim.user_id is not None:
             report["rejected"].append({"line": line, "value": iccid, "reason": "owned",
                                        "message": "the SIM belongs to another product or account"})
+            continue
+        if sim.device_id and sim.device.product_id not in (None, product.pk):
+            report["rejected"].append({"line": line, "value": iccid, "reason": "owned",
+                                       "message": "the SIM's device belongs to another product"})
             continue
         if sim.device_id and sim.device.platform_id != product.platform_id:
             report["rejected"].append({"line": line, "value": iccid, "reason": "wrong_platform",
@@ -159,9 +167,11 @@ def sim_activate_sandbox(*, principal: Principal, iccid: str) -> SimCard:
     """Sandbox activation (PUT /v1/sims/:iccid action=activate): an unowned registered SIM becomes the user's."""
     if not principal.is_user:
         raise Forbidden("Only users can activate SIMs into a sandbox")
-    sim = SimCard.objects.select_for_update().filter(iccid=(iccid or "").strip().upper()).first()
-    if sim is None or (sim.user_id not in (None, principal.user.pk)) or sim.product_id is not None:
-        raise NotFound(f"SIM {iccid} not found")
+    sim = (SimCard.objects.select_for_update(of=("self",)).select_related("device")
+           .filter(iccid=(iccid or "").strip().upper()).first())
+    if (sim is None or sim.user_id not in (None, principal.user.pk) or sim.product_id is not None
+            or (sim.device_id and sim.device.product_id is not None)):
+        raise NotFound(f"SIM {iccid} not found")  # a SIM inside a product's device is that product's
     sim.user = principal.user
     if sim.status != SimCard.Status.ACTIVE:
         _activate(sim, "api")

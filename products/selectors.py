@@ -22,7 +22,7 @@ def product_get(*, principal: Principal, ident: str | int, action: str) -> Produ
     """The product by numeric id or slug: 404 if the caller cannot see it, 403 if it may not `action` it."""
     visible = Product.objects.restrict(principal).select_related("account", "account__owner", "platform")
     ident = str(ident)
-    lookup = {"pk": int(ident)} if ident.isdigit() else {"slug": ident}
+    lookup = {"pk": int(ident)} if ident.isascii() and ident.isdigit() else {"slug": ident}
     product = visible.filter(**lookup).first()
     if product is None:
         raise NotFound(f"Product {ident} not found")

@@ -67,6 +67,22 @@ def json_not_found(request, exception=None):
     return JsonResponse(error_body("not_found", f"No route {request.method} {request.path}"), status=404)
 
 
+def json_bad_request(request, exception=None):
+    from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(error_body("request_too_large", "The request body is larger than 16 MB; upload the "
+                                       "list as a file or split it"), status=413)
+    if isinstance(exception, TooManyFieldsSent):
+        return JsonResponse(error_body("invalid_request", "Too many form fields; send a JSON list or a file"),
+                            status=400)
+    return JsonResponse(error_body("invalid_request", "The request could not be read"), status=400)
+
+
+def json_forbidden(request, exception=None):
+    return JsonResponse(error_body("forbidden", "You may not do this"), status=403)
+
+
 def json_server_error(request):
     return JsonResponse(error_body("server_error", "Something went wrong on our side; it has been logged."),
                         status=500)

@@ -240,7 +240,8 @@ class ClientDetailView(APIView):
 def org_get(principal: Principal, ident: str, action: str | None) -> Account:
     """The org by id or slug: 404 when the caller has no seat, 403 when its role may not `action`."""
     visible = Account.objects.restrict(principal).filter(kind=Account.Kind.ORGANIZATION).select_related("owner")
-    org = visible.filter(pk=int(ident)).first() if ident.isdigit() else visible.filter(slug=ident).first()
+    org = (visible.filter(pk=int(ident)).first() if ident.isascii() and ident.isdigit()
+           else visible.filter(slug=ident).first())
     if org is None:
         raise NotFound(f"Organization {ident} not found")
     if action and not Account.objects.restrict(principal, action).filter(pk=org.pk).exists():

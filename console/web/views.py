@@ -50,7 +50,8 @@ def home(request):
 def switch_account(request):
     """Show another account: only one the user can see (their sandbox, or an org where they have a seat)."""
     wanted = request.POST.get("account_id", "")
-    account = Account.objects.restrict(request.principal).filter(pk=wanted).first() if wanted.isdigit() else None
+    account = (Account.objects.restrict(request.principal).filter(pk=int(wanted)).first()
+               if wanted.isascii() and wanted.isdigit() else None)
     if account is None or (account.is_sandbox and account.owner_id != request.user.pk):
         raise Http404("No such account")
     request.session["account_id"] = account.pk

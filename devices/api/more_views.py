@@ -209,6 +209,7 @@ class ClaimCodeView(APIView):
     """POST /v1/device_claims (user) and /v1/products/:p/device_claims (a customer of that product)."""
 
     def post(self, request, product: str | None = None):
+        body(request)  # a malformed body is a 400 here as everywhere, even though no field is needed
         p = request.auth
         found = None
         if product is not None:

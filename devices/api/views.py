@@ -113,7 +113,7 @@ class ProductDeviceDetailView(APIView):
     def delete(self, request, product: str, device_id: str):
         found = product_get(principal=request.auth, ident=product, action="devices:remove")
         device = selectors.product_device_get(product=found, device_id=device_id)
-        if _flag(body(request).get("deny"), False):
+        if services.parse_bool(body(request).get("deny", False), "deny"):
             services.device_deny(principal=request.auth, device=device)
         else:
             services.device_remove(principal=request.auth, device=device)
