@@ -14,7 +14,7 @@ from django.utils import timezone
 from console.errors import ServiceError, ValidationFailed
 from console.scoping import Principal
 from devices.identifiers import split_lines
-from devices.importing import MAX_LINES, device_import
+from devices.importing import MAX_LINES, claim_user_for, device_import
 from devices.models import ImportJob
 from products.models import Product
 
@@ -36,6 +36,7 @@ def import_job_progress(job: ImportJob) -> tuple[int, int]:
 @transaction.atomic
 def import_job_create(*, principal: Principal, product: Product, text: str, import_sims: bool = True,
                       claim_user: str = "") -> ImportJob:
+    claim_user_for(product, claim_user or None)  # refuse a bad claim_user now, not when the job runs
     values = split_lines(text)
     if not values:
         raise ValidationFailed("The file has no device ids in it", field="file")

@@ -229,9 +229,14 @@ def devices_batch_groups(*, principal: Principal, product: Product, device_ids: 
     for group in to_remove:
         deleted, _ = DeviceGroupMembership.objects.filter(group=group, device_id__in=ids).delete()
         DeviceGroup.objects.filter(pk=group.pk).update(device_count=F("device_count") - deleted)
-    audit_record(principal=principal, action="devices.groups", target=product.slug, account=product.account,
-                 product_id=product.pk, data={"devices": len(ids), "add": [g.name for g in to_add],
-                                              "remove": [g.name for g in to_remove]})
+    # One history row per device, so each device page shows the change (bulk-inserted, not one by one).
+    from console.models import AuditEntry  # noqa: PLC0415
+
+    data = {"add": [g.name for g in to_add], "remove": [g.name for g in to_remove], "batch": len(ids)}
+    AuditEntry.objects.bulk_create([
+        AuditEntry(actor=principal.user, actor_label=principal.label, action="device.groups", target=device_id,
+                   account=product.account, product_id=product.pk, data=data) for device_id in ids
+    ], batch_size=2000)
     return len(ids)
 
 
@@ -316,7 +321,6 @@ def device_deny(*, principal: Principal, device: Device) -> None:
     device.denied = True
     device.updated_at = timezone.now()
     device.save(update_fields=["quarantined", "denied", "updated_at"])
-    DeviceGroupMembership.objects.filter(device=device).delete()
     _audit_device(principal, device, "deny")
 
 

@@ -80,7 +80,7 @@ def test_first_steps_from_sign_in_to_sign_out(live_server, page):
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base}/products/")
     expect(page.get_by_role("heading", name="No products yet")).to_be_visible()
-    expect(page.locator(".nav-item.is-disabled", has_text="Devices")).to_have_attribute("aria-disabled", "true")
+    expect(page.locator(".nav-item.is-disabled", has_text="Events")).to_have_attribute("aria-disabled", "true")
     shot(page, "02-sandbox-products-empty")
 
     # Switch from the sandbox to the organization.

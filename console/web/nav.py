@@ -36,6 +36,7 @@ class Place:
     crumbs: list[tuple[str, str | None]] = field(default_factory=list)
 
 
+
 def sandbox_place(account=None, active: str = "") -> Place:
     return Place(
         kind="sandbox",
@@ -43,7 +44,7 @@ def sandbox_place(account=None, active: str = "") -> Place:
         subtitle="Personal · free plan",
         active=active,
         nav=[
-            NavItem("devices", "Devices", "devices"),
+            NavItem("devices", "Devices", "devices", reverse("console:devices:sandbox-list")),
             NavItem("products", "Products", "products", reverse("console:products:list")),
             NavItem("events", "Events", "events"),
             NavItem("integrations", "Integrations", "integrations"),

@@ -21,4 +21,7 @@ urlpatterns = [
     path("orgs/<slug:org>/settings/", views.org_settings, name="org-settings"),
     # Product pages (and each account's product list). By string: products imports console, not the reverse.
     path("", include("products.web.urls")),
+    # Device, group, SIM and customer pages of products, and the sandbox's device list. By string: devices
+    # imports console and products, never the reverse.
+    path("", include("devices.web.urls")),
 ]
