@@ -200,7 +200,9 @@ def main() -> None:
                 start = time.perf_counter()
                 client.get(url, query, **auth)
                 api_samples.append(time.perf_counter() - start)
-            db_samples.append(sum(float(q["time"]) for q in run.captured_queries))
+            # The device queries of the request (page ids, rows, groups, counts), leaving out the token and
+            # product lookups that every API request makes: that is what the hand-written query replaces.
+            db_samples.append(sum(float(q["time"]) for q in run.captured_queries if "devices_device" in q["sql"]))
         if label in hand_sql:
             sql, make_params = hand_sql[label]
         else:
@@ -233,16 +235,18 @@ def main() -> None:
           f"(target <= 3000 ms and <= 4x)")
     print()
     print(f"GET /v1/products/:p/devices?perPage=25 on {len(fleet_ids):,} devices (median of {args.runs})")
-    print(f"  {'case':24} {'server ms':>9} {'our SQL ms':>10} {'hand SQL ms':>11} {'SQL ratio':>9} {'queries':>7}")
+    print(f"  {'case':24} {'server ms':>9} {'device SQL ms':>13} {'hand SQL ms':>11} {'SQL ratio':>9} {'queries':>7}")
     for label, api_ms, db_ms, sql_ms, queries in results:
-        print(f"  {label:24} {api_ms:9.2f} {db_ms:10.2f} {sql_ms:11.2f} {db_ms / max(sql_ms, 0.001):8.2f}x {queries:7d}")
+        print(f"  {label:24} {api_ms:9.2f} {db_ms:13.2f} {sql_ms:11.2f} {db_ms / max(sql_ms, 0.001):8.2f}x {queries:7d}")
+    print("  server ms: the whole request in-process (auth, queries, JSON); device SQL ms: the database time of")
+    print("  the request's device queries (Django reports it in whole ms); targets: server <= 25 ms, device SQL")
+    print("  within 3x of the hand-written query, a fixed number of queries")
     if console_samples:
         print()
         print(f"Console device list page ({page_url}) median {median_ms(console_samples):.1f} ms (target <= 150 ms)")
     else:
         print(f"\nConsole device list page: {page_url} answered {first.status_code}; not measured")
-    print("  server ms: the whole request in-process (auth, queries, JSON); our SQL ms: the database time of that")
-    print("  request's queries; targets: server <= 25 ms, our SQL within 3x of the hand-written query, fixed queries")
+
 
 
 if __name__ == "__main__":
