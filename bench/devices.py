@@ -180,7 +180,7 @@ def main() -> None:
     }
     hand_sql = {
         "deviceName search": ("SELECT * FROM devices_device WHERE product_id = %s AND NOT quarantined AND NOT denied "
-                              "AND upper(name) LIKE upper(%s) ORDER BY last_heard DESC NULLS LAST, id LIMIT 25",
+                              "AND name <> '' AND upper(name) LIKE upper(%s) ORDER BY last_heard DESC NULLS LAST, id LIMIT 25",
                               lambda: [big.pk, f"%{some_name}%"]),
         "groups filter": ("SELECT d.* FROM devices_device d WHERE d.product_id = %s AND NOT d.quarantined AND NOT "
                           "d.denied AND d.id IN (SELECT device_id FROM devices_devicegroupmembership WHERE group_id = %s) "
@@ -196,13 +196,23 @@ def main() -> None:
         assert r.status_code == 200 and len(r.json()["devices"]) > 0, (label, r.content[:300])
         api_samples, db_samples = [], []
         for _ in range(args.runs):
-            with CaptureQueriesContext(connection) as run:
+            # The device queries of the request (page ids, rows, groups, counts), timed precisely, leaving out
+            # the token and product lookups every API request makes: what the hand-written query replaces.
+            spent = [0.0]
+
+            def timer(execute, sql, params, many, context, spent=spent):
+                start = time.perf_counter()
+                try:
+                    return execute(sql, params, many, context)
+                finally:
+                    if "devices_device" in sql:
+                        spent[0] += time.perf_counter() - start
+
+            with connection.execute_wrapper(timer):
                 start = time.perf_counter()
                 client.get(url, query, **auth)
                 api_samples.append(time.perf_counter() - start)
-            # The device queries of the request (page ids, rows, groups, counts), leaving out the token and
-            # product lookups that every API request makes: that is what the hand-written query replaces.
-            db_samples.append(sum(float(q["time"]) for q in run.captured_queries if "devices_device" in q["sql"]))
+            db_samples.append(spent[0])
         if label in hand_sql:
             sql, make_params = hand_sql[label]
         else:
@@ -238,9 +248,9 @@ def main() -> None:
     print(f"  {'case':24} {'server ms':>9} {'device SQL ms':>13} {'hand SQL ms':>11} {'SQL ratio':>9} {'queries':>7}")
     for label, api_ms, db_ms, sql_ms, queries in results:
         print(f"  {label:24} {api_ms:9.2f} {db_ms:13.2f} {sql_ms:11.2f} {db_ms / max(sql_ms, 0.001):8.2f}x {queries:7d}")
-    print("  server ms: the whole request in-process (auth, queries, JSON); device SQL ms: the database time of")
-    print("  the request's device queries (Django reports it in whole ms); targets: server <= 25 ms, device SQL")
-    print("  within 3x of the hand-written query, a fixed number of queries")
+    print("  server ms: the whole request in-process (auth, queries, JSON); device SQL ms: the time spent in the")
+    print("  request's device queries; targets: server <= 25 ms, device SQL within 3x of the hand-written query,")
+    print("  a fixed number of queries")
     if console_samples:
         print()
         print(f"Console device list page ({page_url}) median {median_ms(console_samples):.1f} ms (target <= 150 ms)")
