@@ -13,38 +13,18 @@ import pytest
 from console.models import OAuthClient
 from console.roles import Role
 from products.models import Product, ProductMembership
-from tests.conftest import chromium_path, need
+from tests.browser import browser_tab
 from tests.factories import PASSWORD, UserFactory, make_org, make_product, seat
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls made here between browser
-# steps are synchronous and safe, but Django refuses them inside a running loop unless told otherwise.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 SHOTS = Path(os.environ.get("CYAN_SHOTS_DIR", "/tmp/cyan-shots"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-NO_CHROMIUM = "chromium is not installed (apt-get install chromium)"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def page():
-    need(chromium_path() is not None, NO_CHROMIUM)
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1360, "height": 860})
-        context.set_default_timeout(10_000)
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    with browser_tab(SHOTS) as tab:
         yield tab
-        context.close()
-        browser.close()
-    assert not errors, f"JavaScript errors: {errors}"
 
 
 def shot(page, name: str) -> None:
@@ -60,7 +40,6 @@ def sign_in(page, base: str, email: str) -> None:
 
 
 def test_first_steps_from_sign_in_to_sign_out(live_server, page):
-    need(chromium_path() is not None, NO_CHROMIUM)
     from playwright.sync_api import expect
 
     base = live_server.url
@@ -213,7 +192,6 @@ def test_first_steps_from_sign_in_to_sign_out(live_server, page):
 
 
 def test_view_only_member_reads_settings_and_outsider_sees_404(live_server, page):
-    need(chromium_path() is not None, NO_CHROMIUM)
     from playwright.sync_api import expect
 
     base = live_server.url

@@ -16,39 +16,19 @@ from console.scoping import Principal
 from devices import importing, services
 from devices.models import Device, ImportJob, SimUsage
 from products.models import DeviceGroup, Product
-from tests.conftest import chromium_path, need
+from tests.browser import browser_tab
 from tests.devices_helpers import ids, manufacture
 from tests.factories import PASSWORD, UserFactory, make_org, make_product, seat
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls made here between browser
-# steps are synchronous and safe, but Django refuses them inside a running loop unless told otherwise.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 SHOTS = Path(os.environ.get("CYAN_SHOTS_DIR", "/tmp/cyan-shots-devices"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-NO_CHROMIUM = "chromium is not installed (apt-get install chromium)"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def page():
-    need(chromium_path() is not None, NO_CHROMIUM)
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1360, "height": 860}, accept_downloads=True)
-        context.set_default_timeout(15_000)
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    with browser_tab(SHOTS, timeout_ms=15_000, accept_downloads=True) as tab:
         yield tab
-        context.close()
-        browser.close()
-    assert not errors, f"JavaScript errors: {errors}"
 
 
 @pytest.fixture

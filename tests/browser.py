@@ -1,0 +1,38 @@
+"""Shared Playwright setup for the console's browser tests: Debian's chromium, headless, with the flags this
+machine needs (its closed network refuses Chromium's background connections)."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import chromium_path, need
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls made between browser steps are
+# synchronous and safe, but Django refuses them inside a running loop unless told otherwise.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+NO_CHROMIUM = "chromium is not installed (apt-get install chromium)"
+
+
+@contextmanager
+def browser_tab(shots: Path, *, timeout_ms: int = 10_000, **context_options):
+    """A fresh tab; fails the test afterwards if any page raised a JavaScript error."""
+    need(chromium_path() is not None, NO_CHROMIUM)
+    from playwright.sync_api import sync_playwright
+
+    shots.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1360, "height": 860}, **context_options)
+        context.set_default_timeout(timeout_ms)
+        tab = context.new_page()
+        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield tab
+        context.close()
+        browser.close()
+    assert not errors, f"JavaScript errors: {errors}"
