@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import QuerySet
 
 from console.errors import Forbidden, NotFound
@@ -9,6 +11,9 @@ from console.models import Account, User
 from console.roles import RANK, Role
 from console.scoping import Principal
 from products.models import Platform, Product, ProductMembership
+
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,119}$")
 
 
 def product_list(*, principal: Principal, account: Account | None = None, action: str = "products:list") -> QuerySet[Product]:
@@ -22,7 +27,12 @@ def product_get(*, principal: Principal, ident: str | int, action: str) -> Produ
     """The product by numeric id or slug: 404 if the caller cannot see it, 403 if it may not `action` it."""
     visible = Product.objects.restrict(principal).select_related("account", "account__owner", "platform")
     ident = str(ident)
-    lookup = {"pk": int(ident)} if ident.isascii() and ident.isdigit() else {"slug": ident}
+    if ident.isascii() and ident.isdigit() and len(ident) <= 18:
+        lookup = {"pk": int(ident)}
+    elif SLUG.match(ident):
+        lookup = {"slug": ident}
+    else:  # cannot be an id or a slug: do not send it to the database at all
+        raise NotFound(f"Product {ident[:100]} not found")
     product = visible.filter(**lookup).first()
     if product is None:
         raise NotFound(f"Product {ident} not found")

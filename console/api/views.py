@@ -6,6 +6,7 @@ Views stay thin: read the body, call one service or selector, render Particle's 
 from __future__ import annotations
 
 import base64
+import re
 import binascii
 
 from django.db import transaction
@@ -240,8 +241,12 @@ class ClientDetailView(APIView):
 def org_get(principal: Principal, ident: str, action: str | None) -> Account:
     """The org by id or slug: 404 when the caller has no seat, 403 when its role may not `action`."""
     visible = Account.objects.restrict(principal).filter(kind=Account.Kind.ORGANIZATION).select_related("owner")
-    org = (visible.filter(pk=int(ident)).first() if ident.isascii() and ident.isdigit()
-           else visible.filter(slug=ident).first())
+    if ident.isascii() and ident.isdigit() and len(ident) <= 18:
+        org = visible.filter(pk=int(ident)).first()
+    elif re.fullmatch(r"[a-z0-9][a-z0-9-]{0,99}", ident):
+        org = visible.filter(slug=ident).first()
+    else:
+        org = None
     if org is None:
         raise NotFound(f"Organization {ident} not found")
     if action and not Account.objects.restrict(principal, action).filter(pk=org.pk).exists():
