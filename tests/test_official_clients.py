@@ -58,13 +58,9 @@ def npm_clients() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(settings):
-    """Login-failure counters live in the cache, keyed by client address. The live server sees every client as
-    127.0.0.1, and the embedded Redis under CYAN_DATA_DIR is shared with any other pytest run using the same data
-    dir (their cache.clear() and lockout tests would leak into ours), so this module gets a process-local cache.
-    Changing CACHES makes Django drop its cache connections in every thread, the live server's included."""
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": "official-clients"}}
+def _private_cache():
+    """Login-failure counters live in the real cache (Redis), keyed by client address; the live server sees
+    every client as 127.0.0.1, so each test starts and ends with a clean cache (a run owns its data dir's Redis)."""
     from django.core.cache import cache
 
     cache.clear()
