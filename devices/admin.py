@@ -31,7 +31,7 @@ class DeviceForm(forms.ModelForm):
 
     def clean_iccid(self):
         value = (self.cleaned_data.get("iccid") or "").strip().upper()
-        if value and not ICCID.match(value):
+        if value and not ICCID.fullmatch(value):
             raise forms.ValidationError("An ICCID is 89 followed by 16 to 20 digits.")
         return value
 

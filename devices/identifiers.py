@@ -4,31 +4,37 @@ from __future__ import annotations
 
 import re
 
-DEVICE_ID = re.compile(r"^[0-9a-f]{24}$")
-ICCID = re.compile(r"^89\d{16,20}[0-9F]?$")  # ITU-T E.118: "89" (telecom) + up to 20 digits
-IMEI = re.compile(r"^\d{15}$")
-SERIAL = re.compile(r"^[A-Z0-9]{6,40}$")
+# ASCII only: `\d` would otherwise take Arabic-Indic or full-width digits for an IMEI or ICCID.
+DEVICE_ID = re.compile(r"[0-9a-f]{24}", re.ASCII)
+ICCID = re.compile(r"89\d{16,20}[0-9F]?", re.ASCII)  # ITU-T E.118: "89" (telecom) + up to 20 digits
+IMEI = re.compile(r"\d{15}", re.ASCII)
+SERIAL = re.compile(r"[A-Z0-9]{6,40}", re.ASCII)
 
 
 def classify(value: str) -> tuple[str, str]:
     """(kind, normalized) where kind is "id", "iccid", "imei", "serial" or "invalid"."""
     text = value.strip()
     low = text.lower()
-    if DEVICE_ID.match(low):
+    if DEVICE_ID.fullmatch(low):
         return "id", low
     up = text.upper()
-    if ICCID.match(up):
+    if ICCID.fullmatch(up):
         return "iccid", up
-    if IMEI.match(text):
+    if IMEI.fullmatch(text):
         return "imei", text
-    if SERIAL.match(up) and not up.isdigit():
+    if SERIAL.fullmatch(up) and not up.isdigit():
         return "serial", up
     return "invalid", text
+
+
+_SEPARATORS = re.compile(r"[,;\t #]")
 
 
 def split_lines(payload: str) -> list[tuple[int, str]]:
     """(line number, value) for each value of an uploaded list: one per line; commas, semicolons and tabs
     also separate values (spreadsheets export them), blank lines and `#` comments are skipped."""
+    if not _SEPARATORS.search(payload):  # the usual file: one bare value per line
+        return [(number, value) for number, raw in enumerate(payload.splitlines(), start=1) if (value := raw.strip())]
     out = []
     for number, raw in enumerate(payload.splitlines(), start=1):
         line = raw.split("#", 1)[0]

@@ -75,7 +75,7 @@ def sims_import(*, principal: Principal, product: Product, values: list[tuple[in
     wanted = {}
     for line, raw in values:
         iccid = raw.strip().upper()
-        if not ICCID.match(iccid):
+        if not ICCID.fullmatch(iccid):
             report["invalid"].append(raw[:64])
             report["rejected"].append({"line": line, "value": raw[:64], "reason": "invalid",
                                        "message": "not an ICCID (89 followed by 16 to 20 digits)"})

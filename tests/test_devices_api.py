@@ -149,6 +149,45 @@ def test_list_filters(cast, fleet):
     assert names(quarantined="true") == []
 
 
+def test_filtered_totals_agree_on_full_short_and_empty_pages(cast, fleet):
+    # A short page is the last one, so its total comes from the page itself; full and past-the-end pages
+    # count. All three must tell the same total.
+    Device.objects.filter(pk__in=fleet[:7]).update(name="tank_level")
+    api = cast.api("viewer")
+    url = f"/v1/products/{cast.product.slug}/devices"
+    pages = [api.get(url, {"deviceName": "tank", "perPage": 5, "page": n}).json() for n in (1, 2, 3)]
+    assert [len(p["devices"]) for p in pages] == [5, 2, 0]
+    assert [p["meta"]["total"] for p in pages] == [7, 7, 7]
+    assert [p["meta"]["total_pages"] for p in pages] == [2, 2, 2]
+    assert sorted(d["id"] for p in pages for d in p["devices"]) == sorted(fleet[:7])
+    empty = api.get(url, {"deviceName": "nothing-matches"}).json()
+    assert empty["devices"] == [] and empty["meta"]["total"] == 0
+
+
+def test_deleting_a_product_releases_its_devices(cast, fleet):
+    # Device.product has no database constraint (bench/README.md); the ORM's SET_NULL must still apply.
+    product = cast.product
+    product.delete()
+    assert Device.objects.filter(pk__in=fleet, product__isnull=True).count() == len(fleet)
+
+
+def test_import_moves_quarantined_and_denied_rows_but_explains_the_rest(cast, borons):
+    p = cast.product
+    Device.objects.filter(pk=borons[0].device_id).update(product=p, quarantined=True)
+    Device.objects.filter(pk=borons[1].device_id).update(product=p, denied=True)
+    Device.objects.filter(pk=borons[2].device_id).update(product=p)
+    argon = manufacture(12, 1)[0].device_id
+    Device.objects.filter(pk=argon).update(product=p, quarantined=True)  # wrong platform even in quarantine
+    r = cast.api("developer").post(f"/v1/products/{p.pk}/devices", {"ids": ids(borons[:3]) + [argon]})
+    body = r.json()
+    assert r.status_code == 200, body
+    assert body["updatedDeviceIds"] == ids(borons[:2])
+    assert body["existingDeviceIds"] == [borons[2].device_id]
+    assert body["wrongPlatformDeviceIds"] == [argon]
+    assert Device.objects.filter(pk__in=ids(borons[:2]), quarantined=False, denied=False, product=p).count() == 2
+    assert Device.objects.get(pk=argon).quarantined
+
+
 def test_list_rejects_bad_params(cast, fleet):
     api = cast.api("owner")
     for q in ({"sortAttr": "color"}, {"sortDir": "sideways"}, {"page": "0"}, {"perPage": "abc"}):

@@ -33,7 +33,7 @@ class DeviceIdsField(forms.MultipleChoiceField):
     """Ticked rows: any 24-hex ids (the service checks that each is a device of the product)."""
 
     def valid_value(self, value) -> bool:
-        return bool(DEVICE_ID.match(str(value)))
+        return bool(DEVICE_ID.fullmatch(str(value)))
 
     def clean(self, value):
         return sorted({v.lower() for v in super().clean(value)})
