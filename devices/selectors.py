@@ -126,7 +126,7 @@ def _total(product: Product, q: DeviceListQuery, qs: QuerySet, groups: list[Devi
         return product.device_count, False
     if groups is not None and len(groups) == 1 and not (q.device_id or q.name or q.serial):
         return groups[0].device_count, False
-    capped = qs.values("id")[:EXACT_COUNT_CAP + 1].count()
+    capped = qs.order_by().values("id")[:EXACT_COUNT_CAP + 1].count()
     if capped <= EXACT_COUNT_CAP:
         return capped, False
     if connection.vendor == "postgresql":
@@ -135,15 +135,24 @@ def _total(product: Product, q: DeviceListQuery, qs: QuerySet, groups: list[Devi
 
 
 def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePage:
-    """One page of a product's device list: ids by an index scan, then the rows, their groups and SIMs."""
+    """One page of a product's device list, in three to five queries whatever the page: the rows, their
+    groups, and (for a filtered list that fills its page) the total; deep pages walk the index for the ids
+    first (a deferred join) and then load just those rows."""
     qs, groups = _filtered(product, query)
-    total, estimated = _total(product, query, qs, groups)
     order = SORTS[query.sort][0 if query.descending else 1]
     offset = (query.page - 1) * query.per_page
-    # Deferred join: walk the (index-only) ids to the page, then load just those rows.
-    ids = list(qs.order_by(*order).values_list("id", flat=True)[offset:offset + query.per_page])
-    rows = {d.id: d for d in Device.objects.filter(id__in=ids).select_related("owner", "customer", "platform", "sim")}
-    devices = [rows[i] for i in ids if i in rows]
+    related = ("owner", "customer", "platform", "sim")
+    if offset == 0:
+        devices = list(qs.order_by(*order).select_related(*related)[:query.per_page])
+        ids = [d.id for d in devices]
+    else:
+        ids = list(qs.order_by(*order).values_list("id", flat=True)[offset:offset + query.per_page])
+        rows = {d.id: d for d in Device.objects.filter(id__in=ids).select_related(*related)}
+        devices = [rows[i] for i in ids if i in rows]
+    if query.filtered and 0 < len(ids) < query.per_page or offset == 0 and not ids:
+        total, estimated = offset + len(ids), False  # the page is the last one: no need to count
+    else:
+        total, estimated = _total(product, query, qs, groups)
     return DevicePage(devices=devices, total=total, estimated=estimated, page=query.page, per_page=query.per_page,
                       groups=groups_of(ids))
 
