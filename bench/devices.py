@@ -81,6 +81,8 @@ def load_registry(total: int, first_serial: int = 0) -> list[str]:
                   "firmware_updates_forced, status, functions, variables, online, updated_at",
                   ((i, 13, f"BOR{first_serial + n:012d}", "", "", "", now, "", "", False, False, False, "", True, False, "normal",
                     "[]", "{}", False, now) for n, i in enumerate(ids)))
+        copy_rows(raw, "devices_serialnumber", "serial, device_id",
+                  ((f"BOR{first_serial + n:012d}", i) for n, i in enumerate(ids)))
     return ids
 
 

@@ -11,7 +11,8 @@ from django.contrib import admin, messages
 from console.models import hash_secret
 from console.scoping import Principal
 from devices.identifiers import ICCID
-from devices.models import ClaimCode, Customer, Device, DeviceGroupMembership, ImportJob, SimCard, SimUsage
+from devices.models import (ClaimCode, Customer, Device, DeviceGroupMembership, ImportJob, SerialNumber, SimCard,
+                            SimUsage)
 
 
 class DeviceForm(forms.ModelForm):
@@ -29,6 +30,16 @@ class DeviceForm(forms.ModelForm):
             raise forms.ValidationError("A device id is 24 hexadecimal characters.")
         return value
 
+    def clean_serial_number(self):
+        value = (self.cleaned_data.get("serial_number") or "").strip().upper() or None
+        if value is not None:
+            taken = SerialNumber.objects.filter(serial=value)
+            if self.instance.pk:
+                taken = taken.exclude(device_id=self.instance.pk)
+            if taken.exists():
+                raise forms.ValidationError("Another device already has this serial number.")
+        return value
+
     def clean_iccid(self):
         value = (self.cleaned_data.get("iccid") or "").strip().upper()
         if value and not ICCID.fullmatch(value):
@@ -40,6 +51,10 @@ class DeviceForm(forms.ModelForm):
         if self.cleaned_data.get("device_secret"):
             device.secret_hash = hash_secret(self.cleaned_data["device_secret"])
         device.save()
+        # The registry's serial map follows the field (support staff correcting a typo included).
+        SerialNumber.objects.filter(device=device).exclude(serial=device.serial_number or "").delete()
+        if device.serial_number:
+            SerialNumber.objects.get_or_create(serial=device.serial_number, defaults={"device": device})
         iccid = self.cleaned_data.get("iccid")
         if iccid:
             SimCard.objects.update_or_create(iccid=iccid, defaults={"device": device})
@@ -75,6 +90,26 @@ class DeviceAdmin(admin.ModelAdmin):
             report = device_import(principal=principal, product=device.product, values=[(1, device.id)])
             approved += len(report.updated_ids)
         self.message_user(request, f"Approved {approved} device(s).", messages.SUCCESS)
+
+
+@admin.register(SerialNumber)
+class SerialNumberAdmin(admin.ModelAdmin):
+    """Read-only: serials are set where the device is (its change form keeps this map in step)."""
+
+    list_display = ["serial", "device", "platform"]
+    list_filter = ["device__platform"]
+    search_fields = ["serial", "=device__id"]
+    list_select_related = ["device"]
+
+    @admin.display(description="Platform")
+    def platform(self, obj):
+        return obj.device.platform_id
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(SimCard)

@@ -22,7 +22,7 @@ from console.scoping import Principal
 from console.services import audit_record
 from devices.identifiers import classify
 from devices.limits import check_sandbox_room
-from devices.models import Device, SimCard
+from devices.models import Device, SerialNumber, SimCard
 from products.models import Product
 
 MAX_LINES = 200_000
@@ -102,10 +102,12 @@ class _OrmStore:
     def resolve_aliases(self, values_by_kind: dict[str, set[str]]) -> dict[tuple[str, str], str]:
         """(kind, value) -> device id for serial numbers, IMEIs and ICCIDs."""
         found: dict[tuple[str, str], str] = {}
-        for kind, column in (("serial", "serial_number"), ("imei", "imei")):
-            for chunk in _chunks(sorted(values_by_kind.get(kind, ())), 900):
-                for value, device_id in Device.objects.filter(**{f"{column}__in": chunk}).values_list(column, "id"):
-                    found[(kind, value)] = device_id
+        for chunk in _chunks(sorted(values_by_kind.get("serial", ())), 900):
+            for value, device_id in SerialNumber.objects.filter(serial__in=chunk).values_list("serial", "device_id"):
+                found[("serial", value)] = device_id
+        for chunk in _chunks(sorted(values_by_kind.get("imei", ())), 900):
+            for value, device_id in Device.objects.filter(imei__in=chunk).values_list("imei", "id"):
+                found[("imei", value)] = device_id
         for chunk in _chunks(sorted(values_by_kind.get("iccid", ())), 900):
             rows = SimCard.objects.filter(iccid__in=chunk, device__isnull=False).values_list("iccid", "device_id")
             for value, device_id in rows:
@@ -164,8 +166,8 @@ class _PostgresStore(_OrmStore):
     def resolve_aliases(self, values_by_kind):
         found: dict[tuple[str, str], str] = {}
         queries = {
-            "serial": 'SELECT d.serial_number, d.id FROM unnest(%s::text[]) AS a(v) '
-                      'JOIN devices_device d ON d.serial_number = a.v COLLATE "C"',
+            "serial": 'SELECT s.serial, s.device_id FROM unnest(%s::text[]) AS a(v) '
+                      'JOIN devices_serialnumber s ON s.serial = a.v COLLATE "C"',
             "imei": "SELECT d.imei, d.id FROM unnest(%s::text[]) AS a(v) JOIN devices_device d ON d.imei = a.v",
             "iccid": "SELECT s.iccid, s.device_id FROM unnest(%s::text[]) AS a(v) "
                      "JOIN devices_simcard s ON s.iccid = a.v WHERE s.device_id IS NOT NULL",

@@ -103,7 +103,7 @@ def _filtered(product: Product, q: DeviceListQuery) -> tuple[QuerySet[Device], l
         # `name <> ''` lets PostgreSQL use the trigram index, which holds named devices only.
         qs = qs.filter(name__icontains=q.name).exclude(name="")
     if q.serial:
-        qs = qs.filter(serial_number__startswith=q.serial.upper())
+        qs = qs.filter(serial_entry__serial__startswith=q.serial.upper())
     groups = None
     if q.groups:
         groups = list(DeviceGroup.objects.filter(product=product, name__in=q.groups))

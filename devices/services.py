@@ -20,7 +20,7 @@ from console.models import User, hash_secret
 from console.scoping import Principal
 from console.services import audit_record
 from devices.limits import check_sandbox_room
-from devices.models import Device, DeviceGroupMembership, SimCard
+from devices.models import Device, DeviceGroupMembership, SerialNumber, SimCard
 from products.models import DeviceGroup, Platform, Product
 
 DEVICE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
@@ -103,6 +103,8 @@ def devices_manufacture(*, platform: Platform, count: int, serial_prefix: str | 
             if iccid:
                 sims.append(SimCard(iccid=iccid, device_id=device_id, updated_at=now))
         Device.objects.bulk_create(batch, batch_size=5000)
+        SerialNumber.objects.bulk_create([SerialNumber(serial=d.serial_number, device_id=d.id) for d in batch],
+                                         batch_size=5000)
         SimCard.objects.bulk_create(sims, batch_size=5000)
     return made
 

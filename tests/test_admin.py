@@ -84,3 +84,27 @@ def test_register_a_manufactured_device_in_the_admin(staff_client):
     bad = staff_client.post(url, {"id": "xyz", "platform": 13, "devicegroupmembership_set-TOTAL_FORMS": "0",
                                   "devicegroupmembership_set-INITIAL_FORMS": "0"})
     assert b"24 hexadecimal" in bad.content
+    assert device.serial_entry.serial == "BOR13ADMIN0001"  # the registry's serial map, not just the column
+    again = dict(id="cd" * 12, platform=13, serial_number="bor13admin0001", device_secret="", iccid="", imei="",
+                 mac_wifi="", name="", notes="", **{"devicegroupmembership_set-TOTAL_FORMS": "0",
+                                                     "devicegroupmembership_set-INITIAL_FORMS": "0"})
+    taken = staff_client.post(url, again)
+    assert b"already has this serial number" in taken.content
+    assert not Device.objects.filter(pk="cd" * 12).exists()
+
+
+def test_correcting_a_serial_in_the_admin_moves_the_lookup(staff_client, db):
+    from devices.models import Device, SerialNumber
+    from tests.devices_helpers import manufacture
+
+    made = manufacture(13, 1)[0]
+    url = reverse("admin:devices_device_change", args=[made.device_id])
+    form = {"id": made.device_id, "platform": 13, "serial_number": "BOR13FIXED0001", "imei": "", "mac_wifi": "",
+            "name": "", "notes": "", "device_secret": "", "iccid": "",
+            "devicegroupmembership_set-TOTAL_FORMS": "0", "devicegroupmembership_set-INITIAL_FORMS": "0"}
+    r = staff_client.post(url, form)
+    assert r.status_code == 302, r.content[:800]
+    assert list(SerialNumber.objects.filter(device_id=made.device_id).values_list("serial", flat=True)) == \
+        ["BOR13FIXED0001"]
+    assert Device.objects.get(pk=made.device_id).serial_number == "BOR13FIXED0001"
+    assert not SerialNumber.objects.filter(serial=made.serial_number).exists()

@@ -244,7 +244,7 @@ class SerialNumberView(APIView):
             raise LockedOut(f"At most {SERIAL_LOOKUPS_PER_HOUR} serial number lookups per hour", code="rate_limited",
                             retry_after=3600)
         device = (Device.objects.restrict(request.auth, "devices:get").select_related("sim")
-                  .filter(serial_number=serial.strip().upper()).first())
+                  .filter(serial_entry__serial=serial.strip().upper()).first())
         if device is None:
             raise NotFound(f"No device with serial number {serial}")
         sim = getattr(device, "sim", None) if hasattr(device, "sim") else None

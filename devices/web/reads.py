@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from console.models import AuditEntry
 from devices.identifiers import classify, split_lines
 from devices.importing import REASONS
-from devices.models import Customer, Device, ImportJob, SimCard
+from devices.models import Customer, Device, ImportJob, SerialNumber, SimCard
 from products.models import DeviceGroup, Product
 
 COUNT_CAP = 10_000  # past this, a list says "10,000+" instead of counting every row
@@ -128,7 +128,7 @@ def import_report_summary(report: dict) -> list[dict]:
 def _resolve(values: dict[str, set[str]]) -> dict[tuple[str, str], str]:
     """(kind, value) -> device id for serial numbers, IMEIs and ICCIDs, in chunks (SQLite's parameter limit)."""
     out: dict[tuple[str, str], str] = {}
-    for kind, model, column, id_column in (("serial", Device, "serial_number", "id"), ("imei", Device, "imei", "id"),
+    for kind, model, column, id_column in (("serial", SerialNumber, "serial", "device_id"), ("imei", Device, "imei", "id"),
                                            ("iccid", SimCard, "iccid", "device_id")):
         wanted = sorted(values.get(kind, ()))
         for start in range(0, len(wanted), 900):
