@@ -231,6 +231,15 @@ class _PostgresStore(_OrmStore):
         return activated
 
 
+def resolve_aliases(values_by_kind: dict[str, set[str]]) -> dict[tuple[str, str], str]:
+    """(kind, value) -> device id for the serial numbers, IMEIs and ICCIDs given (the import's own lookup)."""
+    return _store().resolve_aliases(values_by_kind)
+
+
+def _store() -> _OrmStore:
+    return _PostgresStore() if connection.vendor == "postgresql" else _OrmStore()
+
+
 def claim_user_for(product: Product, email: object) -> User | None:
     """`claim_user` must name a person on the product's team (owner, product seat or org seat)."""
     if email in (None, ""):
@@ -264,7 +273,7 @@ def device_import(*, principal: Principal, product: Product, values: list[tuple[
         if kind not in ("invalid", "id"):
             aliases.setdefault(kind, set()).add(value)
     total = len(parsed)
-    store = _PostgresStore() if connection.vendor == "postgresql" else _OrmStore()
+    store = _store()
     with transaction.atomic():
         device_of = store.resolve_aliases(aliases) if aliases else {}
         # Each line's device id (or None: invalid, or a serial/IMEI/ICCID nobody registered).

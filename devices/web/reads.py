@@ -13,8 +13,8 @@ from django.db.models import QuerySet
 
 from console.models import AuditEntry
 from devices.identifiers import classify, split_lines
-from devices.importing import REASONS
-from devices.models import Customer, Device, ImportJob, SerialNumber, SimCard
+from devices.importing import REASONS, resolve_aliases
+from devices.models import Customer, Device, ImportJob
 from products.models import DeviceGroup, Product
 
 COUNT_CAP = 10_000  # past this, a list says "10,000+" instead of counting every row
@@ -125,18 +125,6 @@ def import_report_summary(report: dict) -> list[dict]:
     return out
 
 
-def _resolve(values: dict[str, set[str]]) -> dict[tuple[str, str], str]:
-    """(kind, value) -> device id for serial numbers, IMEIs and ICCIDs, in chunks (SQLite's parameter limit)."""
-    out: dict[tuple[str, str], str] = {}
-    for kind, model, column, id_column in (("serial", SerialNumber, "serial", "device_id"), ("imei", Device, "imei", "id"),
-                                           ("iccid", SimCard, "iccid", "device_id")):
-        wanted = sorted(values.get(kind, ()))
-        for start in range(0, len(wanted), 900):
-            rows = model.objects.filter(**{f"{column}__in": wanted[start:start + 900]}).values_list(column, id_column)
-            out.update({(kind, value): device_id for value, device_id in rows if device_id})
-    return out
-
-
 def import_report_lines(job: ImportJob) -> Iterator[tuple[int, str, str, str, str]]:
     """(line, value, device id, verdict, reason) for every value of a finished job, in file order.
 
@@ -154,7 +142,7 @@ def import_report_lines(job: ImportJob) -> Iterator[tuple[int, str, str, str, st
             kind, norm = classify(raw)
             if kind != "id":
                 wanted.setdefault(kind, set()).add(norm)
-    resolved = _resolve(wanted)
+    resolved = resolve_aliases(wanted)
     for line, raw in values:
         hits = rejected.get((line, raw[:64]))
         if hits:
