@@ -11,8 +11,8 @@ from django.contrib import admin, messages
 from console.models import hash_secret
 from console.scoping import Principal
 from devices.identifiers import ICCID
-from devices.models import (ClaimCode, Customer, Device, DeviceGroupMembership, ImportJob, SerialNumber, SimCard,
-                            SimUsage)
+from devices.models import (ClaimCode, Customer, Device, DeviceGroupMembership, DeviceTransfer, ImportJob,
+                            SerialNumber, SimCard, SimUsage)
 
 
 class DeviceForm(forms.ModelForm):
@@ -90,6 +90,15 @@ class DeviceAdmin(admin.ModelAdmin):
             report = device_import(principal=principal, product=device.product, values=[(1, device.id)])
             approved += len(report.updated_ids)
         self.message_user(request, f"Approved {approved} device(s).", messages.SUCCESS)
+
+
+@admin.register(DeviceTransfer)
+class DeviceTransferAdmin(admin.ModelAdmin):
+    list_display = ["device", "requested_by", "owner", "state", "created_at", "decided_at"]
+    list_filter = ["state"]
+    search_fields = ["=device__id", "requested_by__email", "owner__email"]
+    list_select_related = ["device", "requested_by", "owner"]
+    readonly_fields = ["device", "requested_by", "owner", "created_at", "decided_at"]
 
 
 @admin.register(SerialNumber)

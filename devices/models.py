@@ -220,6 +220,35 @@ class ClaimCode(models.Model):
     used_at = models.DateTimeField(null=True, blank=True)
 
 
+class DeviceTransfer(models.Model):
+    """A user's request to take over a device claimed to someone else (`POST /v1/devices` with
+    `request_transfer=true`). The owner it was asked of approves or denies it in the console; it lapses if
+    the device changes hands meanwhile."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        DENIED = "denied", "Denied"
+        LAPSED = "lapsed", "Lapsed"  # the device was released or changed owner before a decision
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="transfers")
+    requested_by = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+",
+                              help_text="The owner the request was made to")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["device", "requested_by"], condition=Q(state="pending"),
+                                               name="one_pending_transfer_per_requester")]
+        indexes = [models.Index(fields=["owner", "state"], name="transfer_owner_state")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} -> {self.requested_by_id} ({self.state})"
+
+
 class ImportJob(models.Model):
     """A product import that runs in the background; the row holds its state, progress and report."""
 

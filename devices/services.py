@@ -20,7 +20,7 @@ from console.models import User, hash_secret
 from console.scoping import Principal
 from console.services import audit_record
 from devices.limits import check_sandbox_room
-from devices.models import Device, DeviceGroupMembership, SerialNumber, SimCard
+from devices.models import Device, DeviceGroupMembership, DeviceTransfer, SerialNumber, SimCard
 from products.models import DeviceGroup, Platform, Product
 
 DEVICE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
@@ -245,9 +245,20 @@ def devices_batch_groups(*, principal: Principal, product: Product, device_ids: 
 # --- claiming ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class ClaimOutcome:
+    device: Device
+    transfer: DeviceTransfer | None = None  # set when the device belongs to someone else and a transfer was asked
+
+
+OWNED_ELSEWHERE = "That belongs to someone else."  # particle-cli looks for this exact sentence in `error`
+
+
 @transaction.atomic
-def device_claim(*, principal: Principal, device_id: object, request_transfer: object = False) -> Device:
-    """POST /v1/devices {id}: claim a registered device to the calling user."""
+def device_claim(*, principal: Principal, device_id: object, request_transfer: object = False) -> ClaimOutcome:
+    """POST /v1/devices {id}: claim a registered device to the calling user, or, with `request_transfer`,
+    ask its current owner to hand it over."""
+    transfer_wanted = parse_bool(request_transfer if request_transfer is not None else False, "request_transfer")
     if not principal.is_user:
         raise Forbidden("Only users can claim devices")
     raw = validation.text(device_id, field="id", max_length=64).lower()
@@ -264,10 +275,12 @@ def device_claim(*, principal: Principal, device_id: object, request_transfer: o
         if not Product.objects.restrict(principal, "devices:update").filter(pk=device.product_id).exists():
             raise Forbidden("Your role on this device's product does not allow claiming it")
     if device.owner_id == user.pk:
-        return device
+        return ClaimOutcome(device)
+    if device.owner_id is not None and device.customer_id is None and transfer_wanted:
+        return ClaimOutcome(device, _transfer_request(principal, device))
     if device.owner_id is not None or device.customer_id is not None:
-        # particle-cli looks for this exact sentence in `error` before offering a transfer request.
-        raise Forbidden("That device is claimed by someone else", code="That belongs to someone else.")
+        # particle-cli offers a transfer request when it sees this code; a customer's device cannot be asked for.
+        raise Forbidden("That device is claimed by someone else", code=OWNED_ELSEWHERE)
     if device.denied:
         raise Forbidden("That device was denied by its product", code="device_denied")
     if device.product_id is None:
@@ -276,7 +289,70 @@ def device_claim(*, principal: Principal, device_id: object, request_transfer: o
     device.updated_at = timezone.now()
     device.save(update_fields=["owner", "updated_at"])
     _audit_device(principal, device, "claim", {"user": user.email})
-    return device
+    return ClaimOutcome(device)
+
+
+def _transfer_request(principal: Principal, device: Device) -> DeviceTransfer:
+    """One pending request per requester and device: asking again returns the same one."""
+    transfer, created = DeviceTransfer.objects.get_or_create(
+        device=device, requested_by=principal.user, state=DeviceTransfer.State.PENDING,
+        defaults={"owner_id": device.owner_id})
+    if created:
+        _audit_device(principal, device, "transfer.request", {"from": device.owner.email, "to": principal.user.email})
+        from devices.tasks import send_transfer_email  # noqa: PLC0415
+
+        transaction.on_commit(lambda: send_transfer_email.delay(transfer_id=transfer.pk))
+    return transfer
+
+
+def transfers_for_owner(*, user: User) -> list[DeviceTransfer]:
+    """Pending requests for devices claimed to `user` (the console's sandbox device page)."""
+    return list(DeviceTransfer.objects.filter(owner=user, state=DeviceTransfer.State.PENDING, device__owner=user)
+                .select_related("device", "requested_by").order_by("created_at"))
+
+
+@transaction.atomic
+def device_transfer_decide(*, principal: Principal, transfer_id: object, approve: bool) -> DeviceTransfer:
+    """The device's owner approves (the device is claimed to the requester) or denies a transfer request.
+    Anyone else gets 404; a request the device has outgrown (released, or claimed by someone else since)
+    comes back lapsed instead."""
+    if not principal.is_user:
+        raise NotFound("No such transfer request")
+    try:
+        pk = int(str(transfer_id))
+    except ValueError:
+        raise NotFound("No such transfer request")
+    transfer = (DeviceTransfer.objects.select_for_update(of=("self",)).select_related("device", "requested_by")
+                .filter(pk=pk, owner=principal.user).first())
+    if transfer is None:
+        raise NotFound("No such transfer request")
+    if transfer.state != DeviceTransfer.State.PENDING:
+        raise Conflict(f"This transfer request was already {transfer.state}")
+    device = Device.objects.select_for_update(of=("self",)).get(pk=transfer.device_id)
+    now = timezone.now()
+    if device.owner_id != principal.user.pk or device.customer_id is not None:
+        transfer.state, transfer.decided_at = DeviceTransfer.State.LAPSED, now
+        transfer.save(update_fields=["state", "decided_at"])
+        return transfer  # the caller tells the person; raising here would roll the lapse back
+    if approve:
+        if device.product_id is None:
+            check_sandbox_room(transfer.requested_by, 1)
+        device.owner = transfer.requested_by
+        device.updated_at = now
+        device.save(update_fields=["owner", "updated_at"])
+        transfer.state = DeviceTransfer.State.APPROVED
+        # Other requests for this device were made to the old owner: they lapse.
+        DeviceTransfer.objects.filter(device=device, state=DeviceTransfer.State.PENDING).exclude(pk=transfer.pk).update(
+            state=DeviceTransfer.State.LAPSED, decided_at=now)
+    else:
+        transfer.state = DeviceTransfer.State.DENIED
+    transfer.decided_at = now
+    transfer.save(update_fields=["state", "decided_at"])
+    _audit_device(principal, device, f"transfer.{transfer.state}", {"to": transfer.requested_by.email})
+    from devices.tasks import send_transfer_email  # noqa: PLC0415
+
+    transaction.on_commit(lambda: send_transfer_email.delay(transfer_id=transfer.pk))
+    return transfer
 
 
 @transaction.atomic

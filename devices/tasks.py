@@ -32,3 +32,29 @@ def recount_devices() -> int:
         recount(product)
         total += 1
     return total
+
+
+@shared_task(name="devices.send_transfer_email", autoretry_for=(OSError,), **TASK_DEFAULTS)
+def send_transfer_email(*, transfer_id: int) -> bool:
+    """Tell the owner about a new transfer request, or the requester about the decision."""
+    from django.conf import settings  # noqa: PLC0415
+    from django.core.mail import send_mail  # noqa: PLC0415
+
+    from devices.models import DeviceTransfer  # noqa: PLC0415
+
+    transfer = DeviceTransfer.objects.select_related("device", "owner", "requested_by").filter(pk=transfer_id).first()
+    if transfer is None:
+        return False
+    label = transfer.device.name or transfer.device_id
+    if transfer.state == DeviceTransfer.State.PENDING:
+        send_mail(subject=f"{transfer.requested_by.email} asks for your device {label}",
+                  message=(f"{transfer.requested_by.email} asked to take over the device {label} "
+                           f"({transfer.device_id}), which is claimed to you.\n\nApprove or deny it on your "
+                           f"devices page: {settings.PUBLIC_URL}/devices/\n"),
+                  from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=[transfer.owner.email])
+    elif transfer.state in (DeviceTransfer.State.APPROVED, DeviceTransfer.State.DENIED):
+        send_mail(subject=f"Your transfer request for {transfer.device_id} was {transfer.state}",
+                  message=(f"{transfer.owner.email} {transfer.state} your request to take over the device "
+                           f"{transfer.device_id}.\n"),
+                  from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=[transfer.requested_by.email])
+    return True

@@ -532,6 +532,25 @@ def test_apijs_claim_device_and_sandbox_list(base_url, fleet):
     assert Device.objects.get(pk=a.device_id).owner_id is None
 
 
+def test_apijs_claim_with_request_transfer_asks_the_owner(base_url, fleet):
+    need(node_available(), "node/npm not installed")
+    from devices.models import DeviceTransfer
+
+    mine = manufacture(12, 1)[0].device_id
+    ok(js(base_url, "claimDevice", {"deviceId": mine}, auth=fleet.token))
+    rival = UserFactory(email="asker@example.com")
+    refused, asked = js_batch(base_url, [
+        ("claimDevice", {"deviceId": mine}),
+        ("claimDevice", {"deviceId": mine, "requestTransfer": True}),
+    ], auth=api_login(base_url, rival.email))
+    assert failed(refused, 403)["error"] == "That belongs to someone else."  # what the CLI keys its prompt on
+    body = ok(asked)
+    assert body["ok"] is True and body["claimed"] is False and body["deviceID"] == mine
+    transfer = DeviceTransfer.objects.get(pk=int(body["transfer_id"]))
+    assert transfer.requested_by == rival and transfer.owner == fleet.owner and transfer.state == "pending"
+    assert Device.objects.get(pk=mine).owner == fleet.owner
+
+
 # --- particle-api-js: SIMs -------------------------------------------------------------------------------------------
 
 

@@ -151,9 +151,14 @@ class DeviceListView(APIView):
         if data.get("product_id") not in (None, "") and not data.get("id"):
             raise ValidationFailed("Self-provisioning is not available: import the device into the product",
                                    field="product_id")
-        device = services.device_claim(principal=request.auth, device_id=data.get("id"),
-                                       request_transfer=data.get("request_transfer"))
-        return Response({"ok": True, "deviceID": device.id, "claimed": True, "user_id": request.auth.user.email})
+        outcome = services.device_claim(principal=request.auth, device_id=data.get("id"),
+                                        request_transfer=data.get("request_transfer"))
+        if outcome.transfer is not None:
+            # Particle: the owner is asked (by email); the device is not claimed yet.
+            return Response({"ok": True, "deviceID": outcome.device.id, "claimed": False,
+                             "transfer_id": str(outcome.transfer.pk)})
+        return Response({"ok": True, "deviceID": outcome.device.id, "claimed": True,
+                         "user_id": request.auth.user.email})
 
 
 class DeviceDetailView(APIView):

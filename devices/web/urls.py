@@ -11,6 +11,7 @@ P = "products/<slug:product>/"
 
 urlpatterns = [
     path("devices/", views.sandbox_device_list, name="sandbox-list"),
+    path("devices/transfers/<int:transfer_id>/", views.transfer_decide, name="transfer-decide"),
     path(P + "devices/", views.device_list, name="list"),
     # Fixed words before <device_id>: "import" and "export.csv" are not device ids.
     path(P + "devices/export.csv", views.device_export, name="export"),

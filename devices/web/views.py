@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from console.errors import ServiceError
+from console.errors import Conflict, LimitExceeded, ServiceError
 from console.roles import Role, at_least, min_role
 from console.services import sandbox_of
 from console.teams import org_team, team_entries
@@ -39,7 +39,7 @@ from devices import customers as customer_services
 from devices import importing, jobs, selectors, services, sims
 from devices.api.serializers import device_body
 from devices.identifiers import classify
-from devices.models import ImportJob
+from devices.models import DeviceTransfer, ImportJob
 from devices.web import reads
 from devices.web.forms import (PER_PAGE_CHOICES, BulkForm, CustomerCreateForm, CustomerPasswordForm, DeviceDevelopmentForm,
                                DeviceFirmwareForm, DeviceGroupsForm, DeviceNameForm, DeviceNotesForm, GroupForm,
@@ -816,6 +816,26 @@ SANDBOX_PER_PAGE = 50
 
 
 @console_view
+@require_POST
+def transfer_decide(request, transfer_id: int):
+    """Approve or deny a request to take over one of the signed-in user's devices."""
+    approve = request.POST.get("decision") == "approve"
+    try:
+        transfer = services.device_transfer_decide(principal=request.principal, transfer_id=transfer_id,
+                                                   approve=approve)
+    except (Conflict, LimitExceeded) as exc:
+        messages.error(request, exc.description)
+    else:
+        who = transfer.requested_by.email
+        if transfer.state == DeviceTransfer.State.LAPSED:
+            messages.error(request, f"Device {transfer.device_id} is no longer claimed to you, so the request lapsed.")
+            return redirect("console:devices:sandbox-list")
+        messages.success(request, f"Device {transfer.device_id} is now claimed to {who}." if approve
+                         else f"You kept device {transfer.device_id}; {who} was told the request was denied.")
+    return redirect("console:devices:sandbox-list")
+
+
+@console_view
 def sandbox_device_list(request):
     """Devices claimed to the signed-in user (seed: "Sandbox devices"), with the "Show sandbox devices only"
     checkbox and the "device list details" box."""
@@ -842,6 +862,7 @@ def sandbox_device_list(request):
     used, limit = details["counted_against_free_limit"], details["free_limit"]
     return render(request, "devices/sandbox_list.html", {
         "place": place, "rows": rows, "only": only, "details": details, "total": total,
+        "transfers": services.transfers_for_owner(user=request.user),
         "page_no": page_no, "pages": pages, "used_percent": min(100, round(used * 100 / limit)) if limit else 0,
         "prev_url": page_url(page_no - 1) if page_no > 1 else "", "next_url": page_url(page_no + 1) if page_no < pages else "",
         "first_index": offset + 1 if rows else 0, "last_index": offset + len(rows),
