@@ -14,6 +14,8 @@ SERIAL = re.compile(r"[A-Z0-9]{6,40}", re.ASCII)
 def classify(value: str) -> tuple[str, str]:
     """(kind, normalized) where kind is "id", "iccid", "imei", "serial" or "invalid"."""
     text = value.strip()
+    if not text.isascii():  # str.upper() turns some letters ASCII (ſ -> S, ß -> SS, ﬁ -> FI)
+        return "invalid", text
     low = text.lower()
     if DEVICE_ID.fullmatch(low):
         return "id", low

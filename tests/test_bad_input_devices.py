@@ -291,12 +291,15 @@ def test_unicode_and_very_long_ids_are_reported_per_line(cast, dev, import_path)
         "89" + "٠" * 18,  # an ICCID look-alike in Arabic-Indic digits
         "0123456789abcdef0123456\u200b",  # a zero-width space in an id
         "DROP TABLE devices_device;--",
+        "bor13\u017f00001",  # upper() makes the long s an ASCII S: a serial look-alike
+        "stra\u00dfe0001",  # and ß becomes SS
     ]
     before = snapshot()
     r = dev.post(import_path, {"ids": weird})
     assert len(r.content) < 20_000, "the report echoes the 100,000-character line back"
     body = reported(r, before, len(weird))
     assert [e["line"] for e in body["rejected"]] == list(range(1, len(weird) + 1))
+    assert {e["reason"] for e in body["rejected"]} == {"invalid"}  # never taken for someone's serial or IMEI
 
 
 @pytest.mark.parametrize("payload", ['{"ids": [', '{"id": "abc"', "ids=abc", "[1, 2, 3]", '"just a string"', "{'id': 'x'}",
