@@ -53,8 +53,8 @@ class DeviceForm(forms.ModelForm):
         device.save()
         # The registry's serial map follows the field (support staff correcting a typo included).
         SerialNumber.objects.filter(device=device).exclude(serial=device.serial_number or "").delete()
-        if device.serial_number:
-            SerialNumber.objects.get_or_create(serial=device.serial_number, defaults={"device": device})
+        if device.serial_number and not SerialNumber.objects.filter(device=device).exists():
+            SerialNumber.objects.create(serial=device.serial_number, device=device)  # a clash raises
         iccid = self.cleaned_data.get("iccid")
         if iccid:
             SimCard.objects.update_or_create(iccid=iccid, defaults={"device": device})
@@ -79,6 +79,10 @@ class DeviceAdmin(admin.ModelAdmin):
     inlines = [GroupInline]
     actions = ["lift_quarantine"]
     show_full_result_count = False  # counting a million rows per page view is wasted work
+
+    def get_readonly_fields(self, request, obj=None):
+        # A device's id is its identity: editing it would save a second device, not rename this one.
+        return [*self.readonly_fields, "id"] if obj is not None else self.readonly_fields
 
     @admin.action(description="Lift quarantine (approve into its product)")
     def lift_quarantine(self, request, queryset):
@@ -119,6 +123,9 @@ class SerialNumberAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a device without its row would show a serial that no lookup finds
 
 
 @admin.register(SimCard)
