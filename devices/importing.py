@@ -16,12 +16,12 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from console.errors import ValidationFailed
+from console.errors import NotFound, ValidationFailed
 from console.models import Account, User
 from console.scoping import Principal
 from console.services import audit_record
 from devices.identifiers import classify
-from devices.limits import check_sandbox_room
+from devices.limits import check_sandbox_room, lock_sandbox
 from devices.models import Device, SerialNumber, SimCard
 from products.models import Product
 
@@ -35,6 +35,7 @@ REASONS = {
     "wrong_platform": "the device's platform does not match the product's",
     "other_product": "the device belongs to another product",
     "duplicate": "the same device appears on an earlier line",
+    "busy": "the device changed hands while this import ran; import it again",
 }
 
 
@@ -275,6 +276,10 @@ def device_import(*, principal: Principal, product: Product, values: list[tuple[
     total = len(parsed)
     store = _store()
     with transaction.atomic():
+        # Hold the product row until commit: a delete waits for this import (Product.delete), and an import
+        # into a product deleted meanwhile stops here instead of pointing devices at nothing.
+        if not list(Product.objects.select_for_update(no_key=True).filter(pk=product.pk).values_list("pk", flat=True)):
+            raise NotFound("This product no longer exists")
         device_of = store.resolve_aliases(aliases) if aliases else {}
         # Each line's device id (or None: invalid, or a serial/IMEI/ICCID nobody registered).
         line_ids = [value if kind == "id" else device_of.get((kind, value)) for _, _, kind, value in parsed]
@@ -283,6 +288,7 @@ def device_import(*, principal: Principal, product: Product, values: list[tuple[
         added: set[str] = set()
         if candidates:
             if product.account.kind == Account.Kind.SANDBOX:
+                lock_sandbox(product.account.owner)  # first: a claim running now cannot take the same room
                 # Devices already claimed in the sandbox, outside products, are counted there already.
                 taking, owned = store.sandbox_counts(candidates, product, product.account.owner_id)
                 check_sandbox_room(product.account.owner, taking - owned)
@@ -307,13 +313,15 @@ def device_import(*, principal: Principal, product: Product, values: list[tuple[
                 if device_id in added:
                     report.updated_ids.append(device_id)
                 else:
-                    platform_id, product_id, _quarantined, _denied = others[device_id]
+                    platform_id, product_id, quarantined, denied = others[device_id]
                     if platform_id != product.platform_id:
                         _reject(report, line, raw, "wrong_platform", report.wrong_platform_ids)
                     elif product_id is not None and product_id != product.pk:
                         _reject(report, line, raw, "other_product", report.nonmember_ids)
-                    else:
+                    elif product_id == product.pk and not quarantined and not denied:
                         report.existing_ids.append(device_id)
+                    else:  # free (or waiting) now, but it was not when the UPDATE ran: a concurrent release
+                        _reject(report, line, raw, "busy", None)
             if progress and index % CHUNK == 0:
                 progress(index, total)
         if added:

@@ -24,10 +24,18 @@ def sandbox_device_count(user: User) -> int:
     ).count()
 
 
+def lock_sandbox(user: User) -> None:
+    """Serialize the writes that count against `user`'s free limit (claims, sandbox imports, approved
+    transfers) until the caller's transaction ends, so two of them cannot both see room for the last device.
+    Take it before locking any device row: every path locks the user first, then devices."""
+    list(User.objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk", flat=True))
+
+
 def check_sandbox_room(user: User, adding: int) -> None:
     """Refuse (LimitExceeded) when `adding` more devices would take the sandbox past the free limit."""
     if adding <= 0:
         return
+    lock_sandbox(user)
     used = sandbox_device_count(user)
     if used + adding > FREE_DEVICE_LIMIT:
         raise LimitExceeded(

@@ -19,7 +19,7 @@ from console.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from console.models import User, hash_secret
 from console.scoping import Principal
 from console.services import audit_record
-from devices.limits import check_sandbox_room
+from devices.limits import check_sandbox_room, lock_sandbox
 from devices.models import Device, DeviceGroupMembership, DeviceTransfer, SerialNumber, SimCard
 from products.models import DeviceGroup, Platform, Product
 
@@ -259,6 +259,8 @@ def device_claim(*, principal: Principal, device_id: object, request_transfer: o
     """POST /v1/devices {id}: claim a registered device to the calling user, or, with `request_transfer`,
     ask its current owner to hand it over."""
     transfer_wanted = parse_bool(request_transfer if request_transfer is not None else False, "request_transfer")
+    if principal.is_user:
+        lock_sandbox(principal.user)  # before the device row: the lock order every limit check keeps
     if not principal.is_user:
         raise Forbidden("Only users can claim devices")
     raw = validation.text(device_id, field="id", max_length=64).lower()
@@ -328,6 +330,7 @@ def device_transfer_decide(*, principal: Principal, transfer_id: object, approve
         raise NotFound("No such transfer request")
     if transfer.state != DeviceTransfer.State.PENDING:
         raise Conflict(f"This transfer request was already {transfer.state}")
+    lock_sandbox(transfer.requested_by)  # user before device, as everywhere
     device = Device.objects.select_for_update(of=("self",)).get(pk=transfer.device_id)
     now = timezone.now()
     if device.owner_id != principal.user.pk or device.customer_id is not None:

@@ -44,6 +44,10 @@ class ProductAdmin(admin.ModelAdmin):
     inlines = [ProductMembershipInline]
     actions = ["transfer_to_user", "move_into_organization"]
 
+    def delete_queryset(self, request, queryset):
+        for product in queryset:  # one at a time through Product.delete(), which waits for running imports
+            product.delete()
+
     def _run(self, request, queryset, form_class, title, target_of, action_name):
         form = form_class(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -78,6 +78,14 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
+
+    def delete(self, *args, **kwargs):
+        # devices.Device.product has no database constraint, so Django's SET_NULL is all that releases the
+        # devices. An import holds this row while it moves devices in (devices/importing.py); taking the row
+        # first makes a delete wait for that import, so the SET_NULL below sees every device it added.
+        with transaction.atomic(using=kwargs.get("using")):
+            list(Product.objects.select_for_update().filter(pk=self.pk).values_list("pk", flat=True))
+            return super().delete(*args, **kwargs)
 
 
 class ProductMembership(MembershipBase):

@@ -171,6 +171,19 @@ def test_deleting_a_product_releases_its_devices(cast, fleet):
     assert Device.objects.filter(pk__in=fleet, product__isnull=True).count() == len(fleet)
 
 
+def test_an_import_into_a_product_deleted_meanwhile_writes_nothing(cast, borons):
+    from console.scoping import Principal
+    from devices.importing import device_import
+
+    stale = Product.objects.get(pk=cast.product.pk)  # what a running job or request holds
+    Product.objects.get(pk=cast.product.pk).delete()
+    from console.errors import NotFound
+
+    with pytest.raises(NotFound):
+        device_import(principal=Principal.for_user(cast.owner), product=stale, values=[(1, borons[0].device_id)])
+    assert Device.objects.get(pk=borons[0].device_id).product_id is None
+
+
 def test_import_moves_quarantined_and_denied_rows_but_explains_the_rest(cast, borons):
     p = cast.product
     Device.objects.filter(pk=borons[0].device_id).update(product=p, quarantined=True)

@@ -107,6 +107,7 @@ VERDICTS = [
     ("unknown", "Not manufactured", None),
     ("invalid", "Not an ID, serial or ICCID", None),
     ("duplicate", "Duplicate line", None),
+    ("busy", "Changed during the import", None),
 ]
 
 
@@ -121,6 +122,8 @@ def import_report_summary(report: dict) -> list[dict]:
             count = len(report.get("existingDeviceIds", []))
         else:
             count = reasons.get(key, 0)
+        if key == "busy" and not count:
+            continue  # a rare race: shown only when it happened
         out.append({"key": key, "label": label, "count": count, "rejected": key not in ("added", "existing")})
     return out
 

@@ -1,0 +1,107 @@
+"""Races that row locks settle (PostgreSQL: real row locks, two connections): an import against a product
+delete, and two claims against the last free-plan slot.
+
+Device.product has no database constraint, so only Django's SET_NULL releases a deleted product's devices;
+the delete must therefore wait for a running import, or the devices that import adds would point at a
+product that no longer exists."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from console.scoping import Principal
+from devices import importing
+from devices.models import Device
+from products.models import Product
+from tests.devices_helpers import ids, manufacture
+from tests.factories import UserFactory, make_org, make_product
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL only")
+
+
+def test_a_delete_waits_for_the_import_and_then_releases_its_devices(transactional_db, monkeypatch):
+    owner = UserFactory(email="racer@example.com")
+    product = make_product(make_org(owner, "Race Org"), name="Race", platform_id=13)
+    made = ids(manufacture(13, 3))
+    monkeypatch.setattr(importing, "CHUNK", 1)  # a progress callback per line, inside the import's transaction
+    inside, release = threading.Event(), threading.Event()
+
+    def progress(done, total):
+        if done < total:  # still inside the transaction: the rows are moved, nothing is committed yet
+            inside.set()
+            release.wait(10)
+
+    def run_import():
+        try:
+            importing.device_import(principal=Principal.for_user(owner), product=product,
+                                    values=list(enumerate(made, 1)), progress=progress)
+        finally:
+            connections.close_all()
+
+    def run_delete():
+        try:
+            Product.objects.get(pk=product.pk).delete()
+        finally:
+            connections.close_all()
+
+    importer = threading.Thread(target=run_import)
+    importer.start()
+    assert inside.wait(10), "the import never reached its transaction"
+    deleter = threading.Thread(target=run_delete)
+    deleter.start()
+    deleter.join(1.0)
+    assert deleter.is_alive(), "the delete did not wait for the running import"
+    release.set()
+    importer.join(10)
+    deleter.join(10)
+    assert not Product.objects.filter(pk=product.pk).exists()
+    assert Device.objects.filter(pk__in=made, product_id__isnull=False).count() == 0
+
+
+def test_two_claims_cannot_both_take_the_last_free_device(transactional_db):
+    from django.db import transaction
+
+    from console.errors import LimitExceeded
+    from devices import limits, services
+
+    user = UserFactory(email="last-slot@example.com")
+    filler = ids(manufacture(12, limits.FREE_DEVICE_LIMIT - 1))
+    Device.objects.filter(pk__in=filler).update(owner=user)
+    first, second = ids(manufacture(12, 2))
+    claimed, release = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def claim_and_hold():
+        try:
+            with transaction.atomic():
+                services.device_claim(principal=Principal.for_user(user), device_id=first)
+                claimed.set()
+                release.wait(10)
+            outcome["first"] = "claimed"
+        finally:
+            connections.close_all()
+
+    def claim_second():
+        try:
+            services.device_claim(principal=Principal.for_user(user), device_id=second)
+            outcome["second"] = "claimed"
+        except LimitExceeded:
+            outcome["second"] = "refused"
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=claim_and_hold)
+    holder.start()
+    assert claimed.wait(10)
+    other = threading.Thread(target=claim_second)
+    other.start()
+    other.join(1.0)
+    assert other.is_alive(), "the second claim counted while the first was still uncommitted"
+    release.set()
+    holder.join(10)
+    other.join(10)
+    assert outcome == {"first": "claimed", "second": "refused"}
+    assert limits.sandbox_device_count(user) == limits.FREE_DEVICE_LIMIT
