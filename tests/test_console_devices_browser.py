@@ -320,3 +320,18 @@ def test_approve_a_quarantined_device_and_the_sandbox_list(live_server, page):
     page.get_by_label("Show sandbox devices only").check()
     page.wait_for_url(re.compile(r"sandbox_only=1"))
     expect(page.locator("tr[data-device]")).to_have_count(2)
+
+    # Someone asks for one of the personal devices; the owner approves it on the same page.
+    personal = Device.objects.filter(owner=owner, product__isnull=True).order_by("id").first()
+    rival = UserFactory(email="rival@example.com")
+    services.device_claim(principal=Principal.for_user(rival), device_id=personal.id, request_transfer=True)
+    page.goto(f"{base}/devices/")
+    request_row = page.locator("tr[data-transfer]")
+    expect(request_row).to_have_count(1)
+    expect(request_row).to_contain_text("rival@example.com")
+    shot(page, "17-transfer-request")
+    request_row.get_by_role("button", name="Approve").click()
+    expect(page.locator(".flash-success")).to_contain_text("is now claimed to rival@example.com")
+    expect(page.locator("[data-transfers]")).to_have_count(0)
+    expect(page.locator("tr[data-device]")).to_have_count(2)
+    assert Device.objects.get(pk=personal.id).owner == rival
