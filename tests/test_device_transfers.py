@@ -101,6 +101,18 @@ def test_deny_keeps_the_device_and_a_decision_is_final(people, client):
     assert Device.objects.get(pk=device_id).owner == owner
 
 
+@pytest.mark.parametrize("form", [{}, {"decision": ""}, {"decision": "APPROVE"}, {"decision": "yes"},
+                                  {"decision": "deny\x00"}])
+def test_a_malformed_decision_decides_nothing(people, client, form):
+    owner, asker, _, device_id = people
+    transfer_id = ask(asker, device_id).json()["transfer_id"]
+    client.force_login(owner)
+    r = client.post(reverse("console:devices:transfer-decide", args=[transfer_id]), form, follow=True)
+    assert r.status_code == 200 and "Choose Approve or Deny" in r.content.decode()
+    assert DeviceTransfer.objects.get().state == "pending"
+    assert Device.objects.get(pk=device_id).owner == owner
+
+
 def test_only_the_owner_may_decide(people, client):
     owner, asker, stranger, device_id = people
     transfer_id = ask(asker, device_id).json()["transfer_id"]

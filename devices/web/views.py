@@ -819,7 +819,11 @@ SANDBOX_PER_PAGE = 50
 @require_POST
 def transfer_decide(request, transfer_id: int):
     """Approve or deny a request to take over one of the signed-in user's devices."""
-    approve = request.POST.get("decision") == "approve"
+    decision = request.POST.get("decision")
+    if decision not in ("approve", "deny"):  # a malformed post decides nothing (it used to mean "deny")
+        messages.error(request, "Choose Approve or Deny.")
+        return redirect("console:devices:sandbox-list")
+    approve = decision == "approve"
     try:
         transfer = services.device_transfer_decide(principal=request.principal, transfer_id=transfer_id,
                                                    approve=approve)
