@@ -93,3 +93,20 @@ def test_a_redelivered_or_dead_job_is_harmless(cast):
     assert ImportJob.objects.get(pk=dead.pk).state == ImportJob.State.PENDING
     assert import_job_run(dead.pk) == "done"
     assert Device.objects.filter(product=cast.product).count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_transfer_request_and_decision_emails_go_through_the_worker(cast, worker):
+    from devices import services
+    from tests.devices_helpers import manufacture
+
+    device_id = manufacture(12, 1)[0].device_id
+    keeper, asker = UserFactory(email="keeper@example.com"), UserFactory(email="asker@example.com")
+    services.device_claim(principal=Principal.for_user(keeper), device_id=device_id)
+    outcome = services.device_claim(principal=Principal.for_user(asker), device_id=device_id, request_transfer="true")
+    assert wait_for(lambda: any("keeper@example.com" in m.to for m in mail.outbox)), "the owner was not told"
+    services.device_transfer_decide(principal=Principal.for_user(keeper), transfer_id=outcome.transfer.pk,
+                                    approve=True)
+    assert wait_for(lambda: any("asker@example.com" in m.to for m in mail.outbox)), "the asker was not told"
+    told = next(m for m in mail.outbox if "asker@example.com" in m.to)
+    assert "approved" in told.subject and device_id in told.body
