@@ -18,6 +18,17 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 NO_CHROMIUM = "chromium is not installed (apt-get install chromium)"
 
 
+def sign_in(page, base: str, email: str) -> None:
+    """Sign in through the login form with the factories' password; lands on the products page."""
+    from tests.factories import PASSWORD
+
+    page.goto(f"{base}/login/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/products/")
+
+
 @contextmanager
 def browser_tab(shots: Path, *, timeout_ms: int = 10_000, **context_options):
     """A fresh tab; fails the test afterwards if any page raised a JavaScript error."""

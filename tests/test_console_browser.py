@@ -13,7 +13,7 @@ import pytest
 from console.models import OAuthClient
 from console.roles import Role
 from products.models import Product, ProductMembership
-from tests.browser import browser_tab
+from tests.browser import browser_tab, sign_in
 from tests.factories import PASSWORD, UserFactory, make_org, make_product, seat
 
 SHOTS = Path(os.environ.get("CYAN_SHOTS_DIR", "/tmp/cyan-shots"))
@@ -29,14 +29,6 @@ def page():
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(page, base: str, email: str) -> None:
-    page.goto(f"{base}/login/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/products/")
 
 
 def test_first_steps_from_sign_in_to_sign_out(live_server, page):

@@ -16,9 +16,9 @@ from console.scoping import Principal
 from devices import importing, services
 from devices.models import Device, ImportJob, SimUsage
 from products.models import DeviceGroup, Product
-from tests.browser import browser_tab
+from tests.browser import browser_tab, sign_in
 from tests.devices_helpers import ids, manufacture
-from tests.factories import PASSWORD, UserFactory, make_org, make_product, seat
+from tests.factories import UserFactory, make_org, make_product, seat
 
 SHOTS = Path(os.environ.get("CYAN_SHOTS_DIR", "/tmp/cyan-shots-devices"))
 
@@ -67,14 +67,6 @@ def worker(transactional_db, live_server):
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(page, base: str, email: str) -> None:
-    page.goto(f"{base}/login/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/products/")
 
 
 def setup_product():
