@@ -41,3 +41,13 @@ def safe_auto_slug(candidate: str, fallback: str) -> str:
     """Generated slugs must not be all digits either."""
     candidate = candidate or fallback
     return f"{fallback}-{candidate}" if candidate.replace("-", "").isdigit() else candidate
+
+
+def whole_number(raw: object, *, default: int, low: int, high: int) -> int:
+    """A console query parameter such as `page`: ASCII digits within [low, high], else `default`. (`str.isdigit`
+    alone lets '²' through, which int() then refuses.)"""
+    value = str(raw or "")
+    if not (value.isascii() and value.isdigit() and len(value) <= 12):
+        return default
+    number = int(value)
+    return number if low <= number <= high else default

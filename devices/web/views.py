@@ -33,6 +33,7 @@ from console.errors import Conflict, LimitExceeded, ServiceError
 from console.roles import Role, at_least, min_role
 from console.services import sandbox_of
 from console.teams import org_team, team_entries
+from console.validation import whole_number
 from console.web.access import console_view, enter_account, form_error
 from console.web.nav import Place, sandbox_place
 from devices import customers as customer_services
@@ -181,8 +182,9 @@ class ListState:
         sort = sort if sort in SORT_KEYS else "last"
         direction = g.get("dir", "")
         direction = direction if direction in ("asc", "desc") else DEFAULT_DIR[sort]
-        page = int(g["page"]) if g.get("page", "").isdigit() and 0 < int(g["page"]) <= 10_000_000 else 1
-        per_page = int(g["per_page"]) if g.get("per_page", "").isdigit() and int(g["per_page"]) in PER_PAGE_CHOICES else 25
+        page = whole_number(g.get("page"), default=1, low=1, high=10_000_000)
+        per_page = whole_number(g.get("per_page"), default=25, low=1, high=max(PER_PAGE_CHOICES))
+        per_page = per_page if per_page in PER_PAGE_CHOICES else 25
         return cls(q=q, by=by, field=_search_field(q, by) if q else "", groups=groups,
                    quarantined=g.get("quarantined") in ("true", "1"), sort=sort, dir=direction, page=page,
                    per_page=per_page)
@@ -689,7 +691,7 @@ def sim_list(request, product: str):
     g = request.GET
     filters = {"iccid": g.get("iccid", "").strip()[:22], "device_id": g.get("device_id", "").strip()[:24],
                "device_name": g.get("device_name", "").strip()[:63]}
-    page_no = int(g["page"]) if g.get("page", "").isdigit() and 0 < int(g["page"]) < 1_000_000 else 1
+    page_no = whole_number(g.get("page"), default=1, low=1, high=999_999)
     qs = sims.product_sims(product=found, **filters)
     page = reads.capped_page(qs, page=page_no, per_page=25, pk="iccid")
     usage = sims.fleet_data_usage(found)
@@ -788,7 +790,7 @@ def customer_list(request, product: str):
             open_dialog, status = f"customer-{customer.pk}-password-dialog", 400
     g = request.GET
     q = g.get("q", "").strip()[:100]
-    page_no = int(g["page"]) if g.get("page", "").isdigit() and 0 < int(g["page"]) < 1_000_000 else 1
+    page_no = whole_number(g.get("page"), default=1, low=1, high=999_999)
     page = reads.capped_page(reads.product_customers(found, q), page=page_no, per_page=50)
     devices = reads.customers_devices(page.rows)
     base = _url("customers", found)
@@ -848,7 +850,7 @@ def sandbox_device_list(request):
     only = request.GET.get("sandbox_only") in ("1", "true", "on")
     details = selectors.sandbox_device_details(user=request.user)
     total = details["total_personal_devices"] + (0 if only else details["total_claimed_product_devices"])
-    page_no = int(request.GET["page"]) if request.GET.get("page", "").isdigit() and int(request.GET["page"]) > 0 else 1
+    page_no = whole_number(request.GET.get("page"), default=1, low=1, high=999_999)
     pages = max(1, -(-total // SANDBOX_PER_PAGE))
     offset = (page_no - 1) * SANDBOX_PER_PAGE
     devices = list(selectors.sandbox_devices(user=request.user, sandbox_only=only)[offset:offset + SANDBOX_PER_PAGE])
