@@ -520,7 +520,7 @@ def device_import(request, product: str):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                importing.claim_user_for(found, data["claim_user"] or None)  # refuse now, not in the worker
+                # import_job_create refuses a bad claim_user itself, before any job exists.
                 job = jobs.import_job_create(principal=request.principal, product=found, text=data["text"],
                                              import_sims=data["import_sims"], claim_user=data["claim_user"])
             except ServiceError as exc:
