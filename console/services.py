@@ -278,15 +278,23 @@ def login_check_lockout(*, ip: str) -> None:
                         retry_after=settings.CYAN_LOGIN_LOCKOUT_SECONDS)
 
 
-def _login_failed(ip: str) -> None:
-    key = _lockout_key(ip)
-    if cache.add(key, 1, timeout=settings.CYAN_LOGIN_LOCKOUT_SECONDS):
-        return
+def count_hit(key: str, window: int, *, extend: bool = False) -> int:
+    """Count one more hit on `key` in Redis and return the count. The count lives `window` seconds from the
+    first hit (from the latest with `extend`)."""
+    if cache.add(key, 1, timeout=window):
+        return 1
     try:
-        cache.incr(key)
-        cache.touch(key, settings.CYAN_LOGIN_LOCKOUT_SECONDS)
+        hits = cache.incr(key)
+        if extend:
+            cache.touch(key, window)
+        return hits
     except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=settings.CYAN_LOGIN_LOCKOUT_SECONDS)
+        cache.set(key, 1, timeout=window)
+        return 1
+
+
+def _login_failed(ip: str) -> None:
+    count_hit(_lockout_key(ip), settings.CYAN_LOGIN_LOCKOUT_SECONDS, extend=True)
 
 
 def authenticate_password(*, username: str, password: str, ip: str) -> User:

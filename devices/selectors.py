@@ -200,6 +200,15 @@ def device_get(*, principal: Principal, device_id: str, action: str) -> Device:
     return device
 
 
+def device_by_serial(*, principal: Principal, serial: str) -> Device:
+    """GET /v1/serial_numbers/:sn: the device behind a serial number, if the caller may read it (else 404)."""
+    device = (Device.objects.restrict(principal, "devices:get").select_related("sim")
+              .filter(serial_entry__serial=(serial or "").strip().upper()).first())
+    if device is None:
+        raise NotFound(f"No device with serial number {serial}")
+    return device
+
+
 def product_device_get(*, product: Product, device_id: str, include_denied: bool = True) -> Device:
     ident = (device_id or "").strip()
     qs = (Device.objects.filter(product=product, pk=ident.lower()) if ID_RE.match(ident.lower())
@@ -247,5 +256,5 @@ def sim_of(device: Device) -> SimCard | None:
         return None
 
 
-__all__ = ["DeviceListQuery", "DevicePage", "product_device_page", "device_get", "product_device_get",
+__all__ = ["DeviceListQuery", "DevicePage", "product_device_page", "device_get", "device_by_serial", "product_device_get",
            "sandbox_devices", "sandbox_device_details", "groups_of", "customer_usernames", "sim_of", "Q"]

@@ -372,6 +372,18 @@ def test_serial_number_lookup(cast, fleet):
     assert cast.api("outsider").get(f"/v1/serial_numbers/{device.serial_number}").status_code == 404
 
 
+def test_serial_number_lookups_are_limited_per_caller(cast, fleet):
+    from devices.api.more_views import SERIAL_LOOKUPS_PER_HOUR
+
+    serial = Device.objects.get(pk=fleet[0]).serial_number
+    viewer, owner = cast.api("viewer"), cast.api("owner")
+    for _ in range(SERIAL_LOOKUPS_PER_HOUR):
+        assert viewer.get(f"/v1/serial_numbers/{serial}").status_code == 200
+    r = viewer.get(f"/v1/serial_numbers/{serial}")
+    assert r.status_code == 429 and r.json()["error"] == "rate_limited"
+    assert owner.get(f"/v1/serial_numbers/{serial}").status_code == 200  # another caller, another allowance
+
+
 def test_claiming_someone_elses_device_says_what_the_cli_looks_for(cast):
     argon = manufacture(12, 1)[0].device_id
     cast.api("viewer").post("/v1/devices", {"id": argon})

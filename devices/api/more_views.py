@@ -14,7 +14,7 @@ from console.api.base import body, no_content, require_user
 from console.api.views import _basic_credentials
 from console.errors import NotFound, ValidationFailed
 from console.scoping import Principal
-from devices import customers, sims
+from devices import customers, selectors, sims
 from devices.api.views import _flag
 from devices.identifiers import decode_upload, split_lines
 from devices.models import Customer, Device, SimCard
@@ -235,19 +235,15 @@ class SerialNumberView(APIView):
     """GET /v1/serial_numbers/:sn — the device behind a serial number the caller can reach (50 per hour)."""
 
     def get(self, request, serial: str):
-        from django.core.cache import cache  # noqa: PLC0415
+        from console.services import LockedOut, count_hit  # noqa: PLC0415
 
-        from console.services import LockedOut  # noqa: PLC0415
-
-        key = f"serial-lookups:{request.auth.kind}:{request.auth.user.pk if request.auth.user else request.auth.product_id}"
-        if cache.add(key, 1, timeout=3600) is False and cache.incr(key) > SERIAL_LOOKUPS_PER_HOUR:
+        p = request.auth
+        caller = p.customer_id if p.kind == "customer" else (p.user.pk if p.user else p.product_id)
+        if count_hit(f"serial-lookups:{p.kind}:{caller}", 3600) > SERIAL_LOOKUPS_PER_HOUR:
             raise LockedOut(f"At most {SERIAL_LOOKUPS_PER_HOUR} serial number lookups per hour", code="rate_limited",
                             retry_after=3600)
-        device = (Device.objects.restrict(request.auth, "devices:get").select_related("sim")
-                  .filter(serial_entry__serial=serial.strip().upper()).first())
-        if device is None:
-            raise NotFound(f"No device with serial number {serial}")
-        sim = getattr(device, "sim", None) if hasattr(device, "sim") else None
+        device = selectors.device_by_serial(principal=p, serial=serial)
+        sim = selectors.sim_of(device)
         iccid = sim.iccid if sim else None
         return Response({"ok": True, "serial_number": device.serial_number, "device_id": device.id,
                          "deviceID": device.id, "platform_id": device.platform_id, "iccid": iccid})
