@@ -13,7 +13,6 @@ drops and recreates. Prints medians and the ratios the issue asks for:
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import sys

@@ -2,12 +2,25 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, Task
 from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
-app = Celery("cyan")
+
+class CyanTask(Task):
+    """Every task's defaults, in one place (a task may still override one in its decorator): acknowledged
+    after it ran, so a worker killed mid-task leaves the message to be delivered again; and when a task lists
+    `autoretry_for`, retried with jittered exponential backoff, at most five times."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    retry_backoff = True
+    retry_jitter = True
+    max_retries = 5
+
+
+app = Celery("cyan", task_cls=CyanTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

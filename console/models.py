@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from console.roles import Role
+from console.scoping import Scope, restrict_q
 
 
 def hash_secret(value: str) -> str:
@@ -91,14 +92,12 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class AccountQuerySet(models.QuerySet["Account"]):
+    def scope(self) -> Scope:
+        return Scope(account_field=None, memberships=((OrgMembership, "account", "pk"),), self_account=True)
+
     def restrict(self, principal, action: str | None = None) -> "AccountQuerySet":
         """Accounts `principal` may take `action` on (None: may see). Sandboxes are visible to their owner only."""
-        from console.scoping import restrict_q
-
-        return self.filter(
-            restrict_q(principal, action, account_field=None,
-                       memberships=[(OrgMembership, "account", "pk")], self_account=True)
-        )
+        return self.filter(restrict_q(principal, action, self.scope()))
 
 
 class Account(models.Model):
@@ -192,6 +191,11 @@ class OAuthClient(models.Model):
 
     def check_secret(self, secret: str) -> bool:
         return secrets.compare_digest(self.secret_hash, hash_secret(secret))
+
+    @property
+    def restricted_scopes(self) -> list[str]:
+        """The actions its tokens are limited to; empty = a product token's full reach (`*:*` is no limit)."""
+        return self.scope.split() if self.scope and self.scope != "*:*" else []
 
 
 class AccessToken(models.Model):

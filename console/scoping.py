@@ -1,9 +1,16 @@
 """Who is calling, and what they may reach: the one door every tenant-owned query goes through.
 
-`Principal` is built from a token (API) or a session (console). Each app restricts its own querysets
-with `restrict_q()` (NetBox's `restrict()`, reduced to our roles and token kinds), so `console/` never
-imports the apps above it. Outsiders never learn that an object exists: selectors filter first and the
-views turn "not in the queryset" into 404; a caller who can *see* an object but not change it gets 403.
+`Principal` is built from a token (API), a session (console) or a product OAuth client. Each app describes
+how its models are owned with a `Scope` and restricts its querysets with `restrict_q()` (NetBox's
+`restrict()`, reduced to our roles and token kinds), so `console/` never imports the apps above it. Outsiders
+never learn that an object exists: selectors filter first and the views turn "not in the queryset" into 404;
+a caller who can *see* an object but not change it gets 403.
+
+`rights_for()` answers the same question for one object already in hand ("which controls does this page
+show?") from the same rules, in one or two queries whatever the number of controls.
+
+A read that deliberately looks past the caller's scope (a device being claimed, a SIM being activated into a
+sandbox) is named `unscoped_*`, so it stands out in review.
 """
 
 from __future__ import annotations
@@ -13,10 +20,10 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Exists, OuterRef, Q
 
-from console.roles import PRODUCT_TOKEN_ACTIONS, RANK, Role, min_role
+from console.roles import PRODUCT_TOKEN_ACTIONS, RANK, Role, at_least, min_role
 
 if TYPE_CHECKING:
-    from console.models import AccessToken, User
+    from console.models import AccessToken, OAuthClient, User
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,12 @@ class Principal:
             scopes=frozenset(token.scopes or ()),
         )
 
+    @classmethod
+    def for_client(cls, client: "OAuthClient") -> "Principal":
+        """A product OAuth client acting with its own credentials (two-legged calls such as creating shadow
+        customers): the same reach as the product token it would be issued, its scope restriction included."""
+        return cls(kind="product", product_id=client.product_id, scopes=frozenset(client.restricted_scopes))
+
     @property
     def is_user(self) -> bool:
         return self.kind == "user"
@@ -67,49 +80,104 @@ def roles_at_least(minimum: str) -> list[str]:
 NOTHING = Q(pk__in=[])
 
 
-def restrict_q(
-    principal: Principal,
-    action: str | None,
-    *,
-    account_field: str | None,
-    memberships: list[tuple[type, str, str]],
-    self_product: bool = False,
-    self_account: bool = False,
-) -> Q:
-    """A Q selecting the objects `principal` may take `action` on (None = may see at all).
+@dataclass(frozen=True)
+class Scope:
+    """How a model is owned, for `restrict_q` and `rights_for`.
 
     account_field: path from the model to its owning `Account` ("account", "product__account"), or None
-        when the model *is* the Account (then pass self_account=True).
-    memberships: (membership model, its FK name to the scoped object, OuterRef path to that object), e.g.
-        (ProductMembership, "product", "pk") and (OrgMembership, "account", "account").
+        when the model *is* the Account (then self_account=True).
+    memberships: (membership model, its FK name to the scoped object, path from the model to that object),
+        e.g. (ProductMembership, "product", "pk") and (OrgMembership, "account", "account").
     self_product / self_account: the model is a Product / an Account, so product tokens and API users
         match on its own primary key.
     """
-    acct = f"{account_field}__" if account_field else ""
+
+    account_field: str | None
+    memberships: tuple[tuple[type, str, str], ...]
+    self_product: bool = False
+    self_account: bool = False
+
+
+def token_allows(principal: Principal, action: str | None) -> bool:
+    """May a product token or API user take `action` at all (on the one product or org it reaches)?"""
+    if action is None:
+        return True
+    if principal.kind == "product":
+        # A client restricted to e.g. customers:create hands out tokens restricted alike.
+        return action in PRODUCT_TOKEN_ACTIONS and (not principal.scopes or action in principal.scopes)
+    if principal.kind == "api_user":
+        return action in principal.scopes
+    return False
+
+
+def restrict_q(principal: Principal, action: str | None, scope: Scope) -> Q:
+    """A Q selecting the objects `principal` may take `action` on (None = may see at all)."""
+    acct = f"{scope.account_field}__" if scope.account_field else ""
     if principal.kind == "user" and principal.user is not None:
         user = principal.user
         roles = roles_at_least(min_role(action)) if action else [r.value for r in Role]
         # The owner of the owning account (the sandbox's user, or the org's creator) is Administrator (Owner).
         q = Q(**{f"{acct}owner": user})
-        for model, fk, outer in memberships:
+        for model, fk, outer in scope.memberships:
             q |= Exists(model.objects.filter(**{fk: OuterRef(outer), "user": user, "role__in": roles}))
         return q
-    if principal.kind == "product" and principal.product_id is not None:
-        if action is not None and (action not in PRODUCT_TOKEN_ACTIONS
-                                   or (principal.scopes and action not in principal.scopes)):
-            return NOTHING  # a client restricted to e.g. customers:create hands out tokens restricted alike
-        if self_product:
-            return Q(pk=principal.product_id)
-        return NOTHING
-    if principal.kind == "api_user":
-        if action is not None and action not in principal.scopes:
+    if principal.kind in ("product", "api_user"):
+        if not token_allows(principal, action):
             return NOTHING
-        if principal.product_id is not None and self_product:
-            return Q(pk=principal.product_id)
+        if principal.product_id is not None:
+            return Q(pk=principal.product_id) if scope.self_product else NOTHING
         if principal.account_id is not None:
-            if self_account:
+            if scope.self_account:
                 return Q(pk=principal.account_id)
-            if account_field:
-                return Q(**{f"{account_field}_id": principal.account_id})
-        return NOTHING
+            if scope.account_field:
+                return Q(**{f"{scope.account_field}_id": principal.account_id})
     return NOTHING  # customers reach only their own devices, through the devices app
+
+
+@dataclass(frozen=True)
+class Rights:
+    """What one principal may do on one product or organization: which controls a page shows. Every write
+    still goes through the scoped lookup of its own action; this only saves a query per control."""
+
+    principal: Principal
+    role: Role | None  # a person's role (None for tokens and strangers)
+    is_owner: bool = False
+    reaches: bool = False  # a token's one product or org is this object
+
+    def may(self, action: str) -> bool:
+        if self.principal.is_user:
+            return at_least(self.role, min_role(action))
+        return self.reaches and token_allows(self.principal, action)
+
+    def as_dict(self, *actions: str) -> dict[str, bool]:
+        """{"devices_update": True, ...} for templates, which cannot read ':' or '.' in a key."""
+        return {a.replace(":", "_").replace(".", "_"): self.may(a) for a in actions}
+
+
+def _value(obj, path: str):
+    """The value at `path` of a loaded object: "pk", or a foreign key's id ("account" -> account_id)."""
+    return obj.pk if path == "pk" else getattr(obj, f"{path}_id")
+
+
+def rights_for(principal: Principal, obj) -> Rights:
+    """`principal`'s rights on `obj` (a Product or an Account), by the same rules as `restrict_q`."""
+    scope: Scope = type(obj).objects.all().scope()
+    if principal.is_user and principal.user is not None:
+        user = principal.user
+        account = obj if scope.account_field is None else getattr(obj, scope.account_field)
+        if account.owner_id == user.pk:
+            return Rights(principal, Role.ADMINISTRATOR, is_owner=True)
+        roles = []
+        for model, fk, outer in scope.memberships:
+            roles += model.objects.filter(**{fk: _value(obj, outer), "user": user}).exclude(role=None).values_list(
+                "role", flat=True)
+        best = max((Role(r) for r in roles), key=lambda r: RANK[r], default=None)
+        return Rights(principal, best)
+    reaches = False
+    if principal.kind in ("product", "api_user"):
+        if principal.product_id is not None:
+            reaches = scope.self_product and obj.pk == principal.product_id
+        elif principal.account_id is not None:
+            reaches = (obj.pk == principal.account_id if scope.self_account
+                       else _value(obj, scope.account_field) == principal.account_id)
+    return Rights(principal, None, reaches=reaches)

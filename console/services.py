@@ -13,10 +13,11 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from console import hooks
 from console.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationFailed
 from console.models import (
     AccessToken,
@@ -32,6 +33,7 @@ from console.models import (
 from console.roles import Role
 from console.scoping import Principal
 from console import validation
+from console.validation import UNSET, given
 
 # Clients that need no registration (particle-api.md Part B §0.3): any of them may use the password grant.
 BUILTIN_CLIENTS = {
@@ -115,45 +117,41 @@ def sandbox_of(user: User) -> Account:
     return Account.objects.get(kind=Account.Kind.SANDBOX, owner=user)
 
 
-def user_update(*, user: User, data: dict) -> dict:
-    """PUT /v1/user: account_info, password change, email change (both need current_password)."""
+@transaction.atomic
+def user_update(*, user: User, first_name: str = UNSET, last_name: str = UNSET, company_name: str = UNSET,
+                business_account: bool = UNSET, password: str = UNSET, username: str = UNSET,
+                current_password: str | None = None, invalidate_tokens: bool = False) -> dict:
+    """PUT /v1/user: profile fields, a password change, an email change (both need current_password)."""
     result: dict = {"ok": True}
-    with transaction.atomic():
-        info = data.get("account_info")
-        if info is not None:
-            if not isinstance(info, dict):
-                raise ValidationFailed("account_info must be an object", field="account_info")
-            for key, attr in (("first_name", "first_name"), ("last_name", "last_name"),
-                              ("company_name", "company_name")):
-                if key in info:
-                    setattr(user, attr, str(info[key] or "")[:150])
-            if "business_account" in info:
-                user.business_account = bool(info["business_account"]) and str(info["business_account"]).lower() != "false"
-        if "password" in data or "username" in data:
-            current = data.get("current_password")
-            if not current or not user.check_password(str(current)):
-                raise ValidationFailed("current_password is missing or incorrect", field="current_password")
-        if "password" in data:
-            new = str(data.get("password") or "")
-            try:
-                validate_password(new, user)
-            except DjangoValidationError as exc:
-                raise ValidationFailed(" ".join(exc.messages), field="password")
-            user.set_password(new)
-            result["message"] = "User's password updated."
-        if "username" in data:
-            email = str(data.get("username") or "").strip().lower()
-            try:
-                validate_email(email)
-            except DjangoValidationError:
-                raise ValidationFailed("username must be a valid email address", field="username")
-            if User.objects.exclude(pk=user.pk).filter(email=email).exists():
-                raise Conflict("A user with that email already exists", field="username")
-            user.email = email
-            result["message"] = "User's username updated."
-        user.save()
-        if str(data.get("invalidate_tokens", "")).lower() in ("true", "1"):
-            AccessToken.objects.filter(user=user, kind=AccessToken.Kind.USER).delete()
+    for attr, value in (("first_name", first_name), ("last_name", last_name), ("company_name", company_name)):
+        if given(value):
+            setattr(user, attr, str(value or "")[:150])
+    if given(business_account):
+        user.business_account = business_account
+    if given(password) or given(username):
+        if not current_password or not user.check_password(str(current_password)):
+            raise ValidationFailed("current_password is missing or incorrect", field="current_password")
+    if given(password):
+        new = str(password or "")
+        try:
+            validate_password(new, user)
+        except DjangoValidationError as exc:
+            raise ValidationFailed(" ".join(exc.messages), field="password")
+        user.set_password(new)
+        result["message"] = "User's password updated."
+    if given(username):
+        email = str(username or "").strip().lower()
+        try:
+            validate_email(email)
+        except DjangoValidationError:
+            raise ValidationFailed("username must be a valid email address", field="username")
+        if User.objects.exclude(pk=user.pk).filter(email=email).exists():
+            raise Conflict("A user with that email already exists", field="username")
+        user.email = email
+        result["message"] = "User's username updated."
+    user.save()
+    if invalidate_tokens:
+        AccessToken.objects.filter(user=user, kind=AccessToken.Kind.USER).delete()
     return result
 
 
@@ -318,6 +316,71 @@ def client_authenticate(*, client_id: str, client_secret: str) -> OAuthClient | 
     if client is None or not client_secret or not client.check_secret(client_secret):
         raise InvalidClient("Invalid or missing client credentials")
     return client
+
+
+def product_client_authenticate(*, client_id: str, client_secret: str, refusal: str) -> OAuthClient | None:
+    """A product OAuth client by its credentials, for two-legged calls; None for a built-in public client
+    (the caller then needs a token); InvalidClient for bad credentials; `refusal` for a sandbox client."""
+    client = client_authenticate(client_id=client_id, client_secret=client_secret)
+    if client is not None and client.product_id is None:
+        raise ValidationFailed(refusal, code="unauthorized_client")
+    return client
+
+
+def token_grant(*, grant_type: object, client_id: str, client_secret: str, username: object = None,
+                password: object = None, refresh_token: object = None, scope: object = None,
+                expires_in: object = None, expires_at: object = None, ip: str) -> IssuedToken:
+    """POST /oauth/token: one of Particle's grant types (particle-api.md §2)."""
+    if not grant_type:
+        raise ValidationFailed("grant_type is required", field="grant_type")
+    if grant_type == "password":
+        return _password_grant(username=username, password=password, client_id=client_id,
+                               client_secret=client_secret, expires_in=expires_in, expires_at=expires_at, ip=ip)
+    if grant_type == "client_credentials":
+        return _client_credentials_grant(client_id=client_id, client_secret=client_secret, scope=str(scope or ""),
+                                         expires_in=expires_in, expires_at=expires_at)
+    if grant_type == "refresh_token":
+        client = client_authenticate(client_id=client_id, client_secret=client_secret) if client_id else None
+        return token_refresh(refresh_token=str(refresh_token or ""), client=client)
+    raise ValidationFailed(f"The grant type {grant_type!r} is not supported", code="unsupported_grant_type")
+
+
+def _password_grant(*, username: object, password: object, client_id: str, client_secret: str,
+                    expires_in: object, expires_at: object, ip: str) -> IssuedToken:
+    if not username or not password:
+        raise ValidationFailed("username and password are required", field="username")
+    login_check_lockout(ip=ip)
+    client = None
+    if client_id and OAuthClient.objects.filter(client_id=client_id).exists():
+        client = client_authenticate(client_id=client_id, client_secret=client_secret)
+    if client is not None and client.product_id is not None:
+        # A product client's password grant signs in that product's customers (simple auth).
+        issued = hooks.customer_password_login(client=client, username=str(username), password=str(password),
+                                               expires_in=expires_in)
+        if issued is not None:
+            return issued
+    user = authenticate_password(username=str(username), password=str(password), ip=ip)
+    with transaction.atomic():
+        return token_issue(kind=AccessToken.Kind.USER, user=user, client=client, client_name=client_id[:120],
+                           expires_in=expires_in, expires_at=expires_at)
+
+
+def _client_credentials_grant(*, client_id: str, client_secret: str, scope: str, expires_in: object,
+                              expires_at: object) -> IssuedToken:
+    if not client_id:
+        raise ValidationFailed("client_id and client_secret are required", code="invalid_client")
+    if client_id in BUILTIN_CLIENTS:
+        raise InvalidClient("Built-in clients cannot use client_credentials; create an OAuth client")
+    client = product_client_authenticate(client_id=client_id, client_secret=client_secret,
+                                         refusal="Only product OAuth clients may use client_credentials")
+    if scope.startswith("customer="):
+        return hooks.customer_token(client=client, email=scope.removeprefix("customer="), expires_in=expires_in,
+                                    expires_at=expires_at)
+    if scope:
+        raise ValidationFailed(f"The scope {scope!r} is not supported", code="invalid_scope")
+    with transaction.atomic():
+        return token_issue(kind=AccessToken.Kind.PRODUCT, client=client, product_id=client.product_id,
+                           scopes=client.restricted_scopes, expires_in=expires_in, expires_at=expires_at)
 
 
 @transaction.atomic

@@ -11,15 +11,20 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils.text import slugify
 
 from console import validation
 from console.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from console.models import AccessToken, Account, MembershipBase, User
+from console.models import AccessToken, Account, MembershipBase, OrgMembership, User
+from console.queue import enqueue_on_commit
 from console.roles import KNOWN_SCOPES, OWNER_LABEL, ROLE_IDS, Role, parse_role
 from console.scoping import Principal
 from console.services import audit_record, token_issue
+
+ORG_INVITE_TASK = "console.send_org_invite"
 
 
 @dataclass
@@ -34,6 +39,7 @@ class Team:
     slug: str
     product_id: int | None = None
     account: Account | None = None  # the owning Account, for audit and org API users
+    invite_task: str = ORG_INVITE_TASK  # the Celery task that mails a new member, by name (`console.queue`)
 
     def memberships(self):
         return self.membership_model.objects.filter(**{self.fk: self.target}).select_related("user")
@@ -120,10 +126,18 @@ def team_invite(*, principal: Principal, team: Team, username: object, role: obj
         raise Conflict(f"{email} is already a member of this team", field="username")
     seat = team.membership_model.objects.create(**{team.fk: team.target, "user": user, "role": chosen})
     team._audit(principal, "invite", email, {"role": chosen.value})
-    from console.tasks import send_team_invite  # noqa: PLC0415 - tasks import services, not the reverse at load
-
-    transaction.on_commit(lambda: send_team_invite.delay(seat_kind=team.kind, seat_id=seat.pk))
+    enqueue_on_commit(team.invite_task, seat_id=seat.pk)
     return seat
+
+
+def team_invite_email(*, seat: MembershipBase, where: str, link: str) -> None:
+    """Tell a new team member where they were added and with which role."""
+    send_mail(
+        subject=f"You were added to {where} on Cyan",
+        message=f"You now have the role {seat.role_label} in {where}.\n\nOpen it: {link}\n",
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[seat.user.email],
+    )
 
 
 def ensure_not_owner(team: Team, username: str, what: str) -> None:
@@ -226,7 +240,5 @@ def api_user_regenerate(*, principal: Principal, team: Team, username: str) -> t
 
 
 def org_team(org: Account) -> Team:
-    from console.models import OrgMembership
-
     return Team(kind="organization", target=org, membership_model=OrgMembership, fk="account",
                 owner=org.owner, slug=org.slug, account=org)

@@ -3,16 +3,24 @@
 
 from __future__ import annotations
 
-import re
-
 from django import forms
 from django.contrib import admin, messages
 
-from console.models import hash_secret
+from console.errors import ServiceError
 from console.scoping import Principal
-from devices.identifiers import ICCID
 from devices.models import (ClaimCode, Customer, Device, DeviceGroupMembership, DeviceTransfer, ImportJob,
                             SerialNumber, SimCard, SimUsage)
+from devices.services.importing import device_import
+from devices.services.registry import device_register, registry_device_id, registry_iccid, registry_serial
+from devices.services.sims import sim_release
+
+
+def _checked(parse, *args, **kwargs):
+    """A registry rule's verdict as a form error."""
+    try:
+        return parse(*args, **kwargs)
+    except ServiceError as exc:
+        raise forms.ValidationError(exc.description)
 
 
 class DeviceForm(forms.ModelForm):
@@ -25,40 +33,17 @@ class DeviceForm(forms.ModelForm):
                   "customer", "development", "quarantined", "denied"]
 
     def clean_id(self):
-        value = self.cleaned_data["id"].strip().lower()
-        if not re.fullmatch(r"[0-9a-f]{24}", value):
-            raise forms.ValidationError("A device id is 24 hexadecimal characters.")
-        return value
+        return _checked(registry_device_id, self.cleaned_data["id"])
 
     def clean_serial_number(self):
-        value = (self.cleaned_data.get("serial_number") or "").strip().upper() or None
-        if value is not None:
-            taken = SerialNumber.objects.filter(serial=value)
-            if self.instance.pk:
-                taken = taken.exclude(device_id=self.instance.pk)
-            if taken.exists():
-                raise forms.ValidationError("Another device already has this serial number.")
-        return value
+        return _checked(registry_serial, self.cleaned_data.get("serial_number"), device_id=self.instance.pk)
 
     def clean_iccid(self):
-        value = (self.cleaned_data.get("iccid") or "").strip().upper()
-        if value and not ICCID.fullmatch(value):
-            raise forms.ValidationError("An ICCID is 89 followed by 16 to 20 digits.")
-        return value
+        return _checked(registry_iccid, self.cleaned_data.get("iccid"))
 
     def save(self, commit=True):
-        device = super().save(commit=False)
-        if self.cleaned_data.get("device_secret"):
-            device.secret_hash = hash_secret(self.cleaned_data["device_secret"])
-        device.save()
-        # The registry's serial map follows the field (support staff correcting a typo included).
-        SerialNumber.objects.filter(device=device).exclude(serial=device.serial_number or "").delete()
-        if device.serial_number and not SerialNumber.objects.filter(device=device).exists():
-            SerialNumber.objects.create(serial=device.serial_number, device=device)  # a clash raises
-        iccid = self.cleaned_data.get("iccid")
-        if iccid:
-            SimCard.objects.update_or_create(iccid=iccid, defaults={"device": device})
-        return device
+        return device_register(device=super().save(commit=False), secret=self.cleaned_data.get("device_secret") or "",
+                               iccid=self.cleaned_data.get("iccid") or "")
 
 
 class GroupInline(admin.TabularInline):
@@ -86,8 +71,6 @@ class DeviceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Lift quarantine (approve into its product)")
     def lift_quarantine(self, request, queryset):
-        from devices.importing import device_import  # noqa: PLC0415
-
         principal = Principal.for_user(request.user)
         approved = 0
         for device in queryset.filter(quarantined=True).select_related("product"):
@@ -138,8 +121,6 @@ class SimCardAdmin(admin.ModelAdmin):
 
     @admin.action(description="Release (deactivate and return to the registry)")
     def release(self, request, queryset):
-        from devices.sims import sim_release  # noqa: PLC0415
-
         principal = Principal.for_user(request.user)
         for sim in queryset:
             sim_release(principal=principal, sim=sim)

@@ -6,21 +6,11 @@ class DevicesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # The token endpoint and GET /v1/user live in console/, below this app: register what only it knows.
         from console import hooks
-        from devices import customers
+        from devices.selectors.devices import user_device_counts
+        from devices.services import customers
 
         hooks.register_customer_token_issuer(customers.customer_token_for_client)
         hooks.register_customer_password_login(customers.customer_password_login)
-        hooks.register_device_counter(_user_device_counts)
-
-
-def _user_device_counts(user) -> tuple[int, int]:
-    from django.db.models import Count, Q
-
-    from devices.models import Device
-    from products.models import Platform
-
-    counts = Device.objects.filter(owner=user).aggregate(
-        wifi=Count("id", filter=Q(platform__connectivity=Platform.Connectivity.WIFI)),
-        cellular=Count("id", filter=Q(platform__connectivity=Platform.Connectivity.CELLULAR)))
-    return counts["wifi"], counts["cellular"]
+        hooks.register_device_counter(user_device_counts)

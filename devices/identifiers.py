@@ -1,4 +1,6 @@
-"""Telling device ids, serial numbers, ICCIDs and IMEIs apart on an import line."""
+"""The shapes of identifiers — device ids, serial numbers, ICCIDs, IMEIs, device and group names, colours —
+and telling them apart on an import line. Every door checks these with `fullmatch` against the patterns
+here, and nowhere else."""
 
 from __future__ import annotations
 
@@ -9,6 +11,14 @@ DEVICE_ID = re.compile(r"[0-9a-f]{24}", re.ASCII)
 ICCID = re.compile(r"89\d{16,20}[0-9F]?", re.ASCII)  # ITU-T E.118: "89" (telecom) + up to 20 digits
 IMEI = re.compile(r"\d{15}", re.ASCII)
 SERIAL = re.compile(r"[A-Z0-9]{6,40}", re.ASCII)
+DEVICE_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}", re.ASCII)  # Particle's rule for device names
+GROUP_NAME = re.compile(r"[a-z0-9_-]{1,100}", re.ASCII)
+COLOR = re.compile(r"#[0-9a-fA-F]{6}", re.ASCII)
+
+
+def is_device_id(value: str) -> bool:
+    """24 hex characters, either case (callers store and compare the lower-case form)."""
+    return value.isascii() and bool(DEVICE_ID.fullmatch(value.lower()))
 
 
 def classify(value: str) -> tuple[str, str]:

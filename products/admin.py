@@ -10,8 +10,9 @@ from django.template.response import TemplateResponse
 from console.errors import ServiceError
 from console.models import Account, User
 from console.scoping import Principal
+from console.services import sandbox_of
 from products.models import DeviceGroup, Platform, Product, ProductMembership
-from products.services import product_move
+from products.services import product_delete, product_move
 
 
 class ProductMembershipInline(admin.TabularInline):
@@ -44,9 +45,14 @@ class ProductAdmin(admin.ModelAdmin):
     inlines = [ProductMembershipInline]
     actions = ["transfer_to_user", "move_into_organization"]
 
+    def delete_model(self, request, obj):
+        # Through the service: its OAuth clients, product tokens and API users go with it.
+        product_delete(principal=Principal.for_user(request.user), product=obj, as_staff=True)
+
     def delete_queryset(self, request, queryset):
-        for product in queryset:  # one at a time through Product.delete(), which waits for running imports
-            product.delete()
+        principal = Principal.for_user(request.user)
+        for product in queryset:  # one at a time: Product.delete() waits for a running import of that product
+            product_delete(principal=principal, product=product, as_staff=True)
 
     def _run(self, request, queryset, form_class, title, target_of, action_name):
         form = form_class(request.POST if "apply" in request.POST else None)
@@ -71,8 +77,6 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.action(description="Transfer to another user's sandbox")
     def transfer_to_user(self, request, queryset):
-        from console.services import sandbox_of
-
         return self._run(request, queryset, TransferForm, "Transfer products to another owner",
                          lambda data: sandbox_of(data["email"]), "transfer_to_user")
 

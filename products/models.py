@@ -7,7 +7,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from console.models import Account, MembershipBase, OrgMembership, User
-from console.scoping import Principal, restrict_q
+from console.scoping import Principal, Scope, restrict_q
 
 
 class Platform(models.Model):
@@ -36,17 +36,13 @@ class Platform(models.Model):
 
 
 class ProductQuerySet(models.QuerySet["Product"]):
+    def scope(self) -> Scope:
+        return Scope(account_field="account", self_product=True,
+                     memberships=((ProductMembership, "product", "pk"), (OrgMembership, "account", "account")))
+
     def restrict(self, principal: Principal, action: str | None = None) -> "ProductQuerySet":
         """Products `principal` may take `action` on (None: may see at all). The only way to list products."""
-        return self.filter(
-            restrict_q(
-                principal,
-                action,
-                account_field="account",
-                memberships=[(ProductMembership, "product", "pk"), (OrgMembership, "account", "account")],
-                self_product=True,
-            )
-        )
+        return self.filter(restrict_q(principal, action, self.scope()))
 
 
 class Product(models.Model):

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from django.db.models import QuerySet
 
+from console import validation
 from console.errors import Forbidden, NotFound
-from console.models import Account, User
-from console.roles import RANK, Role
+from console.models import Account
 from console.scoping import Principal
-from products.models import Platform, Product, ProductMembership
-
-
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,119}$")
+from products.models import Platform, Product
 
 
 def product_list(*, principal: Principal, account: Account | None = None, action: str = "products:list") -> QuerySet[Product]:
@@ -25,14 +20,10 @@ def product_list(*, principal: Principal, account: Account | None = None, action
 
 def product_get(*, principal: Principal, ident: str | int, action: str) -> Product:
     """The product by numeric id or slug: 404 if the caller cannot see it, 403 if it may not `action` it."""
+    lookup = validation.ident(ident)
+    if lookup is None:  # cannot be an id or a slug: do not send it to the database at all
+        raise NotFound(f"Product {str(ident)[:100]} not found")
     visible = Product.objects.restrict(principal).select_related("account", "account__owner", "platform")
-    ident = str(ident)
-    if ident.isascii() and ident.isdigit() and len(ident) <= 18:
-        lookup = {"pk": int(ident)}
-    elif SLUG.match(ident):
-        lookup = {"slug": ident}
-    else:  # cannot be an id or a slug: do not send it to the database at all
-        raise NotFound(f"Product {ident[:100]} not found")
     product = visible.filter(**lookup).first()
     if product is None:
         raise NotFound(f"Product {ident} not found")
@@ -41,24 +32,35 @@ def product_get(*, principal: Principal, ident: str | int, action: str) -> Produ
     return product
 
 
+def customer_product_get(*, principal: Principal, ident: str | int) -> Product:
+    """A customer token's own product, by id or slug (the product-form routes a customer may call, such as
+    claim codes); any other product is a 404, as for every other product route."""
+    lookup = validation.ident(ident)
+    if principal.kind != "customer" or lookup is None:
+        raise NotFound(f"Product {str(ident)[:100]} not found")
+    product = (Product.objects.filter(**lookup).filter(pk=principal.product_id)
+               .select_related("account", "account__owner", "platform").first())
+    if product is None:
+        raise NotFound(f"Product {ident} not found")
+    return product
+
+
 def _forbidden_text(principal: Principal, action: str) -> str:
     if principal.kind == "api_user":
         return f"This API user lacks the scope {action}"
     if principal.kind == "product":
+        if principal.scopes:
+            return f"This OAuth client's scope does not allow {action}"
         return "Product tokens cannot do this; sign in as a team member"
     return "Your role on this product does not allow this action"
 
 
-def product_role(*, user: User, product: Product) -> tuple[Role | None, bool]:
-    """(role, is_owner) of a person on a product: the owner, else the higher of product and org seats."""
-    if product.account.owner_id == user.pk:
-        return Role.ADMINISTRATOR, True
-    roles = list(ProductMembership.objects.filter(product=product, user=user).values_list("role", flat=True))
-    if not product.account.is_sandbox:
-        roles += list(product.account.memberships.filter(user=user).values_list("role", flat=True))
-    roles = [Role(r) for r in roles if r]
-    return (max(roles, key=lambda r: RANK[r]) if roles else None), False
-
-
 def platform_list() -> QuerySet[Platform]:
     return Platform.objects.filter(deprecated=False).order_by("name")
+
+
+def visible_product_ids(principal: Principal, product_ids: set[int]) -> set[int]:
+    """Which of these products the caller can open (a list links only those)."""
+    if not product_ids:
+        return set()
+    return set(Product.objects.restrict(principal).filter(pk__in=product_ids).values_list("pk", flat=True))

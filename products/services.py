@@ -5,29 +5,23 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
+from console import validation
 from console.errors import Conflict, Forbidden, ValidationFailed
 from console.models import AccessToken, Account, OAuthClient, User
 from console.roles import Role
 from console.scoping import Principal
-from console import validation
 from console.services import audit_record
 from console.teams import Team
+from console.validation import UNSET, given
 from products.models import Platform, Product, ProductMembership
+
+INVITE_TASK = "products.send_team_invite"
+
 
 def product_team(product: Product) -> Team:
     return Team(kind="product", target=product, membership_model=ProductMembership, fk="product",
-                owner=product.account.owner, slug=product.slug, product_id=product.pk, account=product.account)
-
-
-def _bool(value: object, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", ""):
-        return False
-    raise ValidationFailed(f"{field} must be true or false", field=field)
+                owner=product.account.owner, slug=product.slug, product_id=product.pk, account=product.account,
+                invite_task=INVITE_TASK)
 
 
 def _platform(value: object) -> Platform:
@@ -52,8 +46,9 @@ def _unique_slug(name: str) -> str:
 
 
 @transaction.atomic
-def product_create(*, principal: Principal, account: Account, name: object, platform_id: object,
-                   description: object = "", slug: object = None, settings: dict | None = None) -> Product:
+def product_create(*, principal: Principal, account: Account, name: str, platform_id: object,
+                   description: str = "", slug: str | None = None, quarantine: bool = UNSET,
+                   location_opt_in: bool = UNSET) -> Product:
     """Create a product owned by `account` (the caller's sandbox, or an org where they are Developer+)."""
     if not Account.objects.restrict(principal, "products:create").filter(pk=account.pk).exists():
         raise Forbidden("You may not create products in this account")
@@ -73,7 +68,10 @@ def product_create(*, principal: Principal, account: Account, name: object, plat
     product = Product(account=account, platform=platform, name=name, slug=slug,
                       description=description,
                       created_by=principal.user if principal.user and not principal.user.is_programmatic else None)
-    _apply_settings(product, settings or {})
+    if given(quarantine):
+        product.quarantine = quarantine
+    if given(location_opt_in):
+        product.location_opt_in = location_opt_in
     try:
         with transaction.atomic():
             product.save()
@@ -84,37 +82,29 @@ def product_create(*, principal: Principal, account: Account, name: object, plat
     return product
 
 
-def _apply_settings(product: Product, settings: dict) -> None:
-    if not isinstance(settings, dict):
-        raise ValidationFailed("settings must be an object", field="settings")
-    if "quarantine" in settings:
-        product.quarantine = _bool(settings["quarantine"], "settings.quarantine")
-    location = settings.get("location")
-    if location is not None:
-        if not isinstance(location, dict):
-            raise ValidationFailed("settings.location must be an object", field="settings")
-        if "opt_in" in location:
-            product.location_opt_in = _bool(location["opt_in"], "settings.location.opt_in")
-
-
 @transaction.atomic
-def product_update(*, principal: Principal, product: Product, data: dict) -> Product:
+def product_update(*, principal: Principal, product: Product, name: str = UNSET, description: str = UNSET,
+                   platform_id: object = UNSET, quarantine: bool = UNSET, location_opt_in: bool = UNSET) -> Product:
     """Rename, describe and change settings. The slug and platform are fixed once devices may exist."""
-    payload = data.get("product") if isinstance(data.get("product"), dict) else data
-    changed = {}
-    if "name" in payload:
-        name = validation.text(payload["name"], field="name", max_length=100)
+    changed = []
+    if given(name):
+        name = validation.text(name, field="name", max_length=100)
         if Product.objects.exclude(pk=product.pk).filter(name__iexact=name).exists():
             raise Conflict(f"A product named {name!r} already exists", field="name", code="name_taken")
-        product.name = changed["name"] = name
-    if "description" in payload:
-        product.description = changed["description"] = validation.text(
-            payload["description"], field="description", max_length=5000, required=False, multiline=True)
-    if "platform_id" in payload and str(payload["platform_id"]) != str(product.platform_id):
+        product.name = name
+        changed.append("name")
+    if given(description):
+        product.description = validation.text(description, field="description", max_length=5000, required=False,
+                                              multiline=True)
+        changed.append("description")
+    if given(platform_id) and str(platform_id) != str(product.platform_id):
         raise ValidationFailed("A product's platform cannot change", field="platform_id")
-    if "settings" in payload:
-        _apply_settings(product, payload["settings"])
-        changed["settings"] = payload["settings"]
+    if given(quarantine):
+        product.quarantine = quarantine
+    if given(location_opt_in):
+        product.location_opt_in = location_opt_in
+    if given(quarantine) or given(location_opt_in):
+        changed.append("settings")
     product.save()
     audit_record(principal=principal, action="product.update", target=product.slug, account=product.account,
                  product_id=product.pk, data={"changed": sorted(changed)})
@@ -147,9 +137,11 @@ def product_move(*, principal: Principal | None, product: Product, to_account: A
 
 
 @transaction.atomic
-def product_delete(*, principal: Principal, product: Product) -> None:
-    """Delete an empty product, with the credentials that name it by id."""
-    if not (principal.is_user and principal.user and product.account.owner_id == principal.user.pk):
+def product_delete(*, principal: Principal, product: Product, as_staff: bool = False) -> None:
+    """Delete a product with the credentials that name it by id (OAuth clients, product tokens, its API
+    users): rows in `console/` hold the product id as a plain integer, so no cascade reaches them. Its
+    owner deletes it; support staff (`as_staff`, the admin) may delete any."""
+    if not as_staff and not (principal.is_user and principal.user and product.account.owner_id == principal.user.pk):
         raise Forbidden("Only the product's owner may delete it")
     OAuthClient.objects.filter(product_id=product.pk).delete()
     AccessToken.objects.filter(product_id=product.pk).delete()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devices.services import devices_manufacture
+from devices.services.registry import devices_manufacture
 from products.models import Platform
 
 

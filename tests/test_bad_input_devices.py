@@ -18,7 +18,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from console import services
 from console.models import AuditEntry
 from console.scoping import Principal
-from devices.importing import MAX_LINES, device_import
+from devices.services.importing import MAX_LINES, device_import
 from devices.models import Customer, Device, SimCard
 from products.models import DeviceGroup, Product
 from tests.conftest import Api, user_token

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection, connections
 
 from console.scoping import Principal
-from devices import importing
+from devices.services import importing
 from devices.models import Device
 from products.models import Product
 from tests.devices_helpers import ids, manufacture
@@ -65,7 +65,8 @@ def test_two_claims_cannot_both_take_the_last_free_device(transactional_db):
     from django.db import transaction
 
     from console.errors import LimitExceeded
-    from devices import limits, services
+    from devices.selectors import limits
+    from devices.services import claims as services
 
     user = UserFactory(email="last-slot@example.com")
     filler = ids(manufacture(12, limits.FREE_DEVICE_LIMIT - 1))

@@ -14,9 +14,10 @@ from django.test import Client
 
 from console.models import AccessToken, AuditEntry
 from console.scoping import Principal
-from devices import importing, services
-from devices.customers import customer_create
-from devices.jobs import import_job_run
+from devices.services import claims, importing
+from devices.services import groups as group_services
+from devices.services.customers import customer_create
+from devices.services.jobs import import_job_run
 from devices.models import Customer, Device, ImportJob, SimCard
 from products.models import DeviceGroup, Product
 from tests.devices_helpers import ids, manufacture
@@ -104,8 +105,8 @@ def test_search_guesses_the_field_and_can_be_told(cast):
 def test_group_filter_and_the_htmx_partial(cast):
     device_ids = fleet(cast, 8)
     owner = Principal.for_user(cast.owner)
-    services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids[:3], add=["beta"])
-    services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids[2:5], add=["field-test"])
+    group_services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids[:3], add=["beta"])
+    group_services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids[2:5], add=["field-test"])
     client = signed_in(cast.viewer)
 
     assert set(rows(client.get(list_url(cast.product, groups="beta")))) == set(device_ids[:3])
@@ -186,12 +187,12 @@ def test_bulk_remove_from_product(cast):
 
 
 def test_csv_export_holds_exactly_the_filtered_devices(cast, monkeypatch):
-    from devices.web import views
+    from devices.web import devices as views
 
     monkeypatch.setattr(views, "EXPORT_BATCH", 7)  # several selector pages in a small test
     device_ids = fleet(cast, 20)
     owner = Principal.for_user(cast.owner)
-    services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids[:9], add=["beta"])
+    group_services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids[:9], add=["beta"])
     Device.objects.filter(pk=device_ids[1]).update(owner=cast.developer, online=True)
     client = signed_in(cast.viewer)
 
@@ -218,13 +219,13 @@ def test_device_list_runs_a_fixed_number_of_queries(cast, django_assert_max_num_
     client = signed_in(cast.developer)
     owner = Principal.for_user(cast.owner)
     device_ids = fleet(cast, 5)
-    services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids, add=["beta"])
+    group_services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids, add=["beta"])
     Device.objects.filter(pk__in=device_ids[:2]).update(owner=cast.developer)
     client.get(list_url(cast.product))  # warm the session and caches
     with django_assert_max_num_queries(16) as few:
         assert len(rows(client.get(list_url(cast.product, per_page=50)))) == 5
     more = fleet(cast, 45)
-    services.devices_batch_groups(principal=owner, product=cast.product, device_ids=more, add=["beta", "gamma"])
+    group_services.devices_batch_groups(principal=owner, product=cast.product, device_ids=more, add=["beta", "gamma"])
     Device.objects.filter(pk__in=more[:20]).update(owner=cast.developer)
     with django_assert_max_num_queries(16) as many:
         assert len(rows(client.get(list_url(cast.product, per_page=50)))) == 50
@@ -241,7 +242,7 @@ def _pages(cast) -> tuple[list[str], list[tuple[str, dict]]]:
     device_ids = fleet(cast, 2)
     device = Device.objects.get(pk=device_ids[0])
     Device.objects.filter(pk=device_ids[1]).update(owner=cast.developer)
-    group = services.group_create(principal=Principal.for_user(cast.owner), product=cast.product, data={"name": "beta"})
+    group = group_services.group_create(principal=Principal.for_user(cast.owner), product=cast.product, name="beta")
     sim = SimCard.objects.get(device=device)
     customer, _ = customer_create(principal=None, product=cast.product, email="cus@example.com", password="password-1")
     job = ImportJob.objects.create(product=cast.product, lines=device.id, total=1)
@@ -575,7 +576,7 @@ def test_sims_page_filters_pages_and_actions(cast, monkeypatch):
     assert released.product_id is None and released.status == SimCard.Status.INACTIVE
     assert client.post(f"{url}{target.iccid}/state/", {"action": "activate"}).status_code == 404
 
-    monkeypatch.setattr("devices.web.views.reads.COUNT_CAP", 1)  # a capped total still pages
+    monkeypatch.setattr("devices.web.sims.COUNT_CAP", 1)  # a capped total still pages
     page = client.get(url).content.decode()
     assert page.count("data-sim=") == 2 and "of more than 1" in page
 
@@ -623,7 +624,7 @@ def test_sandbox_list_checkbox_and_details(cast):
     me = Principal.for_user(user)
     personal = ids(manufacture(12, 2))
     for device_id in personal:
-        services.device_claim(principal=me, device_id=device_id)
+        claims.device_claim(principal=me, device_id=device_id)
     in_org = fleet(cast, 3)  # org product devices claimed to the user: listed, never counted
     Device.objects.filter(pk__in=in_org).update(owner=user)
     from console.services import sandbox_of
@@ -668,7 +669,7 @@ def test_csv_export_streams_under_asgi_without_buffering(cast, monkeypatch, recw
     from asgiref.sync import async_to_sync
     from django.test import AsyncClient
 
-    from devices.web import views
+    from devices.web import devices as views
 
     monkeypatch.setattr(views, "EXPORT_BATCH", 2)
     device_ids = fleet(cast, 5)

@@ -13,7 +13,8 @@ import pytest
 from django.utils import timezone
 
 from console.scoping import Principal
-from devices import importing, services
+from devices.services import claims, importing
+from devices.services import groups as group_services
 from devices.models import Device, ImportJob, SimUsage
 from products.models import DeviceGroup, Product
 from tests.browser import browser_tab, sign_in
@@ -146,9 +147,9 @@ def test_search_sort_select_two_and_add_them_to_a_group(live_server, page):
     device_ids = add_fleet(owner, product, len(names), names)
     Device.objects.filter(pk__in=device_ids[:5]).update(online=True)
     Device.objects.filter(pk=device_ids[2]).update(development=True, owner=owner)
-    services.group_create(principal=Principal.for_user(owner), product=product,
-                          data={"name": "warehouse", "color": "#f59e0b", "description": "Inside the warehouse"})
-    services.devices_batch_groups(principal=Principal.for_user(owner), product=product, device_ids=device_ids[2:4],
+    group_services.group_create(principal=Principal.for_user(owner), product=product, name="warehouse",
+                                color="#f59e0b", description="Inside the warehouse")
+    group_services.devices_batch_groups(principal=Principal.for_user(owner), product=product, device_ids=device_ids[2:4],
                                   add=["warehouse"])
     today = timezone.now().date()
     for n, sim in enumerate(product.sims.all()[:6]):
@@ -241,7 +242,7 @@ def test_open_a_device_and_edit_its_notes(live_server, page):
     developer = UserFactory(email="dev@example.com")
     seat(product, developer, "developer")
     device_ids = add_fleet(owner, product, 3)
-    services.devices_batch_groups(principal=Principal.for_user(owner), product=product, device_ids=device_ids[:1],
+    group_services.devices_batch_groups(principal=Principal.for_user(owner), product=product, device_ids=device_ids[:1],
                                   add=["field-test"])
 
     sign_in(page, base, developer.email)
@@ -299,7 +300,7 @@ def test_approve_a_quarantined_device_and_the_sandbox_list(live_server, page):
 
     # The sandbox device list: personal and product devices claimed to the user, and the details box.
     for device_id in ids(manufacture(12, 2)):
-        services.device_claim(principal=Principal.for_user(owner), device_id=device_id)
+        claims.device_claim(principal=Principal.for_user(owner), device_id=device_id)
     Device.objects.filter(pk=waiting[0]).update(owner=owner)
     page.locator("summary.switcher-button").click()
     page.locator('button[data-account="sandbox"]').click()
@@ -316,7 +317,7 @@ def test_approve_a_quarantined_device_and_the_sandbox_list(live_server, page):
     # Someone asks for one of the personal devices; the owner approves it on the same page.
     personal = Device.objects.filter(owner=owner, product__isnull=True).order_by("id").first()
     rival = UserFactory(email="rival@example.com")
-    services.device_claim(principal=Principal.for_user(rival), device_id=personal.id, request_transfer=True)
+    claims.device_claim(principal=Principal.for_user(rival), device_id=personal.id, request_transfer=True)
     page.goto(f"{base}/devices/")
     request_row = page.locator("tr[data-transfer]")
     expect(request_row).to_have_count(1)

@@ -9,7 +9,8 @@ from django.urls import reverse
 
 from console.models import AuditEntry
 from console.scoping import Principal
-from devices import services
+from devices.services import claims, transfers
+from devices.services import devices as device_services
 from devices.models import Device, DeviceTransfer
 from devices.tasks import send_transfer_email
 from tests.conftest import Api, user_token
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.django_db
 def people(db):
     owner, asker, stranger = (UserFactory(email=f"{n}@example.com") for n in ("keeper", "asker", "stranger"))
     device_id = manufacture(12, 1)[0].device_id
-    services.device_claim(principal=Principal.for_user(owner), device_id=device_id)
+    claims.device_claim(principal=Principal.for_user(owner), device_id=device_id)
     return owner, asker, stranger, device_id
 
 
@@ -128,17 +129,17 @@ def test_only_the_owner_may_decide(people, client):
 def test_a_request_lapses_when_the_device_changed_hands_meanwhile(people):
     owner, asker, stranger, device_id = people
     transfer_id = ask(asker, device_id).json()["transfer_id"]
-    services.device_unclaim(principal=Principal.for_user(owner), device=Device.objects.get(pk=device_id))
-    services.device_claim(principal=Principal.for_user(stranger), device_id=device_id)
+    device_services.device_unclaim(principal=Principal.for_user(owner), device=Device.objects.get(pk=device_id))
+    claims.device_claim(principal=Principal.for_user(stranger), device_id=device_id)
     from console.errors import Conflict, NotFound
 
     with pytest.raises(NotFound):  # the stranger was never asked
-        services.device_transfer_decide(principal=Principal.for_user(stranger), transfer_id=transfer_id, approve=True)
-    lapsed = services.device_transfer_decide(principal=Principal.for_user(owner), transfer_id=transfer_id,
+        transfers.device_transfer_decide(principal=Principal.for_user(stranger), transfer_id=transfer_id, approve=True)
+    lapsed = transfers.device_transfer_decide(principal=Principal.for_user(owner), transfer_id=transfer_id,
                                              approve=True)
     assert lapsed.state == "lapsed" and DeviceTransfer.objects.get().state == "lapsed"
     with pytest.raises(Conflict):
-        services.device_transfer_decide(principal=Principal.for_user(owner), transfer_id=transfer_id, approve=True)
+        transfers.device_transfer_decide(principal=Principal.for_user(owner), transfer_id=transfer_id, approve=True)
     assert Device.objects.get(pk=device_id).owner == stranger
 
 
@@ -146,7 +147,7 @@ def test_approving_one_request_lapses_the_others(people):
     owner, asker, stranger, device_id = people
     first = ask(asker, device_id).json()["transfer_id"]
     second = ask(stranger, device_id).json()["transfer_id"]
-    services.device_transfer_decide(principal=Principal.for_user(owner), transfer_id=second, approve=True)
+    transfers.device_transfer_decide(principal=Principal.for_user(owner), transfer_id=second, approve=True)
     assert DeviceTransfer.objects.get(pk=first).state == "lapsed"
     assert Device.objects.get(pk=device_id).owner == stranger
 
@@ -154,7 +155,7 @@ def test_approving_one_request_lapses_the_others(people):
 def test_approval_respects_the_askers_free_limit(people, client, settings):
     owner, asker, _, device_id = people
     transfer_id = ask(asker, device_id).json()["transfer_id"]
-    from devices import limits
+    from devices.selectors import limits
 
     ids = [m.device_id for m in manufacture(12, limits.FREE_DEVICE_LIMIT)]
     Device.objects.filter(pk__in=ids).update(owner=asker)
@@ -172,7 +173,7 @@ def test_the_emails(people):
     mail.outbox.clear()
     assert send_transfer_email(transfer_id=transfer.pk) is True
     assert mail.outbox[-1].to == [owner.email] and asker.email in mail.outbox[-1].body
-    services.device_transfer_decide(principal=Principal.for_user(owner), transfer_id=transfer.pk, approve=False)
+    transfers.device_transfer_decide(principal=Principal.for_user(owner), transfer_id=transfer.pk, approve=False)
     assert send_transfer_email(transfer_id=transfer.pk) is True
     assert mail.outbox[-1].to == [asker.email] and "denied" in mail.outbox[-1].subject
     assert send_transfer_email(transfer_id=999_999) is False

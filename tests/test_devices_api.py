@@ -173,7 +173,7 @@ def test_deleting_a_product_releases_its_devices(cast, fleet):
 
 def test_an_import_into_a_product_deleted_meanwhile_writes_nothing(cast, borons):
     from console.scoping import Principal
-    from devices.importing import device_import
+    from devices.services.importing import device_import
 
     stale = Product.objects.get(pk=cast.product.pk)  # what a running job or request holds
     Product.objects.get(pk=cast.product.pk).delete()
@@ -373,7 +373,7 @@ def test_serial_number_lookup(cast, fleet):
 
 
 def test_serial_number_lookups_are_limited_per_caller(cast, fleet):
-    from devices.api.more_views import SERIAL_LOOKUPS_PER_HOUR
+    from devices.selectors.devices import SERIAL_LOOKUPS_PER_HOUR
 
     serial = Device.objects.get(pk=fleet[0]).serial_number
     viewer, owner = cast.api("viewer"), cast.api("owner")

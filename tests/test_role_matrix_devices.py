@@ -37,10 +37,10 @@ from console.models import AccessToken, AuditEntry, User
 from console.roles import Role
 from console.scoping import Principal
 from console.teams import api_user_create
-from devices import customers as customer_services
-from devices import services as device_services
-from devices.importing import device_import
-from devices.limits import FREE_DEVICE_LIMIT, sandbox_device_count
+from devices.selectors.limits import FREE_DEVICE_LIMIT, sandbox_device_count
+from devices.services import customers as customer_services
+from devices.services import groups as device_services
+from devices.services.importing import device_import
 from devices.models import ClaimCode, Customer, Device, DeviceGroupMembership, ImportJob, SimCard
 from products.models import DeviceGroup, Product
 from products.services import product_move, product_team

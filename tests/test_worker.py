@@ -54,7 +54,8 @@ def test_purge_expired_tokens_task(cast, worker):
 
 @pytest.mark.django_db(transaction=True)
 def test_background_import_job_runs_on_the_worker(cast, worker):
-    from devices.jobs import import_job_create, import_job_progress
+    from devices.selectors.jobs import import_job_progress
+    from devices.services.jobs import import_job_create
     from devices.models import Device, ImportJob
     from tests.devices_helpers import ids, manufacture
 
@@ -76,7 +77,7 @@ def test_a_redelivered_or_dead_job_is_harmless(cast):
 
     from django.utils import timezone
 
-    from devices.jobs import import_job_run, import_jobs_requeue_stale
+    from devices.services.jobs import import_job_run, import_jobs_requeue_stale
     from devices.models import Device, ImportJob
     from tests.devices_helpers import ids, manufacture
 
@@ -97,15 +98,16 @@ def test_a_redelivered_or_dead_job_is_harmless(cast):
 
 @pytest.mark.django_db(transaction=True)
 def test_transfer_request_and_decision_emails_go_through_the_worker(cast, worker):
-    from devices import services
+    from devices.services import claims as services
+    from devices.services import transfers
     from tests.devices_helpers import manufacture
 
     device_id = manufacture(12, 1)[0].device_id
     keeper, asker = UserFactory(email="keeper@example.com"), UserFactory(email="asker@example.com")
     services.device_claim(principal=Principal.for_user(keeper), device_id=device_id)
-    outcome = services.device_claim(principal=Principal.for_user(asker), device_id=device_id, request_transfer="true")
+    outcome = services.device_claim(principal=Principal.for_user(asker), device_id=device_id, request_transfer=True)
     assert wait_for(lambda: any("keeper@example.com" in m.to for m in mail.outbox)), "the owner was not told"
-    services.device_transfer_decide(principal=Principal.for_user(keeper), transfer_id=outcome.transfer.pk,
+    transfers.device_transfer_decide(principal=Principal.for_user(keeper), transfer_id=outcome.transfer.pk,
                                     approve=True)
     assert wait_for(lambda: any("asker@example.com" in m.to for m in mail.outbox)), "the asker was not told"
     told = next(m for m in mail.outbox if "asker@example.com" in m.to)

@@ -1,6 +1,9 @@
-"""Small helpers shared by every API view: body access, principal checks, 204s."""
+"""Small helpers shared by every API view: body access, credentials in headers, principal checks, 204s."""
 
 from __future__ import annotations
+
+import base64
+import binascii
 
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -43,3 +46,28 @@ def require_user(principal: Principal) -> None:
 
 def no_content() -> Response:
     return Response(status=204)
+
+
+def client_ip(request) -> str:
+    return request.META.get("REMOTE_ADDR", "unknown")
+
+
+def basic_credentials(request) -> tuple[str, str] | None:
+    """(user, password) from an `Authorization: Basic` header, or None when there is none."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip()).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed("The Basic authorization header is malformed", code="invalid_client")
+    user, _, password = decoded.partition(":")
+    return user, password
+
+
+def client_credentials(request, data: dict) -> tuple[str, str]:
+    """An OAuth client's id and secret: form fields (api-js, the CLI) or HTTP Basic (curl `-u id:secret`)."""
+    basic = basic_credentials(request)
+    client_id = data.get("client_id") or (basic[0] if basic else "")
+    client_secret = data.get("client_secret") or (basic[1] if basic else "")
+    return str(client_id or ""), str(client_secret or "")

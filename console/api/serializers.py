@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timezone as dt_timezone
 
-from django.utils import timezone
 
 from console.models import AccessToken, Account, OAuthClient, User
 

@@ -5,24 +5,22 @@ Views stay thin: read the body, call one service or selector, render Particle's 
 
 from __future__ import annotations
 
-import base64
-import re
-import binascii
-
-from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from console import services
-from console.hooks import customer_password_login, customer_token, user_device_counts
-from console.api.base import body, no_content, param, require_user
+from console import services, validation
+from console.api.authentication import ParticleTokenAuthentication
+from console.api.base import basic_credentials, body, client_credentials, client_ip, no_content, require_user
+from console.hooks import user_device_counts
 from console.api.serializers import client_body, iso, org_body, token_body, user_body
-from console.errors import Forbidden, NotFound, ValidationFailed
+from console.errors import NotFound, ValidationFailed
 from console.models import AccessToken, Account, OAuthClient
 from console.roles import ROLE_IDS, Role
 from console.scoping import Principal
+from console.selectors import org_get
 from console.teams import (
     Team,
     api_user_create,
@@ -37,22 +35,6 @@ from console.teams import (
 )
 
 
-def client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "unknown")
-
-
-def _basic_credentials(request) -> tuple[str, str] | None:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if not header.lower().startswith("basic "):
-        return None
-    try:
-        decoded = base64.b64decode(header[6:].strip()).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed("The Basic authorization header is malformed", code="invalid_client")
-    user, _, password = decoded.partition(":")
-    return user, password
-
-
 class OAuthTokenView(APIView):
     """POST /oauth/token — Particle's token endpoint (grant types password, client_credentials, refresh_token)."""
 
@@ -63,63 +45,12 @@ class OAuthTokenView(APIView):
                    responses={200: OpenApiResponse(description="{token_type, access_token, expires_in, refresh_token}")})
     def post(self, request):
         data = body(request)
-        basic = _basic_credentials(request)
-        client_id = data.get("client_id") or (basic[0] if basic else "")
-        client_secret = data.get("client_secret") or (basic[1] if basic else "")
-        grant = data.get("grant_type")
-        if not grant:
-            raise ValidationFailed("grant_type is required", field="grant_type")
-        if grant == "password":
-            return self._password(request, data, client_id, client_secret)
-        if grant == "client_credentials":
-            return self._client_credentials(data, client_id, client_secret)
-        if grant == "refresh_token":
-            client = services.client_authenticate(client_id=client_id, client_secret=client_secret) if client_id else None
-            issued = services.token_refresh(refresh_token=str(data.get("refresh_token") or ""), client=client)
-            return Response(issued.body())
-        raise ValidationFailed(f"The grant type {grant!r} is not supported", code="unsupported_grant_type")
-
-    def _password(self, request, data, client_id, client_secret):
-        username, password = data.get("username"), data.get("password")
-        if not username or not password:
-            raise ValidationFailed("username and password are required", field="username")
-        services.login_check_lockout(ip=client_ip(request))
-        client = None
-        if client_id and OAuthClient.objects.filter(client_id=client_id).exists():
-            client = services.client_authenticate(client_id=client_id, client_secret=client_secret)
-        if client is not None and client.product_id is not None:
-            # A product client's password grant signs in that product's customers (simple auth).
-            issued = customer_password_login(client=client, username=str(username), password=str(password),
-                                             expires_in=data.get("expires_in"))
-            if issued is not None:
-                return Response(issued.body())
-        user = services.authenticate_password(username=str(username), password=str(password), ip=client_ip(request))
-        with transaction.atomic():
-            issued = services.token_issue(kind=AccessToken.Kind.USER, user=user, client=client,
-                                          client_name=str(client_id or "")[:120],
-                                          expires_in=data.get("expires_in"), expires_at=data.get("expires_at"))
-        return Response(issued.body())
-
-    def _client_credentials(self, data, client_id, client_secret):
-        if not client_id:
-            raise ValidationFailed("client_id and client_secret are required", code="invalid_client")
-        if client_id in services.BUILTIN_CLIENTS:
-            raise services.InvalidClient("Built-in clients cannot use client_credentials; create an OAuth client")
-        client = services.client_authenticate(client_id=client_id, client_secret=client_secret)
-        if client.product_id is None:
-            raise ValidationFailed("Only product OAuth clients may use client_credentials", code="unauthorized_client")
-        scope = str(data.get("scope") or "")
-        if scope.startswith("customer="):
-            issued = customer_token(client=client, email=scope.removeprefix("customer="),
-                                    expires_in=data.get("expires_in"), expires_at=data.get("expires_at"))
-            return Response(issued.body())
-        if scope:
-            raise ValidationFailed(f"The scope {scope!r} is not supported", code="invalid_scope")
-        restricted = client.scope.split() if client.scope and client.scope != "*:*" else []
-        with transaction.atomic():
-            issued = services.token_issue(kind=AccessToken.Kind.PRODUCT, client=client, product_id=client.product_id,
-                                          scopes=restricted, expires_in=data.get("expires_in"),
-                                          expires_at=data.get("expires_at"))
+        client_id, client_secret = client_credentials(request, data)
+        issued = services.token_grant(
+            grant_type=data.get("grant_type"), client_id=client_id, client_secret=client_secret,
+            username=data.get("username"), password=data.get("password"), refresh_token=data.get("refresh_token"),
+            scope=data.get("scope"), expires_in=data.get("expires_in"), expires_at=data.get("expires_at"),
+            ip=client_ip(request))
         return Response(issued.body())
 
 
@@ -130,15 +61,11 @@ class AccessTokenListView(APIView):
     permission_classes = [AllowAny]
 
     def _user(self, request):
-        basic = _basic_credentials(request)
+        basic = basic_credentials(request)
         if basic:
             return services.authenticate_password(username=basic[0], password=basic[1], ip=client_ip(request))
-        from console.api.authentication import ParticleTokenAuthentication  # noqa: PLC0415
-
         found = ParticleTokenAuthentication().authenticate(request)
         if not found:
-            from rest_framework.exceptions import NotAuthenticated  # noqa: PLC0415
-
             raise NotAuthenticated()
         require_user(found[1])
         return found[1].user
@@ -194,7 +121,28 @@ class UserView(APIView):
 
     def put(self, request):
         require_user(request.auth)
-        return Response(services.user_update(user=request.auth.user, data=body(request)))
+        return Response(services.user_update(user=request.auth.user, **_user_fields(body(request))))
+
+
+def _user_fields(data: dict) -> dict:
+    """PUT /v1/user's body (api-js `changeUsername`, `changeUserPassword`; `account_info` as an object or in
+    bracket form) as `user_update`'s arguments."""
+    out: dict = {}
+    info = data.get("account_info")
+    if info is not None:
+        if not isinstance(info, dict):
+            raise ValidationFailed("account_info must be an object", field="account_info")
+        out.update({k: info[k] for k in ("first_name", "last_name", "company_name") if k in info})
+        if "business_account" in info:
+            out["business_account"] = validation.boolean(info["business_account"],
+                                                         field="account_info.business_account", default=False)
+    for key in ("password", "username"):
+        if key in data:
+            out[key] = data[key]
+    out["current_password"] = data.get("current_password")
+    out["invalidate_tokens"] = validation.boolean(data.get("invalidate_tokens"), field="invalidate_tokens",
+                                                  default=False)
+    return out
 
 
 # --- sandbox OAuth clients ------------------------------------------------------------------------
@@ -238,22 +186,6 @@ class ClientDetailView(APIView):
 # --- organizations --------------------------------------------------------------------------------
 
 
-def org_get(principal: Principal, ident: str, action: str | None) -> Account:
-    """The org by id or slug: 404 when the caller has no seat, 403 when its role may not `action`."""
-    visible = Account.objects.restrict(principal).filter(kind=Account.Kind.ORGANIZATION).select_related("owner")
-    if ident.isascii() and ident.isdigit() and len(ident) <= 18:
-        org = visible.filter(pk=int(ident)).first()
-    elif re.fullmatch(r"[a-z0-9][a-z0-9-]{0,99}", ident):
-        org = visible.filter(slug=ident).first()
-    else:
-        org = None
-    if org is None:
-        raise NotFound(f"Organization {ident} not found")
-    if action and not Account.objects.restrict(principal, action).filter(pk=org.pk).exists():
-        raise Forbidden("Your role in this organization does not allow this action")
-    return org
-
-
 class OrgListView(APIView):
     """GET /v1/orgs (Particle) and POST /v1/orgs (ours: create an organization)."""
 
@@ -275,7 +207,7 @@ class OrgDetailView(APIView):
     """GET /v1/orgs/:org (Cyan extension)."""
 
     def get(self, request, org: str):
-        account = org_get(request.auth, org, "orgs:get")
+        account = org_get(principal=request.auth, ident=org, action="orgs:get")
         return Response({"organization": {**org_body(account), "owner": account.owner.email,
                                           "created_at": iso(account.created_at)}})
 
@@ -350,7 +282,7 @@ class TeamTokenViewBase(APIView):
 
 class OrgTeamMixin:
     def team(self, request, action: str, org: str, **kwargs) -> Team:
-        return org_team(org_get(request.auth, org, action))
+        return org_team(org_get(principal=request.auth, ident=org, action=action))
 
 
 class OrgTeamView(OrgTeamMixin, TeamViewBase):

@@ -10,8 +10,10 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from console import selectors
 from console.errors import Forbidden, NotFound, ServiceError
 from console.models import Account
+from console.scoping import rights_for
 
 
 def console_view(view):
@@ -40,20 +42,16 @@ def enter_account(request, account: Account | None) -> None:
         request.session["account_id"] = account.pk
 
 
-def org_get(request, slug: str, action: str | None = None) -> Account:
-    """The organization by slug: NotFound unless the user has a seat, Forbidden if the role may not `action`."""
-    visible = Account.objects.restrict(request.principal).filter(kind=Account.Kind.ORGANIZATION)
-    org = visible.select_related("owner").filter(slug=slug).first()
-    if org is None:
-        raise NotFound(f"Organization {slug} not found")
-    if action and not org_allows(request, org, action):
-        raise Forbidden("Your role in this organization does not allow this action")
+def org_get(request, ident: str, action: str | None = None) -> Account:
+    """The organization by slug (or id): NotFound unless the user has a seat, Forbidden if the role may not
+    `action`; the switcher then shows it."""
+    org = selectors.org_get(principal=request.principal, ident=ident, action=action)
     enter_account(request, org)
     return org
 
 
 def org_allows(request, org: Account, action: str) -> bool:
-    return Account.objects.restrict(request.principal, action).filter(pk=org.pk).exists()
+    return rights_for(request.principal, org).may(action)
 
 
 def form_error(form: forms.Form, exc: ServiceError, fields: dict[str, str] | None = None) -> None:

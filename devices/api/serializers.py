@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from console.api.serializers import iso
-from devices.models import Device, SimCard
+from devices.models import ClaimCode, Customer, Device, SimCard
 from products.models import DeviceGroup
 
 
@@ -71,3 +71,63 @@ def group_body(group: DeviceGroup, *, with_count: bool = True) -> dict:
     if with_count:
         body["device_count"] = group.device_count
     return body
+
+
+def sim_body(sim: SimCard) -> dict:
+    device: Device | None = sim.device if sim.device_id else None
+    status = "inactive" if sim.status == SimCard.Status.NEVER_ACTIVATED else sim.status
+    return {
+        "_id": sim.iccid,
+        "iccid": sim.iccid,
+        "activations_count": sim.activations_count,
+        "deactivations_count": sim.deactivations_count,
+        "base_country_code": sim.base_country_code,
+        "base_monthly_rate": 0,
+        "overage_monthly_rate": 0,
+        "first_activated_on": iso(sim.first_activated_on),
+        "last_activated_on": iso(sim.last_activated_on),
+        "last_activated_via": sim.last_activated_via or None,
+        "last_status_change_action": sim.last_status_change_action or None,
+        "last_status_change_action_error": "yes" if sim.last_status_change_action_error else "no",
+        "mb_limit": sim.mb_limit,
+        "msisdn": sim.msisdn or None,
+        "status": status,
+        "stripe_plan_slug": None,
+        "updated_at": iso(sim.updated_at),
+        "user_id": sim.user.email if sim.user_id else None,
+        "product_id": str(sim.product_id) if sim.product_id else None,
+        "carrier": sim.carrier,
+        "last_device_id": sim.device_id,
+        "last_device_name": (device.name if device else "") or sim.last_device_name or None,
+        "owner": sim.user.email if sim.user_id else None,
+    }
+
+
+def customer_usernames_body(devices: list[Device]) -> list[dict]:
+    seen = {}
+    for d in devices:
+        if d.customer_id and d.customer_id not in seen:
+            seen[d.customer_id] = {"id": str(d.customer_id), "username": d.customer.email}
+    return list(seen.values())
+
+
+def customer_list_body(customers: list[Customer], devices: list[Device]) -> dict:
+    """GET /v1/products/:p/customers without `meta`: the customers with their device ids, and those devices."""
+    by_customer: dict[int, list[str]] = {}
+    for d in devices:
+        by_customer.setdefault(d.customer_id, []).append(d.id)
+    return {
+        "customers": [{"id": str(c.pk), "username": c.email, "full_name": c.full_name or None,
+                       "devices": by_customer.get(c.pk, [])} for c in customers],
+        "devices": [{"id": d.id, "product_id": d.product_id, "last_ip_address": d.last_ip_address,
+                     "firmware_version": d.firmware_version, "online": d.online} for d in devices],
+    }
+
+
+def claim_code_body(code: ClaimCode) -> dict:
+    return {"claim_code": code.code, "device_ids": code.device_ids}
+
+
+def serial_number_body(device: Device, sim: SimCard | None) -> dict:
+    return {"ok": True, "serial_number": device.serial_number, "device_id": device.id, "deviceID": device.id,
+            "platform_id": device.platform_id, "iccid": sim.iccid if sim else None}

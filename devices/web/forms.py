@@ -3,25 +3,18 @@ decide names, limits and rights, and their refusals come back as field errors (`
 
 from __future__ import annotations
 
-import re
-
 from django import forms
 
-from devices import importing
-from devices.identifiers import decode_upload
+from devices.identifiers import COLOR, DEVICE_NAME, GROUP_NAME, decode_upload, is_device_id
+from devices.services import importing
 
-# The same rules as devices.services (Particle's): checked here too so the form can say so before posting.
-GROUP_NAME = re.compile(r"^[a-z0-9_-]{1,100}$")
-COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-DEVICE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
-
+# The forms check the services' rules (devices/identifiers.py) too, so a form can say so before posting.
 PER_PAGE_CHOICES = (25, 50, 100, 250)
-DEVICE_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 
 
 def _group_name(value: str) -> str:
     value = (value or "").strip()
-    if value and not GROUP_NAME.match(value):
+    if value and not GROUP_NAME.fullmatch(value):
         raise forms.ValidationError("Use lowercase letters, digits, - and _ only (e.g. field-test).")
     return value
 
@@ -33,7 +26,7 @@ class DeviceIdsField(forms.MultipleChoiceField):
     """Ticked rows: any 24-hex ids (the service checks that each is a device of the product)."""
 
     def valid_value(self, value) -> bool:
-        return bool(DEVICE_ID.fullmatch(str(value)))
+        return is_device_id(str(value))
 
     def clean(self, value):
         return sorted({v.lower() for v in super().clean(value)})
@@ -77,7 +70,7 @@ class DeviceNameForm(forms.Form):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
-        if name and not DEVICE_NAME.match(name):
+        if name and not DEVICE_NAME.fullmatch(name):
             raise forms.ValidationError("Use letters, digits, dashes and underscores only (at most 63).")
         return name
 
@@ -180,7 +173,7 @@ class GroupForm(forms.Form):
 
     def clean_color(self) -> str:
         color = self.cleaned_data["color"].strip()
-        if not COLOR.match(color):
+        if not COLOR.fullmatch(color):
             raise forms.ValidationError("Use a hex colour like #34495e.")
         return color.lower()
 

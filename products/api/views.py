@@ -7,25 +7,50 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from console import services as console_services
+from console import validation
 from console.api.base import body, no_content, require_user
 from console.api.serializers import client_body
-from console.api.views import TeamMemberViewBase, TeamTokenViewBase, TeamViewBase, org_get
+from console.api.views import TeamMemberViewBase, TeamTokenViewBase, TeamViewBase
+from console.errors import ValidationFailed
 from console.models import Account, OAuthClient
+from console.selectors import org_get
 from console.services import sandbox_of
 from products import selectors, services
 from products.api.serializers import product_body
 
 
-def _product_input(request) -> dict:
+def _settings(settings: object) -> dict:
+    """`settings: {quarantine, location: {opt_in}}` as the services' keyword arguments."""
+    if not isinstance(settings, dict):
+        raise ValidationFailed("settings must be an object", field="settings")
+    out = {}
+    if "quarantine" in settings:
+        out["quarantine"] = validation.boolean(settings["quarantine"], field="settings.quarantine", default=False)
+    location = settings.get("location")
+    if location is not None:
+        if not isinstance(location, dict):
+            raise ValidationFailed("settings.location must be an object", field="settings")
+        if "opt_in" in location:
+            out["location_opt_in"] = validation.boolean(location["opt_in"], field="settings.location.opt_in",
+                                                        default=False)
+    return out
+
+
+def _product_fields(request, keys: tuple[str, ...]) -> dict:
+    """A product body, flat or in Particle's `{"product": {...}}` envelope."""
     data = body(request)
-    return data["product"] if isinstance(data.get("product"), dict) else data
+    if isinstance(data.get("product"), dict):
+        data = data["product"]
+    out = {k: data[k] for k in keys if k in data}
+    if "settings" in data:
+        out.update(_settings(data["settings"]))
+    return out
 
 
 def _create(request, account: Account):
-    data = _product_input(request)
-    product = services.product_create(principal=request.auth, account=account, name=data.get("name"),
-                                      platform_id=data.get("platform_id"), description=data.get("description"),
-                                      slug=data.get("slug"), settings=data.get("settings"))
+    fields = _product_fields(request, ("name", "platform_id", "description", "slug"))
+    product = services.product_create(principal=request.auth, account=account, name=fields.pop("name", None),
+                                      platform_id=fields.pop("platform_id", None), **fields)
     return Response({"product": product_body(product)}, status=201)
 
 
@@ -58,13 +83,13 @@ class OrgProductListView(APIView):
 
     @extend_schema(summary="List an organization's products", tags=["products"])
     def get(self, request, org: str):
-        account = org_get(request.auth, org, None)
+        account = org_get(principal=request.auth, ident=org)
         products = selectors.product_list(principal=request.auth, account=account)
         return Response({"products": [product_body(p) for p in products]})
 
     @extend_schema(summary="Create a product in an organization (Developer or above)", tags=["products"])
     def post(self, request, org: str):
-        account = org_get(request.auth, org, "products:create")
+        account = org_get(principal=request.auth, ident=org, action="products:create")
         return _create(request, account)
 
 
@@ -79,7 +104,8 @@ class ProductDetailView(APIView):
     @extend_schema(summary="Update a product's name, description or settings", tags=["products"])
     def put(self, request, product: str):
         found = selectors.product_get(principal=request.auth, ident=product, action="products:update")
-        updated = services.product_update(principal=request.auth, product=found, data=body(request))
+        updated = services.product_update(principal=request.auth, product=found,
+                                          **_product_fields(request, ("name", "description", "platform_id")))
         return Response({"product": product_body(updated)})
 
 

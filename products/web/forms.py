@@ -41,6 +41,7 @@ class ProductSettingsForm(forms.Form):
                 "location_opt_in": product.location_opt_in}
 
     def service_data(self) -> dict:
+        """`products.services.product_update`'s arguments."""
         d = self.cleaned_data
-        return {"name": d["name"], "description": d["description"],
-                "settings": {"quarantine": d["quarantine"], "location": {"opt_in": d["location_opt_in"]}}}
+        return {"name": d["name"], "description": d["description"], "quarantine": d["quarantine"],
+                "location_opt_in": d["location_opt_in"]}

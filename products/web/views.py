@@ -17,6 +17,7 @@ from console import services as console_services
 from console.errors import ServiceError
 from console.models import Account, OAuthClient
 from console.roles import OWNER_LABEL
+from console.scoping import rights_for
 from console.teams import team_entries
 from console.web import team as team_views
 from console.web.access import console_view, enter_account, form_error, org_allows, org_get
@@ -79,7 +80,7 @@ def _product(request, ident: str, action: str) -> Product:
 
 
 def _may(request, product: Product, action: str) -> bool:
-    return Product.objects.restrict(request.principal, action).filter(pk=product.pk).exists()
+    return rights_for(request.principal, product).may(action)
 
 
 # --- product lists --------------------------------------------------------------------------------------
@@ -169,7 +170,8 @@ def org_products(request, org: str):
 @console_view
 def overview(request, product: str):
     found = _product(request, product, "products:get")
-    role, is_owner = selectors.product_role(user=request.user, product=found)
+    rights = rights_for(request.principal, found)
+    role, is_owner = rights.role, rights.is_owner
     entries = team_entries(services.product_team(found))
     return render(request, "products/overview.html", {
         "place": product_place(request, found, "overview"),
@@ -178,7 +180,7 @@ def overview(request, product: str):
         "people_count": sum(1 for e in entries if not e.get("is_programmatic")),
         "api_user_count": sum(1 for e in entries if e.get("is_programmatic")),
         "client_count": OAuthClient.objects.filter(product_id=found.pk).count(),
-        "can_edit": _may(request, found, "products:update"),
+        "can_edit": rights.may("products:update"),
     })
 
 
@@ -192,7 +194,7 @@ def settings(request, product: str):
         form = ProductSettingsForm(request.POST)
         if form.is_valid():
             try:
-                services.product_update(principal=request.principal, product=found, data=form.service_data())
+                services.product_update(principal=request.principal, product=found, **form.service_data())
             except ServiceError as exc:
                 form_error(form, exc, {"settings.quarantine": "quarantine", "settings.location.opt_in": "location_opt_in"})
             else:

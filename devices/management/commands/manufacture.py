@@ -10,7 +10,7 @@ import csv
 from django.core.management.base import BaseCommand, CommandError
 
 from console.errors import ValidationFailed
-from devices.services import devices_manufacture
+from devices.services.registry import devices_manufacture
 from products.models import Platform
 
 

@@ -18,11 +18,11 @@ from django.utils import timezone
 
 from console.errors import NotFound, ValidationFailed
 from console.models import Account, User
-from console.scoping import Principal
+from console.scoping import Principal, rights_for
 from console.services import audit_record
 from devices.identifiers import classify
-from devices.limits import check_sandbox_room, lock_sandbox
 from devices.models import Device, SerialNumber, SimCard
+from devices.services.limits import check_sandbox_room, lock_sandbox
 from products.models import Product
 
 MAX_LINES = 200_000
@@ -51,7 +51,8 @@ class ImportReport:
     rejected: list[dict] = field(default_factory=list)
     sims_activated: int = 0
 
-    def body(self) -> dict:
+    def as_dict(self) -> dict:
+        """The report in Particle's response shape; a background job stores the same dict."""
         return {
             "updated": len(self.updated_ids),
             "updatedDeviceIds": self.updated_ids,
@@ -241,22 +242,18 @@ def _store() -> _OrmStore:
     return _PostgresStore() if connection.vendor == "postgresql" else _OrmStore()
 
 
-def claim_user_for(product: Product, email: object) -> User | None:
+def claim_user_for(product: Product, email: str | None) -> User | None:
     """`claim_user` must name a person on the product's team (owner, product seat or org seat)."""
-    if email in (None, ""):
+    if not email:
         return None
-    if not isinstance(email, str):
-        raise ValidationFailed("claim_user must be an email", field="claim_user")
-    from products.selectors import product_role  # noqa: PLC0415
-
     user = User.objects.filter(email=email.strip().lower(), kind=User.Kind.HUMAN).first()
-    if user is None or product_role(user=user, product=product)[0] is None:
+    if user is None or rights_for(Principal.for_user(user), product).role is None:
         raise ValidationFailed(f"claim_user {email} is not a member of this product's team", field="claim_user")
     return user
 
 
-def device_import(*, principal: Principal, product: Product, values: list[tuple[int, str]],
-                  import_sims: bool = True, claim_user: object = None,
+def device_import(*, principal: Principal | None, product: Product, values: list[tuple[int, str]],
+                  import_sims: bool = True, claim_user: str | None = None,
                   progress: Callable[[int, int], None] | None = None) -> ImportReport:
     """Add the listed devices to `product` (or approve them out of its quarantine) and report every line."""
     if not values:

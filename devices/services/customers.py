@@ -1,24 +1,19 @@
-"""Product customers (particle-api.md §8): creation by a team member or a product OAuth client, tokens,
-password changes, deletion (which revokes their tokens and claim codes and releases their devices)."""
+"""Writes for product customers (particle-api.md §8): creation by a team member or a product OAuth client,
+tokens, password changes, deletion (which revokes their tokens and claim codes and releases their devices)."""
 
 from __future__ import annotations
-
-import secrets
-from datetime import timedelta
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from console import validation
-from console.errors import Conflict, NotFound, ValidationFailed
+from console.errors import Conflict, ValidationFailed
 from console.models import AccessToken, OAuthClient
 from console.scoping import Principal
 from console.services import IssuedToken, InvalidGrant, audit_record, token_issue
 from devices.models import ClaimCode, Customer, Device
 from products.models import Product
-
-CLAIM_CODE_LIFETIME = timedelta(hours=1)
 
 
 def _email(value: object) -> str:
@@ -41,11 +36,11 @@ def customer_issue_token(customer: Customer, *, client: OAuthClient | None, expi
 
 
 @transaction.atomic
-def customer_create(*, principal: Principal | None, product: Product, email: object, password: object = None,
-                    no_password: object = False, client: OAuthClient | None = None) -> tuple[Customer, IssuedToken]:
+def customer_create(*, principal: Principal | None, product: Product, email: str, password: str | None = None,
+                    no_password: bool = False, client: OAuthClient | None = None) -> tuple[Customer, IssuedToken]:
     """Create a customer and return its first token (201 body)."""
     address = _email(email)
-    shadow = str(no_password).lower() in ("true", "1") or no_password is True
+    shadow = no_password
     if shadow and password not in (None, ""):
         raise ValidationFailed("Send either password or no_password, not both", field="password")
     if not shadow and password in (None, ""):
@@ -100,29 +95,3 @@ def customer_delete(*, principal: Principal, customer: Customer) -> None:
     audit_record(principal=principal, action="customer.delete", target=customer.email,
                  product_id=customer.product_id)
     customer.delete()
-
-
-def customer_get(*, product: Product, email: str) -> Customer:
-    customer = Customer.objects.filter(product=product, email=(email or "").strip().lower()).first()
-    if customer is None:
-        raise NotFound(f"Customer {email} not found")
-    return customer
-
-
-@transaction.atomic
-def claim_code_create(*, principal: Principal, product: Product | None = None) -> ClaimCode:
-    """A one-hour claim code for the calling user (sandbox) or customer (product form)."""
-    code = secrets.token_urlsafe(36)[:48]
-    customer = None
-    if principal.kind == "customer":
-        customer = Customer.objects.get(pk=principal.customer_id)
-    if customer is not None:
-        owned = Device.objects.filter(customer=customer)
-    elif principal.user is not None:
-        owned = Device.objects.filter(owner=principal.user)
-    else:  # a product token has no devices of its own
-        owned = Device.objects.none()
-    return ClaimCode.objects.create(
-        code=code, user=principal.user if customer is None else None, customer=customer, product=product,
-        device_ids=list(owned.values_list("id", flat=True)[:1000]),
-        expires_at=timezone.now() + CLAIM_CODE_LIFETIME)

@@ -1,27 +1,11 @@
-"""The free sandbox limit (particle-api.md "Numbers"; seed 001 "Adding product devices - free plan").
-
-A user's sandbox counts the devices claimed to the user outside any product plus every member device of the
-products the sandbox owns. Organization products never count, even when their devices are claimed to the user.
-"""
+"""Holding the free sandbox limit (`devices.selectors.limits`) against concurrent claims, imports and
+approved transfers."""
 
 from __future__ import annotations
 
-from django.db.models import Q
-
 from console.errors import LimitExceeded
-from console.models import Account, User
-
-FREE_DEVICE_LIMIT = 100
-
-
-def sandbox_device_count(user: User) -> int:
-    from devices.models import Device  # noqa: PLC0415 - models import this module's constant
-
-    return Device.objects.filter(
-        Q(product__isnull=True, owner=user)
-        | Q(product__account__kind=Account.Kind.SANDBOX, product__account__owner=user,
-            quarantined=False, denied=False)
-    ).count()
+from console.models import User
+from devices.selectors.limits import FREE_DEVICE_LIMIT, sandbox_device_count
 
 
 def lock_sandbox(user: User) -> None:

@@ -7,30 +7,23 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from celery import current_app
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from console.errors import ServiceError, ValidationFailed
+from console.queue import enqueue_on_commit
 from console.scoping import Principal
 from devices.identifiers import split_lines
-from devices.importing import MAX_LINES, claim_user_for, device_import
 from devices.models import ImportJob
+from devices.selectors.jobs import progress_key
+from devices.services.importing import MAX_LINES, claim_user_for, device_import
 from products.models import Product
 
+RUN_TASK = "devices.run_import_job"
+
 STALE_AFTER = timedelta(minutes=10)
-
-
-def progress_key(job_id: int) -> str:
-    return f"import-progress:{job_id}"
-
-
-def import_job_progress(job: ImportJob) -> tuple[int, int]:
-    """(processed, total) — live from the cache while running, from the row once finished."""
-    if job.state in (ImportJob.State.DONE, ImportJob.State.FAILED):
-        return job.total, job.total
-    live = cache.get(progress_key(job.pk))
-    return tuple(live) if live else (0, job.total)
 
 
 @transaction.atomic
@@ -44,14 +37,8 @@ def import_job_create(*, principal: Principal, product: Product, text: str, impo
         raise ValidationFailed(f"At most {MAX_LINES:,} lines per import; split the file", field="file")
     job = ImportJob.objects.create(product=product, created_by=principal.user, lines=text, total=len(values),
                                    options={"import_sims": import_sims, "claim_user": claim_user})
-    _enqueue(job.pk)
+    enqueue_on_commit(RUN_TASK, job_id=job.pk)
     return job
-
-
-def _enqueue(job_id: int) -> None:
-    from devices.tasks import run_import_job  # noqa: PLC0415 - tasks import this module
-
-    transaction.on_commit(lambda: run_import_job.delay(job_id))
 
 
 def import_job_run(job_id: int) -> str:
@@ -71,7 +58,7 @@ def import_job_run(job_id: int) -> str:
             report = device_import(principal=principal, product=job.product, values=split_lines(job.lines),
                                    import_sims=job.options.get("import_sims", True),
                                    claim_user=job.options.get("claim_user") or None, progress=progress)
-            ImportJob.objects.filter(pk=job.pk).update(state=ImportJob.State.DONE, report=report.body(),
+            ImportJob.objects.filter(pk=job.pk).update(state=ImportJob.State.DONE, report=report.as_dict(),
                                                        processed=job.total, finished_at=timezone.now())
     except ServiceError as exc:  # the import as a whole was refused (free limit, bad claim_user): nothing written
         ImportJob.objects.filter(pk=job.pk).update(state=ImportJob.State.FAILED, error=exc.description,
@@ -88,8 +75,6 @@ def import_jobs_requeue_stale() -> int:
     ImportJob.objects.filter(pk__in=stale, state=ImportJob.State.RUNNING).update(state=ImportJob.State.PENDING)
     waiting = list(ImportJob.objects.filter(state=ImportJob.State.PENDING, created_at__lt=timezone.now() -
                                             timedelta(minutes=1)).values_list("pk", flat=True))
-    from devices.tasks import run_import_job  # noqa: PLC0415
-
     for job_id in set(stale) | set(waiting):
-        run_import_job.delay(job_id)
+        current_app.send_task(RUN_TASK, kwargs={"job_id": job_id})
     return len(set(stale) | set(waiting))

@@ -1,25 +1,29 @@
-"""Reads for devices. Product lists start from a product already resolved through `product_get` (so the
-caller's access is settled) and run a fixed number of queries whatever the page."""
+"""Reads for devices: one device (by id or name, through the caller's scope), the product fleet list, the
+sandbox list, a device's history. Product lists start from a product already resolved through
+`product_get` (so the caller's access is settled) and run a fixed number of queries whatever the page."""
 
 from __future__ import annotations
 
-import math
-import re
+import json
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
+from console import validation
 from console.errors import Forbidden, NotFound, ValidationFailed
-from console.models import User
+from console.models import AuditEntry, User
+from console.pagination import Page
 from console.scoping import Principal
+from console.services import LockedOut, count_hit
+from devices.identifiers import is_device_id
 from devices.models import Device, DeviceGroupMembership, SimCard
-from products.models import DeviceGroup, Product
+from devices.selectors.groups import groups_of
+from devices.selectors.limits import FREE_DEVICE_LIMIT, sandbox_device_count
+from products.models import DeviceGroup, Platform, Product
 
-ID_RE = re.compile(r"^[0-9a-f]{24}$")
-DEFAULT_PER_PAGE = 25
-MAX_PER_PAGE = 1000
 EXACT_COUNT_CAP = 10_000  # past this many matches a filtered total is estimated, not counted
+SERIAL_LOOKUPS_PER_HOUR = 50
 
 SORTS = {
     # sortAttr: (descending order, ascending order) — each a forward or backward scan of one index.
@@ -35,7 +39,7 @@ SORTS = {
 @dataclass
 class DeviceListQuery:
     page: int = 1
-    per_page: int = DEFAULT_PER_PAGE
+    per_page: int = validation.DEFAULT_PER_PAGE
     sort: str = "lastConnection"
     descending: bool = True
     device_id: str = ""
@@ -46,19 +50,7 @@ class DeviceListQuery:
 
     @classmethod
     def from_params(cls, params) -> "DeviceListQuery":
-        def number(name: str, default: int, low: int, high: int) -> int:
-            raw = params.get(name)
-            if raw in (None, ""):
-                return default
-            try:
-                value = int(str(raw))
-            except ValueError:
-                raise ValidationFailed(f"{name} must be a whole number", field=name)
-            if not low <= value <= high:
-                raise ValidationFailed(f"{name} must be between {low} and {high}", field=name)
-            return value
-
-        per_page_key = "perPage" if params.get("perPage") not in (None, "") else "per_page"
+        page, per_page = validation.page_params(params)
         sort = params.get("sortAttr") or "lastConnection"
         if sort not in SORTS:
             raise ValidationFailed(f"sortAttr must be one of {', '.join(SORTS)}", field="sortAttr")
@@ -68,9 +60,9 @@ class DeviceListQuery:
         groups = params.get("groups") or ""
         if isinstance(groups, list):
             groups = ",".join(groups)
-        quarantined = str(params.get("quarantined") or "").lower() in ("true", "1")
-        return cls(page=number("page", 1, 1, 10_000_000), per_page=number(per_page_key, DEFAULT_PER_PAGE, 1, MAX_PER_PAGE),
-                   sort=sort, descending=direction == "desc", device_id=(params.get("deviceId") or "").strip().lower(),
+        quarantined = validation.boolean(params.get("quarantined"), field="quarantined", default=False)
+        return cls(page=page, per_page=per_page, sort=sort, descending=direction == "desc",
+                   device_id=(params.get("deviceId") or "").strip().lower(),
                    name=(params.get("deviceName") or "").strip(), serial=(params.get("serialNumber") or "").strip(),
                    groups=sorted({g.strip() for g in groups.split(",") if g.strip()}), quarantined=quarantined)
 
@@ -80,17 +72,14 @@ class DeviceListQuery:
 
 
 @dataclass
-class DevicePage:
-    devices: list[Device]
-    total: int
-    estimated: bool
-    page: int
-    per_page: int
-    groups: dict[str, list[str]]
+class DevicePage(Page):
+    """A page of the fleet list: the devices (`rows`) and the groups of each, by device id."""
+
+    groups: dict[str, list[str]] = field(default_factory=dict)
 
     @property
-    def total_pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page)) if self.total else 0
+    def devices(self) -> list[Device]:
+        return self.rows
 
 
 def _filtered(product: Product, q: DeviceListQuery) -> tuple[QuerySet[Device], list[DeviceGroup] | None]:
@@ -117,7 +106,7 @@ def _estimate(qs: QuerySet) -> int:
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
         plan = cursor.fetchone()[0]
-    plan = plan if isinstance(plan, list) else __import__("json").loads(plan)
+    plan = plan if isinstance(plan, list) else json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
@@ -155,7 +144,7 @@ def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePa
         total, estimated = offset + len(ids), False  # the page is the last one: no need to count
     else:
         total, estimated = _total(product, query, qs, groups)
-    return DevicePage(devices=devices, total=total, estimated=estimated, page=query.page, per_page=query.per_page,
+    return DevicePage(rows=devices, total=total, estimated=estimated, page=query.page, per_page=query.per_page,
                       groups=groups_of(ids))
 
 
@@ -176,22 +165,13 @@ def product_device_batches(*, product: Product, query: DeviceListQuery, size: in
         last = ids[-1]
 
 
-def groups_of(device_ids: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {i: [] for i in device_ids}
-    if device_ids:
-        for device_id, name in (DeviceGroupMembership.objects.filter(device_id__in=device_ids)
-                                .order_by("group__name").values_list("device_id", "group__name")):
-            out[device_id].append(name)
-    return out
-
-
 def device_get(*, principal: Principal, device_id: str, action: str) -> Device:
     """A device by id through the dev form: 404 unless the caller may `action` it."""
     ident = (device_id or "").strip()
     qs = Device.objects.restrict(principal).select_related(
         "owner", "customer", "platform", "product", "product__account", "sim")
     # Particle accepts a device's name wherever its id goes (api-js: "Device ID or Name").
-    device = (qs.filter(pk=ident.lower()).first() if ID_RE.match(ident.lower())
+    device = (qs.filter(pk=ident.lower()).first() if is_device_id(ident)
               else qs.filter(name=ident).order_by("id").first())
     if device is None:
         raise NotFound(f"Device {device_id} not found")
@@ -200,8 +180,18 @@ def device_get(*, principal: Principal, device_id: str, action: str) -> Device:
     return device
 
 
+def _serial_lookup_bucket(principal: Principal) -> str:
+    caller = principal.customer_id if principal.kind == "customer" else (
+        principal.user.pk if principal.user else principal.product_id)
+    return f"serial-lookups:{principal.kind}:{caller}"
+
+
 def device_by_serial(*, principal: Principal, serial: str) -> Device:
-    """GET /v1/serial_numbers/:sn: the device behind a serial number, if the caller may read it (else 404)."""
+    """GET /v1/serial_numbers/:sn: the device behind a serial number, if the caller may read it (else 404).
+    Each caller may look up 50 serials an hour (particle-api.md "Numbers"): serials are guessable."""
+    if count_hit(_serial_lookup_bucket(principal), 3600) > SERIAL_LOOKUPS_PER_HOUR:
+        raise LockedOut(f"At most {SERIAL_LOOKUPS_PER_HOUR} serial number lookups per hour", code="rate_limited",
+                        retry_after=3600)
     device = (Device.objects.restrict(principal, "devices:get").select_related("sim")
               .filter(serial_entry__serial=(serial or "").strip().upper()).first())
     if device is None:
@@ -211,7 +201,7 @@ def device_by_serial(*, principal: Principal, serial: str) -> Device:
 
 def product_device_get(*, product: Product, device_id: str, include_denied: bool = True) -> Device:
     ident = (device_id or "").strip()
-    qs = (Device.objects.filter(product=product, pk=ident.lower()) if ID_RE.match(ident.lower())
+    qs = (Device.objects.filter(product=product, pk=ident.lower()) if is_device_id(ident)
           else Device.objects.filter(product=product, name=ident).order_by("id"))
     if not include_denied:
         qs = qs.filter(denied=False)
@@ -235,18 +225,8 @@ def sandbox_device_details(*, user: User) -> dict:
     """The seed's "device list details": personal devices vs claimed product devices."""
     personal = Device.objects.filter(owner=user, product__isnull=True).count()
     in_products = Device.objects.filter(owner=user, product__isnull=False).count()
-    from devices.limits import FREE_DEVICE_LIMIT, sandbox_device_count  # noqa: PLC0415
-
     return {"total_personal_devices": personal, "total_claimed_product_devices": in_products,
             "counted_against_free_limit": sandbox_device_count(user), "free_limit": FREE_DEVICE_LIMIT}
-
-
-def customer_usernames(devices: list[Device]) -> list[dict]:
-    seen = {}
-    for d in devices:
-        if d.customer_id and d.customer_id not in seen:
-            seen[d.customer_id] = {"id": str(d.customer_id), "username": d.customer.email}
-    return list(seen.values())
 
 
 def sim_of(device: Device) -> SimCard | None:
@@ -256,5 +236,27 @@ def sim_of(device: Device) -> SimCard | None:
         return None
 
 
-__all__ = ["DeviceListQuery", "DevicePage", "product_device_page", "device_get", "device_by_serial", "product_device_get",
-           "sandbox_devices", "sandbox_device_details", "groups_of", "customer_usernames", "sim_of", "Q"]
+def unscoped_device_for_claim(device_id: str) -> Device | None:
+    """Any registered device, locked: claiming must find unclaimed registry devices nobody can see yet. The
+    claim service decides what the caller learns about it."""
+    return (Device.objects.select_for_update(of=("self",)).select_related("product", "product__account")
+            .filter(pk=device_id).first())
+
+
+def quarantine_count(product: Product, cap: int = 1000) -> tuple[int, bool]:
+    """How many devices wait in quarantine, counted up to `cap` over the partial index dev_prod_quar."""
+    n = Device.objects.filter(product=product, quarantined=True).values("id")[:cap + 1].count()
+    return min(n, cap), n > cap
+
+
+def device_history(product: Product, device_id: str, limit: int = 50) -> list[AuditEntry]:
+    """The audit trail of one device in this product, newest first."""
+    return list(AuditEntry.objects.filter(target=device_id, product_id=product.pk).order_by("-created_at", "-pk")[:limit])
+
+
+def user_device_counts(user: User) -> tuple[int, int]:
+    """(Wi-Fi, cellular) devices claimed to `user` (`GET /v1/user`)."""
+    counts = Device.objects.filter(owner=user).aggregate(
+        wifi=Count("id", filter=Q(platform__connectivity=Platform.Connectivity.WIFI)),
+        cellular=Count("id", filter=Q(platform__connectivity=Platform.Connectivity.CELLULAR)))
+    return counts["wifi"], counts["cellular"]

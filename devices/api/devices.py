@@ -1,0 +1,143 @@
+"""API views for devices: the product form (/v1/products/:p/devices...) and the dev form (/v1/devices...)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from console import validation
+from console.api.base import body, no_content, require_user
+from console.api.serializers import iso
+from console.errors import ValidationFailed
+from devices.api import inputs
+from devices.api.serializers import customer_usernames_body, device_body
+from devices.models import Device
+from devices.selectors import devices as device_selectors
+from devices.selectors.groups import groups_of
+from devices.services import claims, importing
+from devices.services import devices as device_services
+from devices.services import groups as group_services
+from products.selectors import product_get
+
+
+class ProductDeviceListView(APIView):
+    """GET (list), POST (import / approve), PUT (batch groups) /v1/products/:p/devices."""
+
+    @extend_schema(summary="List a product's devices", tags=["devices"])
+    def get(self, request, product: str):
+        found = product_get(principal=request.auth, ident=product, action="devices:list")
+        query = device_selectors.DeviceListQuery.from_params(request.query_params)
+        page = device_selectors.product_device_page(product=found, query=query)
+        return Response({
+            "devices": [device_body(d, page.groups.get(d.id, [])) for d in page.devices],
+            "customers": customer_usernames_body(page.devices),
+            "meta": {**page.meta(), "total_is_estimate": page.estimated},
+        })
+
+    @extend_schema(summary="Import devices into a product, or approve a quarantined one", tags=["devices"])
+    def post(self, request, product: str):
+        found = product_get(principal=request.auth, ident=product, action="devices:import")
+        values = inputs.import_values(request)
+        report = importing.device_import(principal=request.auth, product=found, values=values,
+                                         **inputs.import_options(request))
+        return Response(report.as_dict())
+
+    @extend_schema(summary="Batch actions on product devices (action=groups)", tags=["devices"])
+    def put(self, request, product: str):
+        found = product_get(principal=request.auth, ident=product, action="devices:update")
+        group_services.devices_batch_groups(principal=request.auth, product=found, **inputs.batch_groups(body(request)))
+        return Response({"ok": True})
+
+
+def _update_response(device: Device, changed: dict, fields: dict) -> dict:
+    out = {"id": device.id, **changed, "updated_at": iso(device.updated_at)}
+    if "signal" in fields:
+        out.update(connected=device.online, signaling=fields["signal"])
+    return out
+
+
+class ProductDeviceDetailView(APIView):
+    """GET, PUT, DELETE /v1/products/:p/devices/:id."""
+
+    def get(self, request, product: str, device_id: str):
+        found = product_get(principal=request.auth, ident=product, action="devices:get")
+        return Response(device_body(device_selectors.product_device_get(product=found, device_id=device_id)))
+
+    def put(self, request, product: str, device_id: str):
+        found = product_get(principal=request.auth, ident=product, action="devices:update")
+        device = device_selectors.product_device_get(product=found, device_id=device_id)
+        fields = inputs.device_update_fields(body(request))
+        changed = device_services.device_update(principal=request.auth, device=device, product_form=True, **fields)
+        return Response(_update_response(device, changed, fields))
+
+    def delete(self, request, product: str, device_id: str):
+        found = product_get(principal=request.auth, ident=product, action="devices:remove")
+        device = device_selectors.product_device_get(product=found, device_id=device_id)
+        if validation.boolean(body(request).get("deny"), field="deny", default=False):
+            device_services.device_deny(principal=request.auth, device=device)
+        else:
+            device_services.device_remove(principal=request.auth, device=device)
+        return no_content()
+
+
+class ProductDeviceOwnerView(APIView):
+    """DELETE /v1/products/:p/devices/:id/owner — unclaim."""
+
+    def delete(self, request, product: str, device_id: str):
+        found = product_get(principal=request.auth, ident=product, action="devices:release")
+        device = device_selectors.product_device_get(product=found, device_id=device_id)
+        device_services.device_unclaim(principal=request.auth, device=device)
+        return Response({"ok": True})
+
+
+class DeviceListView(APIView):
+    """GET /v1/devices (bare array) and POST /v1/devices (claim)."""
+
+    def get(self, request):
+        p = request.auth
+        if p.kind == "customer":
+            devices = Device.objects.restrict(p, "devices:list").select_related("owner", "customer", "platform", "sim")
+        else:
+            require_user(p)
+            only = validation.boolean(request.query_params.get("sandbox_only"), field="sandbox_only", default=False)
+            devices = device_selectors.sandbox_devices(user=p.user, sandbox_only=only)
+        devices = list(devices)
+        groups = groups_of([d.id for d in devices if d.product_id])
+        return Response([device_body(d, groups.get(d.id)) for d in devices])
+
+    def post(self, request):
+        require_user(request.auth)
+        data = body(request)
+        if data.get("product_id") not in (None, "") and not data.get("id"):
+            raise ValidationFailed("Self-provisioning is not available: import the device into the product",
+                                   field="product_id")
+        outcome = claims.device_claim(
+            principal=request.auth, device_id=data.get("id"),
+            request_transfer=validation.boolean(data.get("request_transfer"), field="request_transfer",
+                                                default=False))
+        if outcome.transfer is not None:
+            # Particle: the owner is asked (by email); the device is not claimed yet.
+            return Response({"ok": True, "deviceID": outcome.device.id, "claimed": False,
+                             "transfer_id": str(outcome.transfer.pk)})
+        return Response({"ok": True, "deviceID": outcome.device.id, "claimed": True,
+                         "user_id": request.auth.user.email})
+
+
+class DeviceDetailView(APIView):
+    """GET, PUT, DELETE (unclaim) /v1/devices/:id."""
+
+    def get(self, request, device_id: str):
+        device = device_selectors.device_get(principal=request.auth, device_id=device_id, action="devices:get")
+        return Response(device_body(device))
+
+    def put(self, request, device_id: str):
+        device = device_selectors.device_get(principal=request.auth, device_id=device_id, action="devices:update")
+        fields = inputs.device_update_fields(body(request))
+        changed = device_services.device_update(principal=request.auth, device=device, product_form=False, **fields)
+        return Response(_update_response(device, changed, fields))
+
+    def delete(self, request, device_id: str):
+        device = device_selectors.device_get(principal=request.auth, device_id=device_id, action="devices:release")
+        device_services.device_unclaim(principal=request.auth, device=device)
+        return Response({"ok": True})

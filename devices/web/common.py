@@ -1,0 +1,93 @@
+"""What every console page of a product's fleet shares: finding the product (404 for another tenant, 403 for a
+role that may not act), the rights that decide which controls show, the sidebar, links back, CSV streaming.
+
+Pages hide the controls a role cannot use; every POST resolves its product again with the action it takes
+before it reads its input. Writes go through the services in `devices/services/`; their refusals become
+form errors or flash messages."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from console.scoping import Rights, rights_for
+from console.web.access import enter_account
+from console.web.nav import Place
+from products.models import Product
+from products.selectors import product_get
+from products.web.views import product_place
+
+
+def product_for(request, ident: str, action: str) -> Product:
+    product = product_get(principal=request.principal, ident=ident, action=action)
+    enter_account(request, product.account)
+    return product
+
+
+def rights(request, product: Product) -> Rights:
+    return rights_for(request.principal, product)
+
+
+def place(request, product: Product, active: str, *crumbs: tuple[str, str | None]) -> Place:
+    found = product_place(request, product, active)
+    found.crumbs.extend(crumbs)
+    return found
+
+
+def url(name: str, product: Product, *args) -> str:
+    return reverse(f"console:devices:{name}", args=[product.slug, *args])
+
+
+def back(request, default: str) -> str:
+    """The `next` a form carries (a page of this site), else `default`."""
+    wanted = request.POST.get("next") or ""
+    if wanted.startswith("/") and url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()}):
+        return wanted
+    return default
+
+
+def first_error(form) -> str:
+    for errors in form.errors.values():
+        return errors[0]
+    return "Check the form and try again."
+
+
+class _Echo:
+    """A file-like object for csv.writer that hands each row back instead of storing it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_response(request, rows: Iterator[list[list]], filename: str) -> StreamingHttpResponse:
+    """Stream `rows` (an iterator of batches of rows) as CSV. Under ASGI the batches are produced in a worker
+    thread one at a time — a plain generator would make Django buffer the whole file before sending it."""
+    writer = csv.writer(_Echo())
+
+    def chunks() -> Iterator[str]:
+        for batch in rows:
+            yield "".join(writer.writerow(row) for row in batch)
+
+    if isinstance(request, ASGIRequest):
+        sync_chunks = chunks()
+        done = object()
+
+        async def streamed():
+            while True:
+                chunk = await sync_to_async(next, thread_sensitive=True)(sync_chunks, done)
+                if chunk is done:
+                    return
+                yield chunk
+
+        content = streamed()
+    else:
+        content = chunks()
+    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
