@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 CYAN_PORT ?= 8000
 export CYAN_PORT
 
-.PHONY: run test install migrate demo clean-data stop-redis bench
+.PHONY: run test lint install migrate demo clean-data stop-redis bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ run: demo
 # CYAN_DATA_DIR keeps the test run's SQLite file, embedded Redis and mail apart from `make run`'s.
 test: install
 	CYAN_DATA_DIR=$${CYAN_DATA_DIR:-var/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The import direction of DESIGN.md §2 (.importlinter); CI runs it before the tests.
+lint: install
+	$(BIN)/lint-imports
 
 stop-redis:
 	$(BIN)/python -c "from pathlib import Path; from console.embedded_redis import stop_embedded_redis as s; s(Path('var').resolve()); s(Path('var/test').resolve())"

@@ -12,9 +12,10 @@ from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
+from django.core.validators import URLValidator, validate_email
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 
 from console import hooks
@@ -198,8 +199,6 @@ def _expiry(expires_in: object, expires_at: object) -> datetime | None:
     """Particle's `expires_in` (seconds, 0 = never) or `expires_at` (ISO-8601); default 90 days."""
     now = timezone.now()
     if expires_at not in (None, ""):
-        from django.utils.dateparse import parse_datetime
-
         try:
             parsed = parse_datetime(str(expires_at))
         except ValueError:  # well-formed but impossible, e.g. month 13
@@ -430,8 +429,6 @@ def _client_fields(*, name: object, type_: object, redirect_uri: object, scope: 
             raise ValidationFailed("type must be 'installed' or 'web'", field="type")
         out["type"] = type_
     if redirect_uri not in (None, ""):
-        from django.core.validators import URLValidator
-
         redirect_uri = validation.text(redirect_uri, field="redirect_uri", max_length=200)
         try:
             URLValidator()(redirect_uri)

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.defaults import bad_request, permission_denied
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from console.api.errors import json_bad_request, json_forbidden, json_not_found, json_server_error
@@ -33,16 +34,12 @@ def handler400(request, exception=None):
     # e.g. RequestDataTooBig: Django answers before any view runs, so the API's JSON must be made here.
     if request.path.startswith(("/v1", "/oauth")):
         return json_bad_request(request, exception)
-    from django.views.defaults import bad_request
-
     return bad_request(request, exception)
 
 
 def handler403(request, exception=None):
     if request.path.startswith(("/v1", "/oauth")):
         return json_forbidden(request, exception)
-    from django.views.defaults import permission_denied
-
     return permission_denied(request, exception)
 
 

@@ -115,8 +115,8 @@ def ident(value: object) -> dict[str, Any] | None:
     """How to look up a product or organization from a path segment: ``{"pk": n}`` for ASCII digits,
     ``{"slug": s}`` for a slug, None for anything that can be neither (never sent to the database)."""
     text_value = str(value)
-    if text_value.isascii() and text_value.isdigit() and len(text_value) <= ID_DIGITS_MAX:
-        return {"pk": int(text_value)}
+    if text_value.isascii() and text_value.isdigit():  # slugs are never all digits (`slug()`)
+        return {"pk": int(text_value)} if len(text_value) <= ID_DIGITS_MAX else None
     if len(text_value) <= SLUG_MAX and SLUG_RE.fullmatch(text_value):
         return {"slug": text_value}
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -68,8 +69,6 @@ def json_not_found(request, exception=None):
 
 
 def json_bad_request(request, exception=None):
-    from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-
     if isinstance(exception, RequestDataTooBig):
         return JsonResponse(error_body("request_too_large", "The request body is larger than 16 MB; upload the "
                                        "list as a file or split it"), status=413)

@@ -9,6 +9,8 @@ from console import services
 from console.models import Account, OrgMembership, User
 from console.roles import Role
 from console.scoping import Principal
+from products.models import Product
+from products.services import product_create
 
 DEMO_PASSWORD = "cyan-demo-password"
 DEMO_USER = "demo@cyan.test"
@@ -33,9 +35,6 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
-        from products.models import Product
-        from products.services import product_create
-
         demo = _user(DEMO_USER, "Dana", "Demo", staff=True)
         principal = Principal.for_user(demo)
         org = Account.objects.filter(kind=Account.Kind.ORGANIZATION, slug="acme-devices").first()
