@@ -185,12 +185,6 @@ class IssuedToken:
     refresh_token: str | None
     expires_in: int  # seconds; 0 = never
 
-    def body(self) -> dict:
-        out = {"token_type": "bearer", "access_token": self.access_token, "expires_in": self.expires_in}
-        if self.refresh_token:
-            out["refresh_token"] = self.refresh_token
-        return out
-
 
 MAX_TOKEN_SECONDS = 10 * 365 * 24 * 3600
 

@@ -33,6 +33,14 @@ def user_body(user: User, *, wifi_devices: int = 0, cellular_devices: int = 0) -
     }
 
 
+def issued_token_body(issued) -> dict:
+    """/oauth/token's answer (and a new customer's): `{token_type, access_token, expires_in, refresh_token?}`."""
+    out = {"token_type": "bearer", "access_token": issued.access_token, "expires_in": issued.expires_in}
+    if issued.refresh_token:
+        out["refresh_token"] = issued.refresh_token
+    return out
+
+
 def client_body(client: OAuthClient, secret: str | None = None) -> dict:
     out = {"id": client.client_id, "name": client.name, "type": client.type}
     if client.redirect_uri:

@@ -15,7 +15,7 @@ from console import services, validation
 from console.api.authentication import ParticleTokenAuthentication
 from console.api.base import basic_credentials, body, client_credentials, client_ip, no_content, require_user
 from console.hooks import user_device_counts
-from console.api.serializers import client_body, iso, org_body, token_body, user_body
+from console.api.serializers import client_body, iso, issued_token_body, org_body, token_body, user_body
 from console.errors import NotFound, ValidationFailed
 from console.models import AccessToken, Account, OAuthClient
 from console.roles import ROLE_IDS, Role
@@ -51,7 +51,7 @@ class OAuthTokenView(APIView):
             username=data.get("username"), password=data.get("password"), refresh_token=data.get("refresh_token"),
             scope=data.get("scope"), expires_in=data.get("expires_in"), expires_at=data.get("expires_at"),
             ip=client_ip(request))
-        return Response(issued.body())
+        return Response(issued_token_body(issued))
 
 
 class AccessTokenListView(APIView):

@@ -11,6 +11,7 @@ from console import services as console_services
 from console import validation
 from console.api.authentication import ParticleTokenAuthentication
 from console.api.base import body, client_credentials
+from console.api.serializers import issued_token_body
 from console.pagination import paginate
 from console.scoping import Principal
 from devices.api.serializers import customer_list_body
@@ -53,7 +54,7 @@ class CustomerListView(APIView):
             principal=principal, product=found, email=data.get("email"), password=data.get("password"),
             no_password=validation.boolean(data.get("no_password"), field="no_password", default=False),
             client=client)
-        return Response(issued.body(), status=201)
+        return Response(issued_token_body(issued), status=201)
 
 
 class CustomerDetailView(APIView):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from console.errors import ServiceError
-from console.validation import whole_number
+from console.validation import boolean, whole_number
 from console.web.access import console_view, form_error
 from devices.api.serializers import device_body
 from devices.identifiers import classify
@@ -75,11 +75,12 @@ class ListState:
         direction = g.get("dir", "")
         direction = direction if direction in ("asc", "desc") else DEFAULT_DIR[sort]
         page = whole_number(g.get("page"), field="page", default=1, low=1, high=10_000_000, lenient=True)
-        per_page = whole_number(g.get("per_page"), field="per_page", default=25, low=1, high=max(PER_PAGE_CHOICES), lenient=True)
+        per_page = whole_number(g.get("per_page"), field="per_page", default=25, low=1, high=max(PER_PAGE_CHOICES),
+                                lenient=True)
         per_page = per_page if per_page in PER_PAGE_CHOICES else 25
-        return cls(q=q, by=by, field=_search_field(q, by) if q else "", groups=groups,
-                   quarantined=g.get("quarantined") in ("true", "1"), sort=sort, dir=direction, page=page,
-                   per_page=per_page)
+        quarantined = boolean(g.get("quarantined"), field="quarantined", default=False, lenient=True)
+        return cls(q=q, by=by, field=_search_field(q, by) if q else "", groups=groups, quarantined=quarantined,
+                   sort=sort, dir=direction, page=page, per_page=per_page)
 
     @property
     def dir_param(self) -> str:
