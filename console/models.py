@@ -12,10 +12,12 @@ import secrets
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.text import slugify
 
+from console import validation
 from console.roles import Role
 from console.scoping import Scope, restrict_q
 
@@ -77,6 +79,15 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return self.email
 
+    def save(self, *args, **kwargs) -> None:
+        """A person gets their sandbox in the same transaction as their row, whichever door made them (sign-up,
+        `createsuperuser`, the admin's add-user form, an invitation): every person has exactly one."""
+        adding = self._state.adding
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+            if adding and self.kind == self.Kind.HUMAN:
+                Account.objects.create_sandbox(self)
+
     @property
     def username(self) -> str:
         return self.email
@@ -91,7 +102,21 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.friendly_name or full or self.email
 
 
+def unique_account_slug(base: str) -> str:
+    """A free account slug from `base` (never all digits: an all-digit reference is read as an id)."""
+    base = validation.safe_auto_slug(slugify(base)[:80], "account")
+    slug = base
+    while Account.objects.filter(slug=slug).exists():
+        slug = f"{base}-{secrets.token_hex(2)}"
+    return slug
+
+
 class AccountQuerySet(models.QuerySet["Account"]):
+    def create_sandbox(self, user: "User") -> "Account":
+        """The personal sandbox of a new person (`User.save` calls this)."""
+        return self.create(kind=Account.Kind.SANDBOX, name=user.display_name, owner=user,
+                           slug=unique_account_slug(user.email.split("@")[0] + "-sandbox"))
+
     def scope(self) -> Scope:
         return Scope(account_field=None, memberships=((OrgMembership, "account", "pk"),), self_account=True)
 

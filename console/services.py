@@ -30,6 +30,7 @@ from console.models import (
     User,
     hash_secret,
     new_token,
+    unique_account_slug,
 )
 from console.roles import Role
 from console.scoping import Principal
@@ -83,14 +84,6 @@ def audit_record(
 # --- users and accounts ---------------------------------------------------------------------------
 
 
-def _unique_account_slug(base: str) -> str:
-    base = validation.safe_auto_slug(slugify(base)[:80], "account")
-    slug = base
-    while Account.objects.filter(slug=slug).exists():
-        slug = f"{base}-{secrets.token_hex(2)}"
-    return slug
-
-
 @transaction.atomic
 def user_create(*, email: str, password: str | None, first_name: str = "", last_name: str = "",
                 company_name: str = "", is_staff: bool = False, validate: bool = True) -> User:
@@ -107,11 +100,8 @@ def user_create(*, email: str, password: str | None, first_name: str = "", last_
             validate_password(password)
         except DjangoValidationError as exc:
             raise ValidationFailed(" ".join(exc.messages), field="password")
-    user = User.objects.create_user(email, password, first_name=first_name, last_name=last_name,
+    return User.objects.create_user(email, password, first_name=first_name, last_name=last_name,
                                     company_name=company_name, is_staff=is_staff, is_superuser=is_staff)
-    Account.objects.create(kind=Account.Kind.SANDBOX, name=user.display_name, owner=user,
-                           slug=_unique_account_slug(email.split("@")[0] + "-sandbox"))
-    return user
 
 
 def sandbox_of(user: User) -> Account:
@@ -167,7 +157,7 @@ def org_create(*, creator: User, name: str, slug: str | None = None) -> Account:
         if Account.objects.filter(slug=slug).exists():
             raise Conflict(f"The slug {slug!r} is taken", field="slug")
     else:
-        slug = _unique_account_slug(name)
+        slug = unique_account_slug(name)
     # Names need not be unique (the slug is): refusing a name would tell a stranger that an org exists.
     org = Account.objects.create(kind=Account.Kind.ORGANIZATION, name=name, slug=slug, owner=creator)
     OrgMembership.objects.create(account=org, user=creator, role=Role.ADMINISTRATOR)
