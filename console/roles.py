@@ -138,3 +138,8 @@ KNOWN_SCOPES = frozenset(ACTION_MIN_ROLE) | frozenset(
 
 def min_role(action: str) -> Role:
     return ACTION_MIN_ROLE[action]
+
+
+def role_actions(role: Role) -> frozenset[str]:
+    """Every action a person with `role` may take: what granting the role hands out."""
+    return frozenset(a for a, minimum in ACTION_MIN_ROLE.items() if RANK[minimum] <= RANK[role])

@@ -20,7 +20,7 @@ from console import validation
 from console.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from console.models import AccessToken, Account, MembershipBase, OrgMembership, User
 from console.queue import enqueue_on_commit
-from console.roles import KNOWN_SCOPES, OWNER_LABEL, ROLE_IDS, Role, parse_role
+from console.roles import KNOWN_SCOPES, OWNER_LABEL, ROLE_IDS, Role, parse_role, role_actions
 from console.scoping import Principal
 from console.services import audit_record, token_issue
 
@@ -99,6 +99,15 @@ def _person(team: Team, user: User, role: Role) -> dict:
     }
 
 
+def _may_grant(principal: Principal | None, role: Role) -> None:
+    """An API user hands out only what it holds: a role it grants may not reach past its own scopes."""
+    if principal is not None and principal.kind == "api_user":
+        beyond = sorted(role_actions(role) - principal.scopes)
+        if beyond:
+            raise Forbidden(f"You cannot grant the role {role.label}: it allows {', '.join(beyond[:5])}"
+                            f"{' …' if len(beyond) > 5 else ''}, which your scopes do not")
+
+
 def _role_or_error(value: object, *, default: Role | None) -> Role:
     if value in (None, ""):
         if default is None:
@@ -118,6 +127,7 @@ def team_invite(*, principal: Principal, team: Team, username: object, role: obj
     team.require(principal, "teams.users:invite")
     email = validation.text(username, field="username", max_length=254).lower()
     chosen = _role_or_error(role, default=Role.DEVELOPER)
+    _may_grant(principal, chosen)
     user = User.objects.filter(email=email, kind=User.Kind.HUMAN).first()
     if user is None:
         raise ValidationFailed(f"No user has the email {email}; they must sign up first", field="username",
@@ -153,6 +163,7 @@ def team_set_role(*, principal: Principal, team: Team, username: str, role: obje
     if seat.user.is_programmatic:
         raise ValidationFailed("API users have scopes, not roles", field="role")
     seat.role = _role_or_error(role, default=None)
+    _may_grant(principal, Role(seat.role))
     seat.save(update_fields=["role"])
     team._audit(principal, "role", seat.user.email, {"role": seat.role})
     return seat
