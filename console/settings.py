@@ -183,7 +183,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["console.api.authentication.ParticleTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["console.api.permissions.IsAuthenticatedPrincipal"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "console.api.parsers.DepthLimitedJSONParser",
         "console.api.parsers.BracketFormParser",
         "console.api.parsers.BracketMultiPartParser",
     ],

@@ -1,14 +1,46 @@
-"""Form and multipart parsers that understand qs-style brackets (`groups[]=a`, `account_info[first_name]=x`),
-as Particle's curl examples and api-js's qs encoding send them. The result is a plain dict, like JSON."""
+"""Body parsers: JSON, and form and multipart bodies that understand qs-style brackets (`groups[]=a`,
+`account_info[first_name]=x`), as Particle's curl examples and api-js's qs encoding send them. The result is a
+plain dict, like JSON. No Particle body nests deeper than a few levels, so a body nested past `MAX_DEPTH` is a
+400 before anything walks it (a thousand levels would exhaust Python's recursion limit: a 500)."""
 
 from __future__ import annotations
 
 import re
 
-from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.parsers import DataAndFiles
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import DataAndFiles, FormParser, JSONParser, MultiPartParser
 
 _PART = re.compile(r"\[([^\[\]]*)\]")
+MAX_DEPTH = 32
+TOO_DEEP = f"The request body nests deeper than {MAX_DEPTH} levels"
+
+
+def _depth(value) -> int:
+    """How deeply lists and objects nest in `value`, walked without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        level += 1
+        if level > MAX_DEPTH:
+            return level
+        deepest = max(deepest, level)
+        stack.extend((child, level) for child in node)
+    return deepest
+
+
+class DepthLimitedJSONParser(JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(TOO_DEEP)
+        if _depth(data) > MAX_DEPTH:
+            raise ParseError(TOO_DEEP)
+        return data
 
 
 def unflatten(pairs) -> dict:
@@ -16,7 +48,10 @@ def unflatten(pairs) -> dict:
     out: dict = {}
     for key, value in pairs:
         head, _, rest = key.partition("[")
-        _assign(out, [head] + (_PART.findall("[" + rest) if rest else []), value)
+        path = [head] + (_PART.findall("[" + rest) if rest else [])
+        if len(path) > MAX_DEPTH:
+            raise ParseError(TOO_DEEP)
+        _assign(out, path, value)
     return {k: _lists_from_indexes(v) for k, v in out.items()}
 
 
