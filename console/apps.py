@@ -7,4 +7,7 @@ class ConsoleConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from console import logfilters
         from console.api import schema  # noqa: F401 - registers the OpenAPI auth extension
+
+        logfilters.install()

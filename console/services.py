@@ -96,12 +96,19 @@ def user_create(*, email: str, password: str | None, first_name: str = "", last_
     if User.objects.filter(email=email).exists():
         raise Conflict("A user with that email already exists", field="username")
     if password and validate:
-        try:
-            validate_password(password)
-        except DjangoValidationError as exc:
-            raise ValidationFailed(" ".join(exc.messages), field="password")
+        password_check(password, User(email=email, first_name=first_name, last_name=last_name))
     return User.objects.create_user(email, password, first_name=first_name, last_name=last_name,
                                     company_name=company_name, is_staff=is_staff, is_superuser=is_staff)
+
+
+def password_check(password: str, holder) -> None:
+    """Django's validators (length, common, all digits, too close to the holder's email or name): a
+    ValidationFailed on `password` naming every rule it breaks. `holder` is the user, or an unsaved
+    stand-in with `email` (and a name) for someone who has no row yet."""
+    try:
+        validate_password(password, holder)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(" ".join(exc.messages), field="password")
 
 
 def sandbox_of(user: User) -> Account:
@@ -124,10 +131,7 @@ def user_update(*, user: User, first_name: str = UNSET, last_name: str = UNSET, 
             raise ValidationFailed("current_password is missing or incorrect", field="current_password")
     if given(password):
         new = str(password or "")
-        try:
-            validate_password(new, user)
-        except DjangoValidationError as exc:
-            raise ValidationFailed(" ".join(exc.messages), field="password")
+        password_check(new, user)
         user.set_password(new)
         result["message"] = "User's password updated."
     if given(username):

@@ -25,6 +25,9 @@ from typing import Any, Final
 from console.errors import ValidationFailed
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Bidirectional overrides, embeddings, isolates and marks: a name holding them displays in another order than
+# it compares ("Trojan Source"), so one product could pass for another in a list.
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]*", re.ASCII)
 SLUG_MAX = 120  # the longest slug any model holds (Product.slug)
 ID_DIGITS_MAX = 18  # a bigint has 19 digits; 18 always fits
@@ -68,6 +71,8 @@ def text(value: object, *, field: str, max_length: int, required: bool = True, m
     bad = _CONTROL.search(value) if multiline else _CONTROL.search(value) or "\n" in value or "\r" in value
     if bad:
         raise ValidationFailed(f"{field} must not contain control characters", field=field)
+    if _BIDI.search(value):
+        raise ValidationFailed(f"{field} must not contain text-direction control characters", field=field)
     return value
 
 

@@ -7,13 +7,13 @@ from functools import wraps
 
 from django import forms
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from console import selectors
 from console.errors import Forbidden, NotFound, ServiceError
 from console.models import Account
 from console.scoping import rights_for
+from console.web import errors
 
 
 def console_view(view):
@@ -28,7 +28,7 @@ def console_view(view):
         except NotFound as exc:
             raise Http404(exc.description) from exc
         except Forbidden as exc:
-            raise PermissionDenied(exc.description) from exc
+            return errors.forbidden(request, exc.description)
 
     return wrapper
 

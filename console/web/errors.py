@@ -1,8 +1,19 @@
-"""The console's error pages. 403 comes from Django's default handler, which renders templates/403.html."""
+"""The console's error pages: 403 (templates/403.html, also Django's handler's), 404, 405 and 500."""
+
+import logging
 
 from django.http import HttpResponseServerError
 from django.shortcuts import render
 from django.template import loader
+
+log = logging.getLogger("console.access")
+
+
+def forbidden(request, reason: str):
+    """The 403 page for a role that may not act: one log line, not the traceback Django's handler writes for
+    every PermissionDenied (a refusal is an answer, not an error)."""
+    log.info("403 %s %s (%s): %s", request.method, request.path, getattr(request.user, "email", "-"), reason)
+    return render(request, "403.html", {"exception": reason}, status=403)
 
 
 def page_not_found(request, exception=None):

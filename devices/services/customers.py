@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from console import validation
 from console.errors import Conflict, ValidationFailed
-from console.models import AccessToken, OAuthClient
+from console.models import AccessToken, OAuthClient, User
 from console.scoping import Principal
-from console.services import IssuedToken, InvalidGrant, audit_record, token_issue
+from console.services import IssuedToken, InvalidGrant, audit_record, password_check, token_issue
 from devices.models import ClaimCode, Customer, Device
 from products.models import Product
 
@@ -21,10 +21,11 @@ def _email(value: object) -> str:
     return validation.text(value, field="email", max_length=254).lower()
 
 
-def _password(value: object) -> str:
+def _password(value: object, *, email: str) -> str:
     password = validation.text(value, field="password", max_length=128)
     if len(password) < 8:
         raise ValidationFailed("password must be at least 8 characters", field="password")
+    password_check(password, User(email=email))  # an unsaved stand-in: customers are not users
     return password
 
 
@@ -45,7 +46,7 @@ def customer_create(*, principal: Principal | None, product: Product, email: str
         raise ValidationFailed("Send either password or no_password, not both", field="password")
     if not shadow and password in (None, ""):
         raise ValidationFailed("password is required (or no_password=true for a shadow customer)", field="password")
-    hashed = "" if shadow else make_password(_password(password))
+    hashed = "" if shadow else make_password(_password(password, email=address))
     try:
         with transaction.atomic():
             customer = Customer.objects.create(product=product, email=address, password=hashed)
@@ -80,7 +81,7 @@ def customer_password_login(*, client: OAuthClient, username: str, password: str
 
 @transaction.atomic
 def customer_set_password(*, principal: Principal, customer: Customer, password: object) -> None:
-    customer.password = make_password(_password(password))
+    customer.password = make_password(_password(password, email=customer.email))
     customer.save(update_fields=["password"])
     audit_record(principal=principal, action="customer.password", target=customer.email,
                  product_id=customer.product_id)

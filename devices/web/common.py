@@ -65,6 +65,17 @@ class _Echo:
         return value
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A cell a spreadsheet shows as text: one starting like a formula (`=HYPERLINK(...)` in an uploaded line,
+    a crafted email) gets a leading apostrophe, OWASP's advice against CSV injection."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_response(request, rows: Iterator[list[list]], filename: str) -> StreamingHttpResponse:
     """Stream `rows` (an iterator of batches of rows) as CSV. Under ASGI the batches are produced in a worker
     thread one at a time — a plain generator would make Django buffer the whole file before sending it."""
@@ -72,7 +83,7 @@ def csv_response(request, rows: Iterator[list[list]], filename: str) -> Streamin
 
     def chunks() -> Iterator[str]:
         for batch in rows:
-            yield "".join(writer.writerow(row) for row in batch)
+            yield "".join(writer.writerow([csv_cell(cell) for cell in row]) for row in batch)
 
     if isinstance(request, ASGIRequest):
         sync_chunks = chunks()
