@@ -6,9 +6,9 @@ from django.db.models import QuerySet
 
 from console import validation
 from console.errors import Forbidden, NotFound
-from console.models import Account
+from console.models import Account, OrgMembership, User
 from console.scoping import Principal
-from products.models import Platform, Product
+from products.models import Platform, Product, ProductMembership
 
 
 def product_list(*, principal: Principal, account: Account | None = None, action: str = "products:list") -> QuerySet[Product]:
@@ -64,3 +64,15 @@ def visible_product_ids(principal: Principal, product_ids: set[int]) -> set[int]
     if not product_ids:
         return set()
     return set(Product.objects.restrict(principal).filter(pk__in=product_ids).values_list("pk", flat=True))
+
+
+def product_team_user_ids(product: Product) -> list[int]:
+    """The people on a product's team, by user id: its account's owner, its product seats and, for an
+    organization's product, the organization's seats (API users hold no devices and are left out)."""
+    people = {product.account.owner_id}
+    people.update(ProductMembership.objects.filter(product=product, user__kind=User.Kind.HUMAN)
+                  .values_list("user_id", flat=True))
+    if not product.account.is_sandbox:
+        people.update(OrgMembership.objects.filter(account_id=product.account_id, user__kind=User.Kind.HUMAN)
+                      .values_list("user_id", flat=True))
+    return sorted(people)

@@ -43,6 +43,7 @@ VERDICTS = [
     ("existing", "Already in the product", "existingDeviceIds"),
     ("other_product", "In another product", "nonmemberDeviceIds"),
     ("wrong_platform", "Wrong device type", "wrongPlatformDeviceIds"),
+    ("claimed", "Claimed by someone else", "claimedDeviceIds"),
     ("unknown", "Not manufactured", None),
     ("invalid", "Not an ID, serial or ICCID", None),
     ("duplicate", "Duplicate line", None),
@@ -61,8 +62,8 @@ def import_report_summary(report: dict) -> list[dict]:
             count = len(report.get("existingDeviceIds", []))
         else:
             count = reasons.get(key, 0)
-        if key == "busy" and not count:
-            continue  # a rare race: shown only when it happened
+        if key in ("busy", "claimed") and not count:
+            continue  # rare: shown only when it happened
         out.append({"key": key, "label": label, "count": count, "rejected": key not in ("added", "existing")})
     return out
 

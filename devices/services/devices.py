@@ -9,7 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from console import validation
-from console.errors import NotFound, ValidationFailed
+from console.errors import Forbidden, NotFound, ValidationFailed
 from console.scoping import Principal
 from console.services import audit_record
 from console.validation import UNSET, given
@@ -48,6 +48,9 @@ def device_update(*, principal: Principal, device: Device, product_form: bool, n
                                      ("development", development), ("flash", flash), ("groups", groups)) if given(v)]
     if product_fields and not product_form and device.product_id is None:
         raise ValidationFailed(f"{product_fields[0]} applies to product devices only", field=product_fields[0])
+    if device.product_id is not None:
+        _check_product_fields(principal, device, product_fields + (
+            ["firmware_updates_forced"] if given(firmware_updates_forced) else []))
     if given(development):
         device.development = changed["development"] = development
     if given(desired_firmware_version):
@@ -65,6 +68,20 @@ def device_update(*, principal: Principal, device: Device, product_form: bool, n
     if changed:
         audit_device(principal, device, "update", {"fields": sorted(changed)})
     return changed
+
+
+def _check_product_fields(principal: Principal | None, device: Device, fields: list[str]) -> None:
+    """A product device's product settings (groups, development, the firmware lock, forced updates) are the
+    product team's: a customer may rename its device and add notes, nothing more; a person who claimed a
+    product device keeps only what their current role on the product allows (an ex-member, nothing)."""
+    if not fields or principal is None:
+        return
+    if principal.kind == "customer":
+        raise Forbidden(f"Customers may rename their devices and add notes; {fields[0]} is the product team's",
+                        field=fields[0])
+    if not Product.objects.restrict(principal, "devices:update").filter(pk=device.product_id).exists():
+        raise Forbidden(f"Changing {fields[0]} needs a role on the device's product that may update devices",
+                        field=fields[0])
 
 
 @transaction.atomic

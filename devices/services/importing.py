@@ -24,6 +24,7 @@ from devices.identifiers import classify
 from devices.models import Device, SerialNumber, SimCard
 from devices.services.limits import check_sandbox_room, lock_sandbox
 from products.models import Product
+from products.selectors import product_team_user_ids
 
 MAX_LINES = 200_000
 MAX_FILE_BYTES = 16_000_000
@@ -36,6 +37,8 @@ REASONS = {
     "other_product": "the device belongs to another product",
     "duplicate": "the same device appears on an earlier line",
     "busy": "the device changed hands while this import ran; import it again",
+    "claimed": "the device is claimed by someone outside this product's team; they can release it to you, "
+               "or you can ask them for it with a transfer request",
 }
 
 
@@ -48,6 +51,7 @@ class ImportReport:
     nonmember_ids: list[str] = field(default_factory=list)
     invalid_ids: list[str] = field(default_factory=list)
     wrong_platform_ids: list[str] = field(default_factory=list)
+    claimed_ids: list[str] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
     sims_activated: int = 0
 
@@ -57,9 +61,10 @@ class ImportReport:
             "updated": len(self.updated_ids),
             "updatedDeviceIds": self.updated_ids,
             "existingDeviceIds": self.existing_ids,
-            "nonmemberDeviceIds": self.nonmember_ids,
+            "nonmemberDeviceIds": self.nonmember_ids + self.claimed_ids,  # the CLI skips what it lists here
             "invalidDeviceIds": self.invalid_ids + self.wrong_platform_ids,
             "wrongPlatformDeviceIds": self.wrong_platform_ids,
+            "claimedDeviceIds": self.claimed_ids,
             "protectedDeviceIds": [],
             "simsActivated": self.sims_activated,
             "rejected": self.rejected,
@@ -91,15 +96,21 @@ def _pg_array(values: Iterable[str]) -> str:
     return "{" + items + "}"
 
 
-def _eligible(product: Product) -> Q:
-    """Rows an import may take: the product's platform, and either in no product or waiting in this one's
-    quarantine / deny list (importing approves them)."""
+def _eligible(product: Product, team: list[int]) -> Q:
+    """Rows an import may take: the product's platform, either in no product or waiting in this one's
+    quarantine / deny list (importing approves them), and claimed by nobody or by a member of the team — a
+    device claimed by anyone else is theirs, and only a transfer request moves it."""
     return Q(platform_id=product.platform_id) & (
-        Q(product__isnull=True) | Q(product_id=product.pk) & (Q(quarantined=True) | Q(denied=True)))
+        Q(product__isnull=True) | Q(product_id=product.pk) & (Q(quarantined=True) | Q(denied=True))) & (
+        Q(owner__isnull=True) | Q(owner_id__in=team))
 
 
 class _OrmStore:
-    """Set-based steps of an import through the ORM (SQLite, and any database without arrays)."""
+    """Set-based steps of an import through the ORM (SQLite, and any database without arrays). `team`: the
+    ids of the people on the product's team (`products.selectors.product_team_user_ids`)."""
+
+    def __init__(self, team: list[int] = ()) -> None:
+        self.team = list(team)
 
     def resolve_aliases(self, values_by_kind: dict[str, set[str]]) -> dict[tuple[str, str], str]:
         """(kind, value) -> device id for serial numbers, IMEIs and ICCIDs."""
@@ -120,7 +131,7 @@ class _OrmStore:
         """(rows the import would take, of which already claimed to `owner_id` outside any product)."""
         taken = owned = 0
         for chunk in _chunks(ids, 900):
-            rows = Device.objects.filter(_eligible(product), id__in=chunk)
+            rows = Device.objects.filter(_eligible(product, self.team), id__in=chunk)
             taken += rows.count()
             owned += rows.filter(product__isnull=True, owner_id=owner_id).count()
         return taken, owned
@@ -129,17 +140,18 @@ class _OrmStore:
         """Move every eligible row among `ids` into `product`; the ids that moved."""
         added: set[str] = set()
         for chunk in _chunks(ids, 900):  # SQLite allows 999 parameters per statement
-            moved = list(Device.objects.filter(_eligible(product), id__in=chunk).values_list("id", flat=True))
+            moved = list(Device.objects.filter(_eligible(product, self.team), id__in=chunk)
+                         .values_list("id", flat=True))
             Device.objects.filter(id__in=moved).update(**fields)
             added.update(moved)
         return added
 
     def lookup(self, ids: list[str]) -> dict[str, tuple]:
-        """id -> (platform_id, product_id, quarantined, denied) for the registered ones among `ids`."""
+        """id -> (platform_id, product_id, quarantined, denied, owner_id) for the registered ones among `ids`."""
         found: dict[str, tuple] = {}
         for chunk in _chunks(ids, 900):
             for device_id, *row in Device.objects.filter(id__in=chunk).values_list(
-                    "id", "platform_id", "product_id", "quarantined", "denied"):
+                    "id", "platform_id", "product_id", "quarantined", "denied", "owner_id"):
                 found[device_id] = tuple(row)
         return found
 
@@ -182,18 +194,21 @@ class _PostgresStore(_OrmStore):
         return found
 
     _ELIGIBLE = ("d.platform_id = %(platform)s AND (d.product_id IS NULL OR "
-                 "(d.product_id = %(product)s AND (d.quarantined OR d.denied)))")
+                 "(d.product_id = %(product)s AND (d.quarantined OR d.denied))) "
+                 "AND (d.owner_id IS NULL OR d.owner_id = ANY(%(team)s))")
 
     def sandbox_counts(self, ids, product, owner_id):
         with connection.cursor() as c:
             c.execute(f"""SELECT count(*), count(*) FILTER (WHERE d.product_id IS NULL AND d.owner_id = %(owner)s)
                             FROM unnest(%(ids)s::text[]) AS a(id) JOIN devices_device d ON d.id = a.id COLLATE "C"
                            WHERE {self._ELIGIBLE}""",
-                      {"ids": _pg_array(ids), "owner": owner_id, "platform": product.platform_id, "product": product.pk})
+                      {"ids": _pg_array(ids), "owner": owner_id, "platform": product.platform_id, "product": product.pk,
+                       "team": self.team})
             return c.fetchone()
 
     def add(self, ids, product, fields):
-        params = {"ids": _pg_array(sorted(ids)), "platform": product.platform_id, "product": product.pk}
+        params = {"ids": _pg_array(sorted(ids)), "platform": product.platform_id, "product": product.pk,
+                  "team": self.team}
         sets = []
         for name, value in fields.items():
             sets.append(f"{name} = %(set_{name})s")
@@ -213,7 +228,8 @@ class _PostgresStore(_OrmStore):
         if not ids:
             return {}
         with connection.cursor() as c:
-            c.execute("SELECT d.id, platform_id, product_id, quarantined, denied FROM unnest(%s::text[]) AS a(id) "
+            c.execute("SELECT d.id, platform_id, product_id, quarantined, denied, owner_id "
+                      "FROM unnest(%s::text[]) AS a(id) "
                       'JOIN devices_device d ON d.id = a.id COLLATE "C"', [_pg_array(ids)])
             return {device_id: tuple(row) for device_id, *row in c.fetchall()}
 
@@ -238,8 +254,8 @@ def resolve_aliases(values_by_kind: dict[str, set[str]]) -> dict[tuple[str, str]
     return _store().resolve_aliases(values_by_kind)
 
 
-def _store() -> _OrmStore:
-    return _PostgresStore() if connection.vendor == "postgresql" else _OrmStore()
+def _store(team: list[int] = ()) -> _OrmStore:
+    return _PostgresStore(team) if connection.vendor == "postgresql" else _OrmStore(team)
 
 
 def claim_user_for(product: Product, email: str | None) -> User | None:
@@ -271,7 +287,8 @@ def device_import(*, principal: Principal | None, product: Product, values: list
         if kind not in ("invalid", "id"):
             aliases.setdefault(kind, set()).add(value)
     total = len(parsed)
-    store = _store()
+    team = product_team_user_ids(product)
+    store = _store(team)
     with transaction.atomic():
         # Hold the product row until commit: a delete waits for this import (Product.delete), and an import
         # into a product deleted meanwhile stops here instead of pointing devices at nothing.
@@ -310,13 +327,15 @@ def device_import(*, principal: Principal | None, product: Product, values: list
                 if device_id in added:
                     report.updated_ids.append(device_id)
                 else:
-                    platform_id, product_id, quarantined, denied = others[device_id]
+                    platform_id, product_id, quarantined, denied, owner_id = others[device_id]
                     if platform_id != product.platform_id:
                         _reject(report, line, raw, "wrong_platform", report.wrong_platform_ids)
                     elif product_id is not None and product_id != product.pk:
                         _reject(report, line, raw, "other_product", report.nonmember_ids)
                     elif product_id == product.pk and not quarantined and not denied:
                         report.existing_ids.append(device_id)
+                    elif owner_id is not None and owner_id not in team:
+                        _reject(report, line, raw, "claimed", report.claimed_ids)
                     else:  # free (or waiting) now, but it was not when the UPDATE ran: a concurrent release
                         _reject(report, line, raw, "busy", None)
             if progress and index % CHUNK == 0:

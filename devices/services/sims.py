@@ -18,6 +18,7 @@ from devices.models import SimCard
 from devices.selectors.sims import unscoped_sim_for_activation
 from devices.services.importing import device_import
 from products.models import Product
+from products.selectors import product_team_user_ids
 
 MB_LIMIT_RANGE = (1, 500)
 SIM_ACTIONS = ("activate", "deactivate", "reactivate")
@@ -54,6 +55,7 @@ def sims_import(*, principal: Principal, product: Product, values: list[tuple[in
         wanted.setdefault(iccid, line)
     found = {s.iccid: s for s in SimCard.objects.select_for_update(of=("self",)).select_related("device")
              .filter(iccid__in=list(wanted))}
+    team = set(product_team_user_ids(product))
     device_ids = []
     for iccid, line in wanted.items():
         sim = found.get(iccid)
@@ -72,6 +74,10 @@ def sims_import(*, principal: Principal, product: Product, values: list[tuple[in
         if sim.device_id and sim.device.product_id not in (None, product.pk):
             report["rejected"].append({"line": line, "value": iccid, "reason": "owned",
                                        "message": "the SIM's device belongs to another product"})
+            continue
+        if sim.device_id and sim.device.owner_id is not None and sim.device.owner_id not in team:
+            report["rejected"].append({"line": line, "value": iccid, "reason": "claimed",
+                                       "message": "the SIM's device is claimed by someone outside this product's team"})
             continue
         if sim.device_id and sim.device.platform_id != product.platform_id:
             report["rejected"].append({"line": line, "value": iccid, "reason": "wrong_platform",
@@ -137,8 +143,10 @@ def sim_activate_sandbox(*, principal: Principal, iccid: str) -> SimCard:
         raise Forbidden("Only users can activate SIMs into a sandbox")
     sim = unscoped_sim_for_activation(iccid)
     if (sim is None or sim.user_id not in (None, principal.user.pk) or sim.product_id is not None
-            or (sim.device_id and sim.device.product_id is not None)):
-        raise NotFound(f"SIM {iccid} not found")  # a SIM inside a product's device is that product's
+            or (sim.device_id and sim.device.product_id is not None)
+            or (sim.device_id and sim.device.owner_id not in (None, principal.user.pk))):
+        # A SIM inside a product's device is that product's; inside a device claimed by someone else, theirs.
+        raise NotFound(f"SIM {iccid} not found")
     sim.user = principal.user
     if sim.status != SimCard.Status.ACTIVE:
         _activate(sim, "api")
