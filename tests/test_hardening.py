@@ -18,6 +18,7 @@ import pytest
 import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from console.embedded_redis import stop_embedded_redis
 from console.logfilters import REDACTED
 from devices.models import ImportJob
 from devices.services.jobs import import_job_run
@@ -34,8 +35,10 @@ def _settings_in_a_fresh_process(tmp_path: Path, **env) -> dict:
                                                                   "SECURE_COOKIES", "HSTS_SECONDS")}
     child_env.update(CYAN_DATA_DIR=str(tmp_path / "data"), DJANGO_SETTINGS_MODULE="console.settings", **env)
     code = ("import json, django; django.setup(); from django.conf import settings as s; "
+            "from console.embedded_redis import stop_embedded_redis; "
             "print(json.dumps({k: getattr(s, k, None) for k in ('PUBLIC_URL', 'SESSION_COOKIE_SECURE', "
-            "'CSRF_COOKIE_SECURE', 'SECURE_HSTS_SECONDS', 'SECURE_SSL_REDIRECT')}))")
+            "'CSRF_COOKIE_SECURE', 'SECURE_HSTS_SECONDS', 'SECURE_SSL_REDIRECT')})); "
+            "stop_embedded_redis(s.DATA_DIR)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=child_env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
@@ -98,6 +101,7 @@ def test_uvicorns_access_log_never_shows_an_access_token(tmp_path):
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0]
+        stop_embedded_redis(tmp_path / "data")
     assert "/v1/no-such-route?x=1&access_token=" + REDACTED in output, output
     assert "secret0123456789abc" not in output
 
