@@ -13,7 +13,7 @@ import pytest
 from console.models import OAuthClient
 from console.roles import Role
 from products.models import Product, ProductMembership
-from tests.browser import browser_tab, sign_in
+from tests.support.browser import browser_tab, sign_in
 from tests.factories import PASSWORD, UserFactory, make_org, make_product, seat
 
 SHOTS = Path(os.environ.get("CYAN_SHOTS_DIR", "/tmp/cyan-shots"))

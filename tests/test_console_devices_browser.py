@@ -16,8 +16,8 @@ from console.scoping import Principal
 from devices import importing, services
 from devices.models import Device, ImportJob, SimUsage
 from products.models import DeviceGroup, Product
-from tests.browser import browser_tab, sign_in
-from tests.devices_helpers import ids, manufacture
+from tests.support.browser import browser_tab, sign_in
+from tests.support.fleet import ids, manufacture
 from tests.factories import UserFactory, make_org, make_product, seat
 
 SHOTS = Path(os.environ.get("CYAN_SHOTS_DIR", "/tmp/cyan-shots-devices"))

@@ -14,6 +14,7 @@ like a Developer on its own product. Every refused request leaves the database e
 
 from __future__ import annotations
 
+
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,13 +23,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from console import services
-from console.models import AccessToken, Account, AuditEntry, OAuthClient, OrgMembership, User
+from console.models import AccessToken, Account, OAuthClient, OrgMembership, User
 from console.roles import Role
 from console.scoping import Principal
 from console.teams import api_user_create, org_team
 from products.models import Product, ProductMembership
 from products.services import product_move, product_team
-from tests.conftest import Api, Cast, user_token
+from tests.support.api import Api, user_token
+from tests.support.cast import Cast
+from tests.support.db_state import team_state
+from tests.support.errors import assert_json_error
 from tests.factories import UserFactory, make_org, make_product, seat
 
 pytestmark = pytest.mark.django_db
@@ -38,39 +42,7 @@ PEOPLE = ROLES[:6]
 NON_USERS = ("api_with", "api_without", "product_token")
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # Argon2 makes every cast member cost ~50 ms; the matrix builds the cast a few hundred times.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def snapshot() -> dict:
-    """Everything a route of this matrix could write. `last_used_at` is left out: reads may touch it."""
-    return {
-        "users": list(User.objects.order_by("pk").values_list("pk", "email", "kind", "friendly_name", "is_active")),
-        "accounts": list(Account.objects.order_by("pk").values_list("pk", "kind", "name", "slug", "owner_id")),
-        "products": list(Product.objects.order_by("pk").values_list(
-            "pk", "name", "slug", "description", "quarantine", "location_opt_in", "account_id", "platform_id")),
-        "product_seats": list(ProductMembership.objects.order_by("pk").values_list(
-            "pk", "product_id", "user_id", "role", "scopes")),
-        "org_seats": list(OrgMembership.objects.order_by("pk").values_list("pk", "account_id", "user_id", "role",
-                                                                             "scopes")),
-        "clients": list(OAuthClient.objects.order_by("pk").values_list(
-            "pk", "client_id", "name", "type", "scope", "redirect_uri", "product_id", "owner_id")),
-        "tokens": list(AccessToken.objects.order_by("pk").values_list("pk", "token_hash", "kind", "scopes")),
-        "audit": AuditEntry.objects.count(),
-    }
-
-
-def assert_json_error(r) -> dict:
-    assert r["Content-Type"].startswith("application/json"), (r.status_code, r.content[:200])
-    body = r.json()
-    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], body
-    assert isinstance(body.get("error_description"), str) and body["error_description"].strip(), body
-    return body
 
 
 def secret_words(cast: Cast) -> list[str]:
@@ -378,7 +350,7 @@ CELLS = [
 def test_role_matrix(cast, endpoint, arrange, role, expected):
     method = endpoint.split()[0]
     target = arrange(cast)
-    before = snapshot()
+    before = team_state()
     r = cast.api(role).call(method, target.path, target.body)
     after_status = r.status_code
     assert after_status == expected, f"{endpoint} as {role}: {after_status} {r.content[:300]!r}"
@@ -386,14 +358,14 @@ def test_role_matrix(cast, endpoint, arrange, role, expected):
         body = assert_json_error(r)
         if after_status == 400:
             assert body["error"] == "unauthorized", body  # the only 400 in this matrix: a user-only route
-        assert snapshot() == before, f"{endpoint} as {role} was refused but wrote to the database"
+        assert team_state() == before, f"{endpoint} as {role} was refused but wrote to the database"
         if "old_token" in target.extra:
             assert works(target.extra["old_token"], f"/v1/products/{cast.product.pk}") == 200
     else:
         if target.write:
-            assert snapshot() != before, f"{endpoint} as {role} answered {after_status} but changed nothing"
+            assert team_state() != before, f"{endpoint} as {role} answered {after_status} but changed nothing"
         else:
-            assert snapshot() == before, f"{endpoint} is a read but wrote to the database"
+            assert team_state() == before, f"{endpoint} is a read but wrote to the database"
         if target.verify is not None:
             target.verify(cast, role, r)
     if role == "outsider":
@@ -440,12 +412,12 @@ OTHER_PRODUCT_ROUTES = [
 @pytest.mark.parametrize("method,path,data", OTHER_PRODUCT_ROUTES)
 def test_tokens_for_one_product_get_404_on_another(cast, role, which, method, path, data):
     other = getattr(cast, which)
-    before = snapshot()
+    before = team_state()
     r = cast.api(role).call(method, path.format(p=other.pk), data)
     assert r.status_code == 404, (role, which, r.status_code, r.content[:200])
     assert_json_error(r)
     assert other.name not in r.content.decode() and other.slug not in r.content.decode()
-    assert snapshot() == before
+    assert team_state() == before
 
 
 @pytest.mark.parametrize("role,expected", [
@@ -472,20 +444,20 @@ def _outsider_client(cast: Cast) -> OAuthClient:
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
 def test_another_products_client_is_404_through_your_own_product(cast, role, method):
     theirs = _outsider_client(cast)
-    before = snapshot()
+    before = team_state()
     r = cast.api(role).call(method, f"/v1/products/{cast.product.pk}/clients/{theirs.client_id}",
                             {"name": "pwned"} if method == "PUT" else None)
     assert r.status_code == 404, r.content
-    assert snapshot() == before
+    assert team_state() == before
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
 def test_a_product_client_is_not_reachable_as_a_sandbox_client(cast, method):
     client = _fresh_product_client(cast)
-    before = snapshot()
+    before = team_state()
     r = cast.api("owner").call(method, f"/v1/clients/{client.client_id}", {"name": "x"} if method == "PUT" else None)
     assert r.status_code == 404, r.content
-    assert snapshot() == before
+    assert team_state() == before
 
 
 @pytest.mark.parametrize("method,suffix,data", [("PUT", "", {"role": "Support"}), ("DELETE", "", None),
@@ -498,10 +470,10 @@ def test_another_teams_member_is_404_through_your_own_team(cast, method, suffix,
                                            scopes=["products:get"])
     their_robot = User.objects.get(friendly_name="their robot").email
     target = their_robot if suffix else stranger.email
-    before = snapshot()
+    before = team_state()
     r = cast.api("owner").call(method, f"/v1/products/{cast.product.pk}/team/{target}{suffix}", data)
     assert r.status_code == 404, r.content
-    assert snapshot() == before
+    assert team_state() == before
     assert works(their_robot_token, f"/v1/products/{cast.outsider_product.pk}") == 200
 
 
@@ -511,21 +483,21 @@ def test_a_client_restricted_to_customers_create_hands_out_restricted_tokens(cas
                                             scope="customers:create")
     shop = Api(_product_token_for(client, secret))
     p = cast.product.pk
-    before = snapshot()
+    before = team_state()
     assert shop.get(f"/v1/products/{p}").status_code == 403
     assert shop.get(f"/v1/products/{p}/team").status_code == 403
     assert shop.post(f"/v1/products/{p}/clients", {"name": "x", "type": "installed"}).status_code == 403
     assert shop.get(f"/v1/products/{cast.outsider_product.pk}").status_code == 404
     assert p not in [x["id"] for x in shop.get("/v1/products").json()["products"]]
-    assert snapshot() == before
+    assert team_state() == before
 
 
 def test_product_token_cannot_delete_its_own_client(cast):
     own = OAuthClient.objects.get(product_id=cast.product.pk, name="server")
-    before = snapshot()
+    before = team_state()
     r = cast.api("product_token").delete(f"/v1/products/{cast.product.pk}/clients/{own.client_id}")
     assert r.status_code == 403, r.content
-    assert snapshot() == before
+    assert team_state() == before
 
 
 def test_org_level_api_user_reaches_org_products_only(cast):
@@ -637,7 +609,7 @@ def test_api_user_cannot_grant_scopes_it_does_not_hold(cast, how):
     robot = cast.api("api_with")
     me = next(e for e in cast.api("owner").get(f"/v1/products/{cast.product.pk}/team").json()["team"]
               if e.get("friendly_name") == "with scopes")
-    before = snapshot()
+    before = team_state()
     if how == "rescope itself":
         r = robot.put(f"/v1/products/{cast.product.pk}/team/{me['username']}",
                       {"scopes": me["scopes"] + ["products:update"]})
@@ -646,7 +618,7 @@ def test_api_user_cannot_grant_scopes_it_does_not_hold(cast, how):
                        {"friendly_name": "escalator", "scopes": ["products:update"]})
     assert r.status_code == 403, r.content
     assert_json_error(r)
-    assert snapshot() == before
+    assert team_state() == before
 
 
 # --- the owner is fixed -------------------------------------------------------------------------
@@ -657,11 +629,11 @@ def test_api_user_cannot_grant_scopes_it_does_not_hold(cast, how):
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
 def test_owner_cannot_be_removed_or_have_their_role_changed(cast, where, method, by):
     team_path = f"/v1/orgs/{cast.org.pk}/team" if where == "org" else f"/v1/products/{cast.product.pk}/team"
-    before = snapshot()
+    before = team_state()
     r = cast.api(by).call(method, f"{team_path}/{cast.owner.email}", {"role": "View-only"} if method == "PUT" else None)
     assert r.status_code == 400, (r.status_code, r.content)
     assert_json_error(r)
-    assert snapshot() == before
+    assert team_state() == before
     assert cast.api("owner").put(f"/v1/products/{cast.product.pk}", {"description": "still mine"}).status_code == 200
 
 
@@ -705,7 +677,9 @@ def test_removing_an_api_user_kills_its_token(cast):
     team = cast.api("owner").get(f"/v1/products/{cast.product.pk}/team").json()["team"]
     username = next(e["username"] for e in team if e.get("friendly_name") == "no scopes")
     assert cast.api("owner").delete(f"/v1/products/{cast.product.pk}/team/{username}").status_code == 200
-    assert cast.api("api_without").get(f"/v1/products/{cast.product.pk}").status_code in (401, 404)
+    # its token went with it: 401 invalid_token (the token is unknown), not a 404 on the product
+    r = cast.api("api_without").get(f"/v1/products/{cast.product.pk}")
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token", r.content
     assert not User.objects.filter(email=username).exists()
 
 
@@ -796,3 +770,4 @@ def test_team_list_query_count_is_flat(cast, where, django_assert_max_num_querie
     with django_assert_max_num_queries(small):
         r = owner.get(path)
     assert len(r.json()["team"]) >= 16
+

@@ -56,7 +56,7 @@ def test_purge_expired_tokens_task(cast, worker):
 def test_background_import_job_runs_on_the_worker(cast, worker):
     from devices.jobs import import_job_create, import_job_progress
     from devices.models import Device, ImportJob
-    from tests.devices_helpers import ids, manufacture
+    from tests.support.fleet import ids, manufacture
 
     made = manufacture(13, 40)
     text = "\n".join(ids(made) + ["garbage-line"])
@@ -78,7 +78,7 @@ def test_a_redelivered_or_dead_job_is_harmless(cast):
 
     from devices.jobs import import_job_run, import_jobs_requeue_stale
     from devices.models import Device, ImportJob
-    from tests.devices_helpers import ids, manufacture
+    from tests.support.fleet import ids, manufacture
 
     made = manufacture(13, 5)
     job = ImportJob.objects.create(product=cast.product, created_by=cast.owner, lines="\n".join(ids(made)), total=5)
@@ -98,7 +98,7 @@ def test_a_redelivered_or_dead_job_is_harmless(cast):
 @pytest.mark.django_db(transaction=True)
 def test_transfer_request_and_decision_emails_go_through_the_worker(cast, worker):
     from devices import services
-    from tests.devices_helpers import manufacture
+    from tests.support.fleet import manufacture
 
     device_id = manufacture(12, 1)[0].device_id
     keeper, asker = UserFactory(email="keeper@example.com"), UserFactory(email="asker@example.com")

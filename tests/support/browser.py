@@ -7,7 +7,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import chromium_path, need
+from tests.support.env import chromium_path, need
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made between browser steps are
 # synchronous and safe, but Django refuses them inside a running loop unless told otherwise.
