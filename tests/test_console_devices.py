@@ -173,6 +173,20 @@ def test_bulk_remove_from_product(cast):
     assert Product.objects.get(pk=cast.product.pk).device_count == 1
 
 
+def test_bulk_remove_from_product_is_all_or_none(cast):
+    """A selection whose last device cannot be removed (it belongs to another product) removes nothing."""
+    device_ids = import_named_devices(cast, 3)
+    other = import_named_devices(cast, 1, product=make_product(cast.org, name="Second", platform_id=13))
+    r = signed_in(cast.developer).post(f"/products/{cast.product.slug}/devices/bulk/",
+                                       {"action": "remove", "devices": device_ids + other}, follow=True)
+    assert r.status_code == 200
+    assert "Removed 4 devices" not in r.content.decode()
+    assert set(Device.objects.filter(product=cast.product).values_list("id", flat=True)) == set(device_ids)
+    assert Product.objects.get(pk=cast.product.pk).device_count == 3
+    assert Device.objects.get(pk=other[0]).product.name == "Second"
+    assert not AuditEntry.objects.filter(action="device.remove").exists()
+
+
 def test_csv_export_holds_exactly_the_filtered_devices(cast, monkeypatch):
     from devices.web import views
 

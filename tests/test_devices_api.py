@@ -115,6 +115,31 @@ def test_org_products_have_no_free_limit(cast):
     assert cast.api("owner").post(f"/v1/products/{cast.product.pk}/devices", {"ids": ids(made)}).json()["updated"] == 120
 
 
+@pytest.mark.parametrize("how", ["json", "form", "query"])
+def test_import_with_import_sims_false_leaves_the_sims_alone(cast, borons, how):
+    """import_sims=false (particle-api.md §6.2): the devices join the product, their SIMs are not activated."""
+    made = borons[:2]
+    path = f"/v1/products/{cast.product.pk}/devices"
+    sims_before = list(SimCard.objects.filter(pk__in=[m.iccid for m in made]).order_by("pk").values_list(
+        "pk", "product_id", "status", "activations_count"))
+    api = cast.api("developer")
+    if how == "json":
+        r = api.post(path, {"ids": ids(made), "import_sims": False})
+    elif how == "form":
+        r = api.call("POST", path, {"ids[]": ids(made), "import_sims": "false"}, form=True)
+    else:
+        r = api.post(f"{path}?import_sims=false", {"ids": ids(made)})
+    assert r.status_code == 200 and sorted(r.json()["updatedDeviceIds"]) == sorted(ids(made)), r.content
+    assert Device.objects.filter(pk__in=ids(made), product=cast.product).count() == 2
+    assert list(SimCard.objects.filter(pk__in=[m.iccid for m in made]).order_by("pk").values_list(
+        "pk", "product_id", "status", "activations_count")) == sims_before
+    # the default still activates them
+    r = api.post(path, {"id": borons[2].device_id})
+    assert r.status_code == 200
+    sim = SimCard.objects.get(pk=borons[2].iccid)
+    assert sim.status == SimCard.Status.ACTIVE and sim.product_id == cast.product.pk
+
+
 @pytest.fixture
 def imported_borons(cast, borons) -> list[str]:
     """The ids of 12 of the module's 30 Borons, imported into Trackers by the owner over the API."""

@@ -26,7 +26,10 @@ from console import services
 from console.models import AccessToken, Account, OAuthClient, OrgMembership, User
 from console.roles import Role
 from console.scoping import Principal
-from console.teams import api_user_create, org_team
+from console.errors import Forbidden
+from console.teams import (
+    api_user_create, api_user_regenerate, api_user_update, org_team, team_invite, team_remove, team_set_role,
+)
 from products.models import Product, ProductMembership
 from products.services import product_move, product_team
 from tests.support.api import Api, user_token
@@ -771,3 +774,41 @@ def test_team_list_query_count_is_flat(cast, where, django_assert_max_num_querie
         r = owner.get(path)
     assert len(r.json()["team"]) >= 16
 
+
+# --- team services refuse on their own (Team.require), whatever door calls them ---------------------
+
+
+TEAM_SERVICES = {
+    "invite": lambda p, team, cast: team_invite(principal=p, team=team, username="newcomer@example.com",
+                                                role="Support"),
+    "set_role": lambda p, team, cast: team_set_role(principal=p, team=team, username="member@example.com",
+                                                    role="Administrator"),
+    "remove": lambda p, team, cast: team_remove(principal=p, team=team, username="member@example.com"),
+    "api_user_create": lambda p, team, cast: api_user_create(principal=p, team=team, friendly_name="sneaky",
+                                                             scopes=["products:get"]),
+    "api_user_update": lambda p, team, cast: api_user_update(principal=p, team=team, username=cast.robot,
+                                                             scopes=["products:get", "devices:list"]),
+    "api_user_regenerate": lambda p, team, cast: api_user_regenerate(principal=p, team=team, username=cast.robot),
+}
+
+
+@pytest.mark.parametrize("service", sorted(TEAM_SERVICES))
+@pytest.mark.parametrize("who", ["viewer", "support", "outsider"])
+@pytest.mark.parametrize("where", ["product", "org"])
+def test_team_services_called_directly_refuse_an_unauthorized_principal(cast, where, who, service):
+    """The API and the console check access before calling a team service; the service checks again."""
+    target = cast.product if where == "product" else cast.org
+    team = product_team(cast.product) if where == "product" else org_team(cast.org)
+    UserFactory(email="newcomer@example.com")
+    seat(target, UserFactory(email="member@example.com"), Role.VIEWER)
+    robot, _ = api_user_create(principal=Principal.for_user(cast.owner), team=team, friendly_name="robot",
+                               scopes=["products:get"])
+    cast.robot = robot.email
+    principal = Principal.for_user(getattr(cast, who))
+    before = team_state()
+    with pytest.raises(Forbidden):
+        TEAM_SERVICES[service](principal, team, cast)
+    assert team_state() == before
+    # ... while the owner may (the same call goes through)
+    TEAM_SERVICES[service](Principal.for_user(cast.owner), team, cast)
+    assert team_state() != before
