@@ -36,6 +36,7 @@ from tests.support.api import Api, user_token
 from tests.support.cast import Cast
 from tests.support.db_state import team_state
 from tests.support.errors import assert_json_error
+from tests.support.routes import TEAM_MATRIX_ROUTES
 from tests.factories import UserFactory, make_org, make_product, seat
 
 pytestmark = pytest.mark.django_db
@@ -220,6 +221,20 @@ def _product_api_token(cast: Cast) -> Target:
                   extra={"old_token": old})
 
 
+def _org_api_token(cast: Cast) -> Target:
+    api_user, old = api_user_create(principal=Principal.for_user(cast.owner), team=org_team(cast.org),
+                                    friendly_name="fresh org robot", scopes=["products:get"])
+
+    def verify(cast, role, r):
+        new = r.json()["updated"]["tokens"][0]["token"]
+        assert new != old
+        assert works(old, f"/v1/products/{cast.product.pk}") == 401
+        assert works(new, f"/v1/products/{cast.product.pk}") == 200
+        assert AccessToken.objects.filter(user=api_user).count() == 1
+
+    return Target(f"/v1/orgs/{cast.org.pk}/team/{api_user.email}/token", verify=verify, extra={"old_token": old})
+
+
 def _product_client_create(cast: Cast) -> Target:
     def verify(cast, role, r):
         client = r.json()["client"]
@@ -272,6 +287,65 @@ def _user_client_create(cast: Cast) -> Target:
     return Target("/v1/clients", {"name": "my sandbox client", "type": "installed"}, verify=verify)
 
 
+def _fresh_sandbox_client(cast: Cast) -> OAuthClient:
+    """A sandbox client of the owner: only its owner may change or delete it."""
+    client, _ = services.client_create(principal=Principal.for_user(cast.owner), owner=cast.owner,
+                                       name="owner's app", type="installed")
+    return client
+
+
+def _user_client_update(cast: Cast) -> Target:
+    client = _fresh_sandbox_client(cast)
+
+    def verify(cast, role, r):
+        client.refresh_from_db()
+        assert client.name == "renamed" and r.json()["client"]["name"] == "renamed"
+
+    return Target(f"/v1/clients/{client.client_id}", {"name": "renamed"}, verify=verify)
+
+
+def _user_client_delete(cast: Cast) -> Target:
+    client = _fresh_sandbox_client(cast)
+
+    def verify(cast, role, r):
+        assert not OAuthClient.objects.filter(pk=client.pk).exists()
+
+    return Target(f"/v1/clients/{client.client_id}", verify=verify)
+
+
+def _user_update(cast: Cast) -> Target:
+    def verify(cast, role, r):
+        assert User.objects.get(email=f"{role}@example.com").first_name == "Matrix"
+
+    return Target("/v1/user", {"account_info": {"first_name": "Matrix"}}, verify=verify)
+
+
+def _token_list(cast: Cast) -> Target:
+    def verify(cast, role, r):
+        listed = r.json()
+        assert isinstance(listed, list) and len(listed) == AccessToken.objects.filter(
+            user__email=f"{role}@example.com", kind=AccessToken.Kind.USER).count() >= 1
+
+    return Target("/v1/access_tokens", write=False, verify=verify)
+
+
+def _token_revoke_all(cast: Cast) -> Target:
+    def verify(cast, role, r):
+        assert r.json() == {"ok": True}
+        assert works(cast.tokens[role], "/v1/user") == 401
+        assert not AccessToken.objects.filter(user__email=f"{role}@example.com", kind=AccessToken.Kind.USER).exists()
+
+    return Target("/v1/access_tokens", verify=verify)
+
+
+def _token_revoke_current(cast: Cast) -> Target:
+    def verify(cast, role, r):
+        assert r.json() == {"ok": True}
+        assert works(cast.tokens[role], "/v1/access_tokens/current") == 401
+
+    return Target("/v1/access_tokens/current", verify=verify)
+
+
 def _org_create(cast: Cast) -> Target:
     def verify(cast, role, r):
         assert Account.objects.get(name="Fresh Org").owner.email == f"{role}@example.com"
@@ -286,6 +360,18 @@ def _sandbox_product_create(cast: Cast) -> Target:
 
     return Target("/v1/user/products", {"product": {"name": "Fresh Sandbox Product", "platform_id": 13}},
                   verify=verify)
+
+
+def _sandbox_product_list(cast: Cast) -> Target:
+    def verify(cast, role, r):
+        listed = [p["id"] for p in r.json()["products"]]
+        assert listed == list(Product.objects.filter(account__kind="sandbox", account__owner__email=f"{role}@example.com")
+                              .order_by("pk").values_list("pk", flat=True)), (role, listed)
+        assert cast.product.pk not in listed and cast.outsider_product.pk not in listed
+        if role == "owner":
+            assert listed == [cast.sandbox_product.pk]
+
+    return Target("/v1/user/products", write=False, verify=verify)
 
 
 def _user(cast: Cast) -> Target:
@@ -307,6 +393,7 @@ def _current_token(cast: Cast) -> Target:
 
 ALL_200 = (200,) * 9
 USERS_ONLY = lambda ok: (ok,) * 6 + (400,) * 3  # noqa: E731 - a table shorthand
+OWNER_ONLY = lambda ok: (ok,) + (404,) * 5 + (400,) * 3  # noqa: E731 - the owner's own sandbox client
 
 #  endpoint                                            arrange                    own  adm  dev  sup  view out  api+ api- prod
 MATRIX: list[tuple[str, Callable[[Cast], Target], tuple[int, ...]]] = [
@@ -322,13 +409,18 @@ MATRIX: list[tuple[str, Callable[[Cast], Target], tuple[int, ...]]] = [
                                                                                 (200, 200, 404, 404, 200, 404, 404, 404, 404)),
     ("POST /v1/orgs/:org/team",                       _org_invite,              (200, 200, 404, 404, 403, 404, 404, 404, 404)),
     ("PUT /v1/orgs/:org/team/:username",              _org_set_role,            (200, 200, 404, 404, 403, 404, 404, 404, 404)),
+    ("POST /v1/orgs/:org/team/:username",            _org_set_role,            (200, 200, 404, 404, 403, 404, 404, 404, 404)),
     ("DELETE /v1/orgs/:org/team/:username",           _org_remove,              (200, 200, 404, 404, 403, 404, 404, 404, 404)),
+    ("PUT /v1/orgs/:org/team/:api-username/token",   _org_api_token,           (200, 200, 404, 404, 403, 404, 404, 404, 404)),
+    ("POST /v1/orgs/:org/team/:api-username/token",  _org_api_token,           (200, 200, 404, 404, 403, 404, 404, 404, 404)),
     ("GET /v1/products/:p/team",                      _read("/v1/products/{p}/team"),
                                                                                 (200, 200, 200, 200, 200, 404, 200, 403, 403)),
     ("POST /v1/products/:p/team",                     _product_invite,          (200, 200, 403, 403, 403, 404, 200, 403, 403)),
     ("PUT /v1/products/:p/team/:username",            _product_set_role,        (200, 200, 403, 403, 403, 404, 200, 403, 403)),
+    ("POST /v1/products/:p/team/:username",           _product_set_role,        (200, 200, 403, 403, 403, 404, 200, 403, 403)),
     ("DELETE /v1/products/:p/team/:username",         _product_remove,          (200, 200, 403, 403, 403, 404, 200, 403, 403)),
     ("PUT /v1/products/:p/team/:api-username/token",  _product_api_token,       (200, 200, 403, 403, 403, 404, 200, 403, 403)),
+    ("POST /v1/products/:p/team/:api-username/token", _product_api_token,       (200, 200, 403, 403, 403, 404, 200, 403, 403)),
     ("GET /v1/products/:p/clients",                   _read("/v1/products/{p}/clients"),
                                                                                 (200, 200, 200, 200, 200, 404, 200, 403, 200)),
     ("POST /v1/products/:p/clients",                  _product_client_create,   (201, 201, 201, 403, 403, 404, 201, 403, 403)),
@@ -336,10 +428,18 @@ MATRIX: list[tuple[str, Callable[[Cast], Target], tuple[int, ...]]] = [
     ("DELETE /v1/products/:p/clients/:id",            _product_client_delete,   (204, 204, 204, 403, 403, 404, 204, 403, 403)),
     ("GET /v1/clients",                               _user_clients,            USERS_ONLY(200)),
     ("POST /v1/clients",                              _user_client_create,      USERS_ONLY(201)),
+    ("PUT /v1/clients/:id",                           _user_client_update,      OWNER_ONLY(200)),
+    ("DELETE /v1/clients/:id",                        _user_client_delete,      OWNER_ONLY(204)),
     ("GET /v1/user",                                  _user,                    USERS_ONLY(200)),
+    ("PUT /v1/user",                                  _user_update,             USERS_ONLY(200)),
     ("POST /v1/orgs",                                 _org_create,              USERS_ONLY(201)),
+    # (API users and product tokens get 200 and an empty list, while POST answers them 400 unauthorized)
+    ("GET /v1/user/products",                         _sandbox_product_list,    ALL_200),
     ("POST /v1/user/products",                        _sandbox_product_create,  USERS_ONLY(201)),
+    ("GET /v1/access_tokens",                         _token_list,              USERS_ONLY(200)),
+    ("DELETE /v1/access_tokens",                      _token_revoke_all,        USERS_ONLY(200)),
     ("GET /v1/access_tokens/current",                 _current_token,           ALL_200),
+    ("DELETE /v1/access_tokens/current",              _token_revoke_current,    ALL_200),
 ]
 
 CELLS = [
@@ -355,6 +455,7 @@ def test_role_matrix(cast, endpoint, arrange, role, expected):
     target = arrange(cast)
     before = team_state()
     r = cast.api(role).call(method, target.path, target.body)
+    assert (method, r.resolver_match.route) == TEAM_MATRIX_ROUTES[endpoint], "tests/support/routes.py is out of date"
     after_status = r.status_code
     assert after_status == expected, f"{endpoint} as {role}: {after_status} {r.content[:300]!r}"
     if after_status >= 400:
@@ -373,6 +474,13 @@ def test_role_matrix(cast, endpoint, arrange, role, expected):
             target.verify(cast, role, r)
     if role == "outsider":
         assert_no_leak(cast, r)
+
+
+def test_the_route_registry_lists_exactly_this_matrix():
+    """tests/support/routes.py's TEAM_MATRIX_ROUTES is what tests/test_routes.py checks the URL conf against."""
+    assert [endpoint for endpoint, _, _ in MATRIX] == list(TEAM_MATRIX_ROUTES)
+    for endpoint, (method, _) in TEAM_MATRIX_ROUTES.items():
+        assert endpoint.split()[0] == method, endpoint
 
 
 # --- outsiders: 404 that looks exactly like "no such thing" --------------------------------------

@@ -49,6 +49,7 @@ from tests.support.cast import Cast
 from tests.support.db_state import assert_device_counts, device_state
 from tests.support.errors import assert_json_error
 from tests.support.fleet import customer_token, ids, import_devices, manufacture
+from tests.support.routes import DEVICE_MATRIX_ROUTES
 from tests.factories import UserFactory, make_org, make_product, seat
 
 pytestmark = pytest.mark.django_db
@@ -547,6 +548,23 @@ def _product_claim_code(w: World) -> Target:
     return Target(f"/v1/products/{w.p}/device_claims", {}, scope="devices:import", verify=verify)
 
 
+# serial numbers
+
+
+def _serial_lookup(w: World) -> Target:
+    member = import_devices(w.cast.product)[0]
+    serial = Device.objects.get(pk=member).serial_number
+
+    def verify(w, role, r):
+        assert r.json()["device_id"] == member and r.json()["serial_number"] == serial
+
+    return Target(f"/v1/serial_numbers/{serial}", scope="devices:get", verify=verify, write=False)
+
+
+def _sim_head_product(w: World) -> Target:
+    return Target(f"/v1/products/{w.p}/sims/{_member_sim(w)}", scope="sims:get", write=False)
+
+
 # --- the table -----------------------------------------------------------------------------------
 
 # Columns: owner admin developer support viewer outsider api_with api_without product_token customer.
@@ -596,6 +614,7 @@ MATRIX: list[tuple[str, Callable[[World], Target], tuple[int, ...]]] = [
     ("GET /v1/products/:p/sims",                    _p_sims_list,             READ),
     ("POST /v1/products/:p/sims",                   _p_sims_import,           DEV(200)),
     ("GET /v1/products/:p/sims/:iccid",             lambda w: _sim_get(w, f"/v1/products/{w.p}"),    READ),
+    ("HEAD /v1/products/:p/sims/:iccid",            _sim_head_product,        (204, 204, 204, 204, 204, 404, 204, 403, 204, 404)),
     ("PUT /v1/products/:p/sims/:iccid",             lambda w: _sim_put(w, f"/v1/products/{w.p}"),    SUP(200)),
     ("DELETE /v1/products/:p/sims/:iccid",          lambda w: _sim_delete(w, f"/v1/products/{w.p}"), DEV(204)),
     ("GET /v1/products/:p/sims/:iccid/data_usage",  lambda w: _sim_usage(w, f"/v1/products/{w.p}"),  READ),
@@ -608,6 +627,9 @@ MATRIX: list[tuple[str, Callable[[World], Target], tuple[int, ...]]] = [
     # claim codes
     ("POST /v1/device_claims",                      _claim_code,              (200,) * 6 + (400,) * 3 + (200,)),
     ("POST /v1/products/:p/device_claims",          _product_claim_code,      (200, 200, 200, 403, 403, 404, 200, 403, 200, 200)),
+    # serial numbers
+    # (no product in the path: an API user without devices:get cannot reach the device at all, a 404, not a 403)
+    ("GET /v1/serial_numbers/:sn",                  _serial_lookup,           (200, 200, 200, 200, 200, 404, 200, 404, 200, 404)),
 ]
 
 CELLS = [
@@ -628,6 +650,7 @@ def test_device_role_matrix(world, endpoint, arrange, role, expected):
     secrets_before = product_secrets(world)
     before = device_state()
     r = world.api(role).call(method, target.path, target.body)
+    assert (method, r.resolver_match.route) == DEVICE_MATRIX_ROUTES[endpoint], "tests/support/routes.py is out of date"
     assert r.status_code == expected, f"{endpoint} as {role}: {r.status_code} (want {expected}) {r.content[:300]!r}"
     if r.status_code >= 400:
         if method != "HEAD":
@@ -650,6 +673,13 @@ def test_device_role_matrix(world, endpoint, arrange, role, expected):
         assert world.outsider_device not in text, f"{endpoint} as {role} leaks the outsider's device"
     if role == "outsider":
         assert_no_leak(secrets_before, target.path + repr(target.body), r, f"{endpoint} as outsider")
+
+
+def test_the_route_registry_lists_exactly_this_matrix():
+    """tests/support/routes.py's DEVICE_MATRIX_ROUTES is what tests/test_routes.py checks the URL conf against."""
+    assert [endpoint for endpoint, _, _ in MATRIX] == list(DEVICE_MATRIX_ROUTES)
+    for endpoint, (method, _) in DEVICE_MATRIX_ROUTES.items():
+        assert endpoint.split()[0] == method, endpoint
 
 
 # --- outsiders: a 404 that looks exactly like "no such thing" -------------------------------------

@@ -15,7 +15,8 @@ def team_state() -> dict:
     from products.models import Product, ProductMembership
 
     return {
-        "users": list(User.objects.order_by("pk").values_list("pk", "email", "kind", "friendly_name", "is_active")),
+        "users": list(User.objects.order_by("pk").values_list("pk", "email", "kind", "friendly_name", "is_active",
+                                                              "first_name", "last_name", "company_name")),
         "accounts": list(Account.objects.order_by("pk").values_list("pk", "kind", "name", "slug", "owner_id")),
         "products": list(Product.objects.order_by("pk").values_list(
             "pk", "name", "slug", "description", "quarantine", "location_opt_in", "account_id", "platform_id")),
