@@ -31,6 +31,25 @@ def _clean_cache():
     clear_own_cache()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_db_sessions(request, django_db_blocker):
+    """On PostgreSQL, the live server's request threads leave their connections open (CONN_MAX_AGE) after they
+    end, and dropping the test database at the end of the run then fails ("being accessed by other users"):
+    end those sessions first. This fixture sets the test database up so that it is torn down before it."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
 @pytest.fixture(autouse=True)
 def _platform_catalogue(request):
     """Transactional tests flush every table, the data migration's platform list included: reload it."""
