@@ -21,14 +21,9 @@ from devices.models import Customer, Device, ImportJob, SimCard
 from products.models import DeviceGroup, Product
 from tests.support.fleet import ids, import_named_devices, manufacture
 from tests.factories import UserFactory, make_product
+from tests.support.console import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def rows(response) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.core import mail
 
 from console.celery import app
@@ -14,12 +13,12 @@ from products.services import product_team
 from console.teams import team_invite
 from console.scoping import Principal
 from tests.factories import UserFactory
+from tests.support.worker import running_celery_worker
 
 
 @pytest.fixture
 def worker(transactional_db):
-    app.control.purge()  # drop messages left by earlier runs on this broker
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+    with running_celery_worker():
         yield
 
 

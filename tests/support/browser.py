@@ -29,6 +29,11 @@ def sign_in(page, base: str, email: str) -> None:
     page.wait_for_url(f"{base}/products/")
 
 
+def screenshot(page, shots: Path, name: str) -> None:
+    """A full-page PNG of the tab, for a person to look at (not asserted)."""
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
 @contextmanager
 def browser_tab(shots: Path, *, timeout_ms: int = 10_000, **context_options):
     """A fresh tab; fails the test afterwards if any page raised a JavaScript error."""
