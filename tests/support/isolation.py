@@ -9,7 +9,10 @@ worker's environment before that worker builds its config, so each worker gets:
 * its own CACHE_KEY_PREFIX and CELERY_QUEUE, for a shared external Redis (REDIS_URL): lockout counters and the
   other cache keys, and the queue the real Celery worker of tests/test_worker.py consumes, are the worker's own;
 * its own test database: pytest-django suffixes the PostgreSQL test database name with the worker id itself
-  (SQLite test databases are in memory, per process).
+  (SQLite test databases are in memory, per process);
+* its own live-server port (pytest-django's live_server binds port 0: the OS picks a free one) and tmp_path.
+
+The npm clients are installed once for all workers, under a file lock (tests/support/clients.py).
 
 A serial run (no xdist, or -n0) changes nothing.
 """
