@@ -34,15 +34,19 @@ run: demo
 	$(BIN)/honcho --procfile Procfile start
 
 # CYAN_DATA_DIR keeps the test run's SQLite file, embedded Redis and mail apart from `make run`'s.
+# The suite runs on TEST_WORKERS pytest-xdist workers (default: one per core), each in a world of its own
+# (tests/support/isolation.py: data dir, embedded Redis, cache prefix, Celery queue, test database).
+# Extra pytest arguments go in PYTEST_ARGS, e.g. `make test PYTEST_ARGS="-k team -x"`; serially: TEST_WORKERS=0.
+TEST_WORKERS ?= auto
 test: install
-	CYAN_DATA_DIR=$${CYAN_DATA_DIR:-var/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
+	CYAN_DATA_DIR=$${CYAN_DATA_DIR:-var/test} $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The import direction of DESIGN.md §2 (.importlinter); CI runs it before the tests.
 lint: install
 	$(BIN)/lint-imports
 
 stop-redis:
-	$(BIN)/python -c "from pathlib import Path; from console.embedded_redis import stop_embedded_redis as s; s(Path('var').resolve()); s(Path('var/test').resolve())"
+	$(BIN)/python -c "from pathlib import Path; from console.embedded_redis import stop_embedded_redis as s; [s(p.resolve()) for p in [Path('var'), Path('var/test'), *Path('var/test').glob('gw*')]]"
 
 clean-data: stop-redis
 	rm -rf var

@@ -1,41 +1,53 @@
-"""The cast every API test uses: an org product with an owner and one member per role, an outsider in
-another tenant, API users with and without a scope, and a product token."""
+"""The suite's fixtures. Everything else (clients, builders, snapshots, registries) lives in tests/support/."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-from dataclasses import dataclass
-
 import pytest
-from django.core.cache import cache
-from django.test import Client
 
-from console import services
-from console.models import AccessToken
-from console.roles import Role
-from console.teams import api_user_create
-from console.scoping import Principal
-from products.services import product_team
-from tests.factories import PASSWORD, UserFactory, make_org, make_product, seat
-
-REQUIRE_EXTERNAL = os.environ.get("CYAN_REQUIRE_EXTERNAL") == "1"
+from tests.support import passwords
+from tests.support.api import Api
+from tests.support.cache import clear_own_cache
+from tests.support.cast import Cast, build_cast
+from tests.support.clients import Cli, install_npm_clients, make_cli
+from tests.support.env import need, node_available
 
 
-def need(tool_ok: bool, reason: str) -> None:
-    """Skip with a visible reason, unless CI says every external tool must be there (then fail)."""
-    if tool_ok:
+@pytest.fixture(autouse=True)
+def _fast_passwords(request):
+    """MD5 instead of Argon2 (tests/support/passwords.py), unless the test checks real hashing."""
+    if request.node.get_closest_marker(passwords.MARKER) is not None:
+        yield
         return
-    if REQUIRE_EXTERNAL:
-        pytest.fail(f"{reason} (CYAN_REQUIRE_EXTERNAL=1: CI must install it)")
-    pytest.skip(reason)
+    settings = request.getfixturevalue("settings")
+    settings.PASSWORD_HASHERS = passwords.FAST_HASHERS
+    yield
 
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    cache.clear()  # lockout counters must not leak from one test into the next
+    # Lockout counters must not leak from one test into the next; only this worker's keys are touched.
+    clear_own_cache()
     yield
+    clear_own_cache()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_db_sessions(request, django_db_blocker):
+    """On PostgreSQL, the live server's request threads leave their connections open (CONN_MAX_AGE) after they
+    end, and dropping the test database at the end of the run then fails ("being accessed by other users"):
+    end those sessions first. This fixture sets the test database up so that it is torn down before it."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 @pytest.fixture(autouse=True)
@@ -55,118 +67,33 @@ def _email_backend(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 
-class Api:
-    """A JSON client that sends a Bearer token, like api-js does."""
-
-    def __init__(self, token: str | None = None):
-        self.client = Client(raise_request_exception=False)
-        self.token = token
-
-    def _headers(self, extra):
-        headers = {}
-        if self.token:
-            headers["HTTP_AUTHORIZATION"] = f"Bearer {self.token}"
-        headers.update(extra)
-        return headers
-
-    def call(self, method: str, path: str, data=None, *, form: bool = False, **extra):
-        fn = getattr(self.client, method.lower())
-        if method.upper() == "GET":
-            return fn(path, data or {}, **self._headers(extra))
-        if form:
-            from urllib.parse import urlencode
-
-            return fn(path, urlencode(data or {}, doseq=True), content_type="application/x-www-form-urlencoded",
-                      **self._headers(extra))
-        payload = json.dumps(data) if data is not None else ""
-        return fn(path, payload, content_type="application/json", **self._headers(extra))
-
-    def get(self, path, data=None, **extra):
-        return self.call("GET", path, data, **extra)
-
-    def post(self, path, data=None, **extra):
-        return self.call("POST", path, data, **extra)
-
-    def put(self, path, data=None, **extra):
-        return self.call("PUT", path, data, **extra)
-
-    def delete(self, path, data=None, **extra):
-        return self.call("DELETE", path, data, **extra)
-
-
-def user_token(user) -> str:
-    return services.token_issue(kind=AccessToken.Kind.USER, user=user, client_name="test").access_token
-
-
-@dataclass
-class Cast:
-    org: object
-    product: object
-    sandbox_product: object
-    owner: object
-    admin: object
-    developer: object
-    support: object
-    viewer: object
-    outsider: object
-    outsider_product: object
-    tokens: dict
-
-    def api(self, who: str) -> Api:
-        return Api(self.tokens[who])
-
-
 @pytest.fixture
 def cast(db) -> Cast:
-    owner = UserFactory(email="owner@example.com")
-    org = make_org(owner, "Acme")
-    product = make_product(org, name="Trackers", platform_id=13)
-    sandbox_product = make_product(services.sandbox_of(owner), name="Owner Sandbox Product", platform_id=12)
-    people = {}
-    for name, role, where in [
-        ("admin", Role.ADMINISTRATOR, org),
-        ("developer", Role.DEVELOPER, product),
-        ("support", Role.SUPPORT, product),
-        ("viewer", Role.VIEWER, org),
-    ]:
-        user = UserFactory(email=f"{name}@example.com")
-        seat(where, user, role)
-        people[name] = user
-    outsider = UserFactory(email="outsider@example.com")
-    outsider_org = make_org(outsider, "Other Corp")
-    outsider_product = make_product(outsider_org, name="Other Product")
-    principal = Principal.for_user(owner)
-    team = product_team(product)
-    _, api_with = api_user_create(principal=principal, team=team, friendly_name="with scopes",
-                                  scopes=["products:get", "teams.users:list", "teams.users:invite",
-                                          "teams.users:update", "teams.users:remove", "clients:list",
-                                          "clients:create", "clients:update", "clients:remove", "devices:list"])
-    _, api_without = api_user_create(principal=principal, team=team, friendly_name="no scopes",
-                                     scopes=["devices:list"])
-    client, secret = services.client_create(principal=principal, product_id=product.pk, product_slug=product.slug,
-                                            name="server", type="installed")
-    product_tok = services.token_issue(kind=AccessToken.Kind.PRODUCT, client=client, product_id=product.pk).access_token
-    tokens = {name: user_token(u) for name, u in people.items()}
-    tokens.update(owner=user_token(owner), outsider=user_token(outsider), api_with=api_with,
-                  api_without=api_without, product_token=product_tok)
-    return Cast(org=org, product=product, sandbox_product=sandbox_product, owner=owner, outsider=outsider,
-                outsider_product=outsider_product, tokens=tokens, **people)
+    """An org product with an owner and one member per role, an outsider, API users and a product token."""
+    return build_cast()
 
 
 @pytest.fixture
-def api():
+def api() -> Api:
     return Api()
 
 
-def node_available() -> bool:
-    return shutil.which("node") is not None and shutil.which("npm") is not None
+# --- the official npm clients (tests/support/clients.py) ------------------------------------------------
 
 
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if candidate and os.path.exists(candidate):
-            return candidate
-    return None
+@pytest.fixture(scope="session")
+def npm_clients():
+    """tests/clients with node_modules installed, once (under a file lock shared by the xdist workers)."""
+    return install_npm_clients()
 
 
-__all__ = ["Api", "Cast", "PASSWORD", "need", "user_token"]
+@pytest.fixture
+def base_url(live_server, npm_clients) -> str:
+    need(node_available(), "node/npm not installed")
+    return live_server.url.rstrip("/")
+
+
+@pytest.fixture
+def cli(tmp_path, base_url) -> Cli:
+    """particle-cli with a scratch HOME whose config names the live server."""
+    return make_cli(tmp_path / "home", base_url)

@@ -95,7 +95,7 @@ def test_register_a_manufactured_device_in_the_admin(staff_client):
 
 def test_correcting_a_serial_in_the_admin_moves_the_lookup(staff_client, db):
     from devices.models import Device, SerialNumber
-    from tests.devices_helpers import manufacture
+    from tests.support.fleet import manufacture
 
     made = manufacture(13, 1)[0]
     url = reverse("admin:devices_device_change", args=[made.device_id])

@@ -11,7 +11,7 @@ from console.scoping import Principal
 from console.teams import api_user_create
 from products.models import ProductMembership
 from products.services import product_team
-from tests.conftest import Api
+from tests.support.api import Api
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

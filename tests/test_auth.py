@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from console.models import AccessToken, hash_secret
-from tests.conftest import Api, user_token
+from tests.support.api import Api, user_token
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -230,3 +230,27 @@ def test_openapi_schema_and_ui_are_served(client):
     r = client.get("/api/schema/")
     assert r.status_code == 200 and b"/oauth/token" in r.content and b"/v1/orgs" in r.content
     assert client.get("/api/docs/").status_code == 200
+
+
+# --- password hashing: the suite hashes with MD5 for speed (tests/support/passwords.py) -------------------
+
+
+def test_the_suite_hashes_passwords_with_md5_unless_a_test_opts_out(person):
+    """The autouse fast hasher is on: without it every cast would cost ~0.4 s of Argon2."""
+    assert person.password.startswith("md5$"), person.password[:20]
+    assert person.check_password(PASSWORD)
+
+
+@pytest.mark.real_password_hashing
+def test_user_and_customer_passwords_are_stored_with_argon2(cast):
+    """With the production hashers (settings.PASSWORD_HASHERS), passwords are Argon2 hashes that verify."""
+    from devices.services.customers import customer_create
+
+    user = UserFactory(email="hashed@example.com")
+    assert user.password.startswith("argon2$"), user.password[:20]
+    assert user.check_password(PASSWORD) and not user.check_password("wrong-password")
+    customer, _ = customer_create(principal=None, product=cast.product, email="c@example.com",
+                                  password="long-enough-pw")
+    assert customer.password.startswith("argon2$"), customer.password[:20]
+    r = login(Api(), username="hashed@example.com")
+    assert r.status_code == 200, r.content

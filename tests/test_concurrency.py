@@ -16,7 +16,7 @@ from console.scoping import Principal
 from devices.services import importing
 from devices.models import Device
 from products.models import Product
-from tests.devices_helpers import ids, manufacture
+from tests.support.fleet import ids, manufacture
 from tests.factories import UserFactory, make_org, make_product
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL only")

@@ -13,7 +13,7 @@ import pytest
 from console.models import OAuthClient
 from console.roles import Role
 from products.models import Product, ProductMembership
-from tests.browser import browser_tab, sign_in
+from tests.support.browser import browser_tab, screenshot, sign_in
 from tests.factories import PASSWORD, UserFactory, make_org, make_product, seat
 
 SHOTS = Path(os.environ.get("CYAN_SHOTS_DIR", "/tmp/cyan-shots"))
@@ -28,7 +28,7 @@ def page():
 
 
 def shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    screenshot(page, SHOTS, name)
 
 
 def test_first_steps_from_sign_in_to_sign_out(live_server, page):

@@ -20,28 +20,11 @@ from devices.services.customers import customer_create
 from devices.services.jobs import import_job_run
 from devices.models import Customer, Device, ImportJob, SimCard
 from products.models import DeviceGroup, Product
-from tests.devices_helpers import ids, manufacture
+from tests.support.fleet import ids, import_named_devices, manufacture
 from tests.factories import UserFactory, make_product
+from tests.support.console import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def fleet(cast, count: int, *, product=None, platform_id: int = 13) -> list[str]:
-    """`count` manufactured devices imported into the product (Trackers by default), named dev-00, dev-01…"""
-    product = product or cast.product
-    made = manufacture(platform_id, count)
-    device_ids = ids(made)
-    importing.device_import(principal=Principal.for_user(cast.owner), product=product,
-                            values=list(enumerate(device_ids, 1)))
-    for n, device_id in enumerate(device_ids):
-        Device.objects.filter(pk=device_id).update(name=f"dev-{n:02d}", firmware_version=n % 4 + 1)
-    return device_ids
 
 
 def rows(response) -> list[str]:
@@ -60,7 +43,7 @@ def list_url(product, **params) -> str:
 
 
 def test_list_pages_sorts_and_shows_particle_columns(cast):
-    device_ids = fleet(cast, 30)
+    device_ids = import_named_devices(cast, 30)
     Device.objects.filter(pk=device_ids[3]).update(online=True, development=True)
     client = signed_in(cast.developer)
 
@@ -85,7 +68,7 @@ def test_list_pages_sorts_and_shows_particle_columns(cast):
 
 
 def test_search_guesses_the_field_and_can_be_told(cast):
-    device_ids = fleet(cast, 12)
+    device_ids = import_named_devices(cast, 12)
     device = Device.objects.get(pk=device_ids[5])
     client = signed_in(cast.viewer)
 
@@ -103,7 +86,7 @@ def test_search_guesses_the_field_and_can_be_told(cast):
 
 
 def test_group_filter_and_the_htmx_partial(cast):
-    device_ids = fleet(cast, 8)
+    device_ids = import_named_devices(cast, 8)
     owner = Principal.for_user(cast.owner)
     group_services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids[:3], add=["beta"])
     group_services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids[2:5], add=["field-test"])
@@ -123,7 +106,7 @@ def test_group_filter_and_the_htmx_partial(cast):
 
 
 def test_quarantine_tab_approve_and_deny(cast):
-    fleet(cast, 2)
+    import_named_devices(cast, 2)
     waiting = ids(manufacture(13, 2))
     Device.objects.filter(pk__in=waiting).update(product=cast.product, quarantined=True)
     client = signed_in(cast.developer)
@@ -148,7 +131,7 @@ def test_quarantine_tab_approve_and_deny(cast):
 
 
 def test_bulk_add_and_remove_group_keeps_counts(cast):
-    device_ids = fleet(cast, 6)
+    device_ids = import_named_devices(cast, 6)
     client = signed_in(cast.developer)
     url = f"/products/{cast.product.slug}/devices/bulk/"
 
@@ -172,25 +155,39 @@ def test_bulk_add_and_remove_group_keeps_counts(cast):
     r = client.post(url, {"action": "add_group", "group_add": "beta"}, follow=True)
     assert "Select at least one device" in r.content.decode()
     # A device of another product is refused as a whole.
-    other = fleet(cast, 1, product=make_product(cast.org, name="Second", platform_id=13))
+    other = import_named_devices(cast, 1, product=make_product(cast.org, name="Second", platform_id=13))
     r = client.post(url, {"action": "add_group", "devices": [device_ids[0], other[0]], "group_add": "gamma"}, follow=True)
     assert "Not devices of this product" in r.content.decode()
     assert not DeviceGroup.objects.filter(name="gamma", device_count__gt=0).exists()
 
 
 def test_bulk_remove_from_product(cast):
-    device_ids = fleet(cast, 4)
+    device_ids = import_named_devices(cast, 4)
     signed_in(cast.developer).post(f"/products/{cast.product.slug}/devices/bulk/",
                                    {"action": "remove", "devices": device_ids[:3]})
     assert Device.objects.filter(product=cast.product).count() == 1
     assert Product.objects.get(pk=cast.product.pk).device_count == 1
 
 
+def test_bulk_remove_from_product_is_all_or_none(cast):
+    """A selection whose last device cannot be removed (it belongs to another product) removes nothing."""
+    device_ids = import_named_devices(cast, 3)
+    other = import_named_devices(cast, 1, product=make_product(cast.org, name="Second", platform_id=13))
+    r = signed_in(cast.developer).post(f"/products/{cast.product.slug}/devices/bulk/",
+                                       {"action": "remove", "devices": device_ids + other}, follow=True)
+    assert r.status_code == 200
+    assert "Removed 4 devices" not in r.content.decode()
+    assert set(Device.objects.filter(product=cast.product).values_list("id", flat=True)) == set(device_ids)
+    assert Product.objects.get(pk=cast.product.pk).device_count == 3
+    assert Device.objects.get(pk=other[0]).product.name == "Second"
+    assert not AuditEntry.objects.filter(action="device.remove").exists()
+
+
 def test_csv_export_holds_exactly_the_filtered_devices(cast, monkeypatch):
     from devices.web import devices as views
 
     monkeypatch.setattr(views, "EXPORT_BATCH", 7)  # several selector pages in a small test
-    device_ids = fleet(cast, 20)
+    device_ids = import_named_devices(cast, 20)
     owner = Principal.for_user(cast.owner)
     group_services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids[:9], add=["beta"])
     Device.objects.filter(pk=device_ids[1]).update(owner=cast.developer, online=True)
@@ -218,13 +215,13 @@ def test_csv_export_holds_exactly_the_filtered_devices(cast, monkeypatch):
 def test_device_list_runs_a_fixed_number_of_queries(cast, django_assert_max_num_queries):
     client = signed_in(cast.developer)
     owner = Principal.for_user(cast.owner)
-    device_ids = fleet(cast, 5)
+    device_ids = import_named_devices(cast, 5)
     group_services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids, add=["beta"])
     Device.objects.filter(pk__in=device_ids[:2]).update(owner=cast.developer)
     client.get(list_url(cast.product))  # warm the session and caches
     with django_assert_max_num_queries(16) as few:
         assert len(rows(client.get(list_url(cast.product, per_page=50)))) == 5
-    more = fleet(cast, 45)
+    more = import_named_devices(cast, 45)
     group_services.devices_batch_groups(principal=owner, product=cast.product, device_ids=more, add=["beta", "gamma"])
     Device.objects.filter(pk__in=more[:20]).update(owner=cast.developer)
     with django_assert_max_num_queries(16) as many:
@@ -239,7 +236,7 @@ def test_device_list_runs_a_fixed_number_of_queries(cast, django_assert_max_num_
 
 def _pages(cast) -> tuple[list[str], list[tuple[str, dict]]]:
     """Every new page (GET) and form target (POST), for a device, group, SIM, customer and job that exist."""
-    device_ids = fleet(cast, 2)
+    device_ids = import_named_devices(cast, 2)
     device = Device.objects.get(pk=device_ids[0])
     Device.objects.filter(pk=device_ids[1]).update(owner=cast.developer)
     group = group_services.group_create(principal=Principal.for_user(cast.owner), product=cast.product, name="beta")
@@ -287,7 +284,7 @@ def _snapshot(cast) -> tuple:
 @pytest.mark.parametrize("page", ["\u00b2", "\u0663", "-1", "0", "1e3", "99999999999999999999999", " 2", "abc"])
 def test_odd_page_numbers_fall_back_to_the_first_page(cast, page):
     # '²'.isdigit() is True but int('²') raises: every paged console list must shrug, not 500.
-    fleet(cast, 3)
+    import_named_devices(cast, 3)
     client = signed_in(cast.owner)
     gets, _ = _pages(cast)
     paged = [u for u in gets if u.rstrip("/").endswith(("devices", "sims", "customers"))] + ["/devices/"]
@@ -358,7 +355,7 @@ def test_sidebar_links_the_new_pages(cast):
 
 
 def test_device_page_shows_every_field_and_edits(cast):
-    device_ids = fleet(cast, 2)
+    device_ids = import_named_devices(cast, 2)
     device = Device.objects.get(pk=device_ids[0])
     client = signed_in(cast.developer)
     url = f"/products/{cast.product.slug}/devices/{device.id}/"
@@ -405,7 +402,7 @@ def test_device_page_shows_every_field_and_edits(cast):
 
 
 def test_device_page_unclaim_and_remove(cast):
-    device_ids = fleet(cast, 2)
+    device_ids = import_named_devices(cast, 2)
     Device.objects.filter(pk=device_ids[0]).update(owner=cast.support)
     client = signed_in(cast.developer)
     url = f"/products/{cast.product.slug}/devices/{device_ids[0]}/"
@@ -420,7 +417,7 @@ def test_device_page_unclaim_and_remove(cast):
 
 def test_a_device_of_another_product_is_404(cast):
     other = make_product(cast.org, name="Second", platform_id=13)
-    elsewhere = fleet(cast, 1, product=other)[0]
+    elsewhere = import_named_devices(cast, 1, product=other)[0]
     client = signed_in(cast.owner)
     assert client.get(f"/products/{cast.product.slug}/devices/{elsewhere}/").status_code == 404
     assert client.post(f"/products/{cast.product.slug}/devices/{elsewhere}/",
@@ -549,7 +546,7 @@ def test_groups_page_create_edit_delete(cast):
 def test_sims_page_filters_pages_and_actions(cast, monkeypatch):
     from devices.models import SimUsage
 
-    device_ids = fleet(cast, 3)
+    device_ids = import_named_devices(cast, 3)
     sims = list(SimCard.objects.filter(product=cast.product).order_by("iccid"))
     from django.utils import timezone
 
@@ -582,7 +579,7 @@ def test_sims_page_filters_pages_and_actions(cast, monkeypatch):
 
 
 def test_customers_page(cast):
-    device_ids = fleet(cast, 2)
+    device_ids = import_named_devices(cast, 2)
     client = signed_in(cast.developer)
     url = f"/products/{cast.product.slug}/customers/"
     assert "No customers yet" in client.get(url).content.decode()
@@ -625,7 +622,7 @@ def test_sandbox_list_checkbox_and_details(cast):
     personal = ids(manufacture(12, 2))
     for device_id in personal:
         claims.device_claim(principal=me, device_id=device_id)
-    in_org = fleet(cast, 3)  # org product devices claimed to the user: listed, never counted
+    in_org = import_named_devices(cast, 3)  # org product devices claimed to the user: listed, never counted
     Device.objects.filter(pk__in=in_org).update(owner=user)
     from console.services import sandbox_of
 
@@ -656,7 +653,7 @@ def test_sandbox_list_checkbox_and_details(cast):
 
 
 def test_audit_history_is_scoped_to_the_product(cast):
-    device_id = fleet(cast, 1)[0]
+    device_id = import_named_devices(cast, 1)[0]
     AuditEntry.objects.create(action="device.update", target=device_id, product_id=cast.outsider_product.pk,
                               actor_label="someone-else@example.com")
     html = signed_in(cast.owner).get(f"/products/{cast.product.slug}/devices/{device_id}/").content.decode()
@@ -672,7 +669,7 @@ def test_csv_export_streams_under_asgi_without_buffering(cast, monkeypatch, recw
     from devices.web import devices as views
 
     monkeypatch.setattr(views, "EXPORT_BATCH", 2)
-    device_ids = fleet(cast, 5)
+    device_ids = import_named_devices(cast, 5)
     client = AsyncClient()
     client.force_login(cast.viewer)
 

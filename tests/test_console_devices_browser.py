@@ -17,8 +17,9 @@ from devices.services import claims, importing
 from devices.services import groups as group_services
 from devices.models import Device, ImportJob, SimUsage
 from products.models import DeviceGroup, Product
-from tests.browser import browser_tab, sign_in
-from tests.devices_helpers import ids, manufacture
+from tests.support.browser import browser_tab, screenshot, sign_in
+from tests.support.worker import running_celery_worker
+from tests.support.fleet import ids, manufacture
 from tests.factories import UserFactory, make_org, make_product, seat
 
 SHOTS = Path(os.environ.get("CYAN_SHOTS_DIR", "/tmp/cyan-shots-devices"))
@@ -41,11 +42,8 @@ def worker(transactional_db, live_server):
     applies) — so the live server's page polls, reading while the worker's import commits, would fail now and
     then. Read-uncommitted connections take no read locks in shared-cache mode; production (a file in WAL mode,
     or PostgreSQL) has no such lock."""
-    from celery.contrib.testing.worker import start_worker
     from django.db import connections
     from django.db.backends.signals import connection_created
-
-    from console.celery import app
 
     def dirty_reads(sender, connection, **kwargs):
         if connection.vendor == "sqlite":
@@ -58,16 +56,15 @@ def worker(transactional_db, live_server):
     for conn in [*connections.all(), *shared.values()]:
         if conn.vendor == "sqlite" and conn.connection is not None:
             dirty_reads(None, conn)
-    app.control.purge()  # drop messages left by earlier runs on this broker
     try:
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        with running_celery_worker():
             yield
     finally:
         connection_created.disconnect(dirty_reads)
 
 
 def shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    screenshot(page, SHOTS, name)
 
 
 def setup_product():

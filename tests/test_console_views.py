@@ -16,14 +16,9 @@ from console.teams import api_user_create
 from products.models import Product, ProductMembership
 from products.services import product_team
 from tests.factories import PASSWORD, UserFactory
+from tests.support.console import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def secret_on(response) -> str:

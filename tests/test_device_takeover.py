@@ -15,8 +15,8 @@ from devices.models import Customer, Device, DeviceGroupMembership, SimCard
 from devices.services import claims, customers
 from devices.services.importing import device_import
 from products.models import DeviceGroup, ProductMembership
-from tests.conftest import Api, user_token
-from tests.devices_helpers import manufacture
+from tests.support.api import Api, user_token
+from tests.support.fleet import manufacture
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

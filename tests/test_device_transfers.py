@@ -13,8 +13,8 @@ from devices.services import claims, transfers
 from devices.services import devices as device_services
 from devices.models import Device, DeviceTransfer
 from devices.tasks import send_transfer_email
-from tests.conftest import Api, user_token
-from tests.devices_helpers import manufacture
+from tests.support.api import Api, user_token
+from tests.support.fleet import manufacture
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from console.models import AuditEntry
 from devices.models import Device, DeviceGroupMembership, SimCard
 from products.models import DeviceGroup, Product
-from tests.conftest import Api, user_token
-from tests.devices_helpers import ids, manufacture
+from tests.support.api import Api, user_token
+from tests.support.fleet import ids, manufacture
 from tests.factories import UserFactory, make_product
 
 pytestmark = pytest.mark.django_db
@@ -115,13 +115,39 @@ def test_org_products_have_no_free_limit(cast):
     assert cast.api("owner").post(f"/v1/products/{cast.product.pk}/devices", {"ids": ids(made)}).json()["updated"] == 120
 
 
+@pytest.mark.parametrize("how", ["json", "form", "query"])
+def test_import_with_import_sims_false_leaves_the_sims_alone(cast, borons, how):
+    """import_sims=false (particle-api.md §6.2): the devices join the product, their SIMs are not activated."""
+    made = borons[:2]
+    path = f"/v1/products/{cast.product.pk}/devices"
+    sims_before = list(SimCard.objects.filter(pk__in=[m.iccid for m in made]).order_by("pk").values_list(
+        "pk", "product_id", "status", "activations_count"))
+    api = cast.api("developer")
+    if how == "json":
+        r = api.post(path, {"ids": ids(made), "import_sims": False})
+    elif how == "form":
+        r = api.call("POST", path, {"ids[]": ids(made), "import_sims": "false"}, form=True)
+    else:
+        r = api.post(f"{path}?import_sims=false", {"ids": ids(made)})
+    assert r.status_code == 200 and sorted(r.json()["updatedDeviceIds"]) == sorted(ids(made)), r.content
+    assert Device.objects.filter(pk__in=ids(made), product=cast.product).count() == 2
+    assert list(SimCard.objects.filter(pk__in=[m.iccid for m in made]).order_by("pk").values_list(
+        "pk", "product_id", "status", "activations_count")) == sims_before
+    # the default still activates them
+    r = api.post(path, {"id": borons[2].device_id})
+    assert r.status_code == 200
+    sim = SimCard.objects.get(pk=borons[2].iccid)
+    assert sim.status == SimCard.Status.ACTIVE and sim.product_id == cast.product.pk
+
+
 @pytest.fixture
-def fleet(cast, borons):
+def imported_borons(cast, borons) -> list[str]:
+    """The ids of 12 of the module's 30 Borons, imported into Trackers by the owner over the API."""
     cast.api("owner").post(f"/v1/products/{cast.product.pk}/devices", {"ids": ids(borons[:12])})
     return [m.device_id for m in borons[:12]]
 
 
-def test_list_paginates_with_meta(cast, fleet):
+def test_list_paginates_with_meta(cast, imported_borons):
     api = cast.api("viewer")
     r = api.get(f"/v1/products/{cast.product.slug}/devices", {"per_page": 5, "page": 3})
     body = r.json()
@@ -131,44 +157,44 @@ def test_list_paginates_with_meta(cast, fleet):
     for page in (1, 2, 3):
         seen += [d["id"] for d in api.get(f"/v1/products/{cast.product.slug}/devices",
                                           {"perPage": 5, "page": page, "sortAttr": "deviceId", "sortDir": "asc"}).json()["devices"]]
-    assert seen == sorted(fleet)
+    assert seen == sorted(imported_borons)
 
 
-def test_list_filters(cast, fleet):
+def test_list_filters(cast, imported_borons):
     api = cast.api("owner")
     p = cast.product.slug
-    api.put(f"/v1/products/{p}/devices/{fleet[0]}", {"name": "kitchen_sensor"})
-    api.put(f"/v1/products/{p}/devices/{fleet[1]}", {"name": "garage_sensor", "groups": ["beta"]})
+    api.put(f"/v1/products/{p}/devices/{imported_borons[0]}", {"name": "kitchen_sensor"})
+    api.put(f"/v1/products/{p}/devices/{imported_borons[1]}", {"name": "garage_sensor", "groups": ["beta"]})
     names = lambda **q: sorted(d["id"] for d in api.get(f"/v1/products/{p}/devices", q).json()["devices"])  # noqa: E731
-    assert names(deviceName="SENSOR") == sorted(fleet[:2])
-    assert names(groups="beta") == [fleet[1]]
-    assert names(groups="beta,nothing") == [fleet[1]]
-    assert names(deviceId=fleet[3][:10]) == [fleet[3]]
-    serial = Device.objects.get(pk=fleet[4]).serial_number
-    assert names(serialNumber=serial[:12].lower()) == [fleet[4]]  # a case-insensitive prefix
+    assert names(deviceName="SENSOR") == sorted(imported_borons[:2])
+    assert names(groups="beta") == [imported_borons[1]]
+    assert names(groups="beta,nothing") == [imported_borons[1]]
+    assert names(deviceId=imported_borons[3][:10]) == [imported_borons[3]]
+    serial = Device.objects.get(pk=imported_borons[4]).serial_number
+    assert names(serialNumber=serial[:12].lower()) == [imported_borons[4]]  # a case-insensitive prefix
     assert names(quarantined="true") == []
 
 
-def test_filtered_totals_agree_on_full_short_and_empty_pages(cast, fleet):
+def test_filtered_totals_agree_on_full_short_and_empty_pages(cast, imported_borons):
     # A short page is the last one, so its total comes from the page itself; full and past-the-end pages
     # count. All three must tell the same total.
-    Device.objects.filter(pk__in=fleet[:7]).update(name="tank_level")
+    Device.objects.filter(pk__in=imported_borons[:7]).update(name="tank_level")
     api = cast.api("viewer")
     url = f"/v1/products/{cast.product.slug}/devices"
     pages = [api.get(url, {"deviceName": "tank", "perPage": 5, "page": n}).json() for n in (1, 2, 3)]
     assert [len(p["devices"]) for p in pages] == [5, 2, 0]
     assert [p["meta"]["total"] for p in pages] == [7, 7, 7]
     assert [p["meta"]["total_pages"] for p in pages] == [2, 2, 2]
-    assert sorted(d["id"] for p in pages for d in p["devices"]) == sorted(fleet[:7])
+    assert sorted(d["id"] for p in pages for d in p["devices"]) == sorted(imported_borons[:7])
     empty = api.get(url, {"deviceName": "nothing-matches"}).json()
     assert empty["devices"] == [] and empty["meta"]["total"] == 0
 
 
-def test_deleting_a_product_releases_its_devices(cast, fleet):
+def test_deleting_a_product_releases_its_devices(cast, imported_borons):
     # Device.product has no database constraint (bench/README.md); the ORM's SET_NULL must still apply.
     product = cast.product
     product.delete()
-    assert Device.objects.filter(pk__in=fleet, product__isnull=True).count() == len(fleet)
+    assert Device.objects.filter(pk__in=imported_borons, product__isnull=True).count() == len(imported_borons)
 
 
 def test_an_import_into_a_product_deleted_meanwhile_writes_nothing(cast, borons):
@@ -201,23 +227,23 @@ def test_import_moves_quarantined_and_denied_rows_but_explains_the_rest(cast, bo
     assert Device.objects.get(pk=argon).quarantined
 
 
-def test_list_rejects_bad_params(cast, fleet):
+def test_list_rejects_bad_params(cast, imported_borons):
     api = cast.api("owner")
     for q in ({"sortAttr": "color"}, {"sortDir": "sideways"}, {"page": "0"}, {"perPage": "abc"}):
         r = api.get(f"/v1/products/{cast.product.slug}/devices", q)
         assert r.status_code == 400 and r.json()["error"] == "invalid_request", q
 
 
-def test_list_query_count_is_fixed(cast, fleet, django_assert_max_num_queries):
+def test_list_query_count_is_fixed(cast, imported_borons, django_assert_max_num_queries):
     api = cast.api("owner")
-    api.put(f"/v1/products/{cast.product.slug}/devices/{fleet[0]}", {"groups": ["a", "b"]})
+    api.put(f"/v1/products/{cast.product.slug}/devices/{imported_borons[0]}", {"groups": ["a", "b"]})
     with django_assert_max_num_queries(8):
         r = api.get(f"/v1/products/{cast.product.slug}/devices", {"perPage": 25})
     assert len(r.json()["devices"]) == 12
 
 
-def test_get_device_fields(cast, fleet):
-    body = cast.api("viewer").get(f"/v1/products/{cast.product.pk}/devices/{fleet[0]}").json()
+def test_get_device_fields(cast, imported_borons):
+    body = cast.api("viewer").get(f"/v1/products/{cast.product.pk}/devices/{imported_borons[0]}").json()
     for key in ("id", "name", "owner", "last_heard", "product_id", "online", "connected", "platform_id", "cellular",
                 "serial_number", "iccid", "groups", "firmware_version", "desired_firmware_version", "development",
                 "quarantined", "denied", "functions", "variables", "status"):
@@ -225,34 +251,34 @@ def test_get_device_fields(cast, fleet):
     assert body["connected"] == body["online"] and body["product_id"] == cast.product.pk
 
 
-def test_update_fields_and_history(cast, fleet):
+def test_update_fields_and_history(cast, imported_borons):
     api = cast.api("developer")
     p = cast.product.pk
-    r = api.put(f"/v1/products/{p}/devices/{fleet[0]}", {"notes": "on the roof", "development": True,
+    r = api.put(f"/v1/products/{p}/devices/{imported_borons[0]}", {"notes": "on the roof", "development": True,
                                                          "desired_firmware_version": 7})
     assert r.status_code == 200
     assert r.json()["notes"] == "on the roof" and r.json()["development"] is True
-    assert api.put(f"/v1/products/{p}/devices/{fleet[0]}", {"desired_firmware_version": None}).json()[
+    assert api.put(f"/v1/products/{p}/devices/{imported_borons[0]}", {"desired_firmware_version": None}).json()[
         "desired_firmware_version"] is None
-    assert AuditEntry.objects.filter(action="device.update", target=fleet[0]).count() == 2
-    assert api.put(f"/v1/products/{p}/devices/{fleet[0]}", {"name": "bad name!"}).status_code == 400
-    assert cast.api("viewer").put(f"/v1/products/{p}/devices/{fleet[0]}", {"notes": "x"}).status_code == 403
+    assert AuditEntry.objects.filter(action="device.update", target=imported_borons[0]).count() == 2
+    assert api.put(f"/v1/products/{p}/devices/{imported_borons[0]}", {"name": "bad name!"}).status_code == 400
+    assert cast.api("viewer").put(f"/v1/products/{p}/devices/{imported_borons[0]}", {"notes": "x"}).status_code == 403
 
 
-def test_batch_groups_keeps_counts(cast, fleet):
+def test_batch_groups_keeps_counts(cast, imported_borons):
     api = cast.api("developer")
     p = cast.product.pk
-    r = api.put(f"/v1/products/{p}/devices", {"action": "groups", "devices": fleet[:5], "metadata": {"add": ["eu"]}})
+    r = api.put(f"/v1/products/{p}/devices", {"action": "groups", "devices": imported_borons[:5], "metadata": {"add": ["eu"]}})
     assert r.json() == {"ok": True}
     assert DeviceGroup.objects.get(product=cast.product, name="eu").device_count == 5
-    api.put(f"/v1/products/{p}/devices", {"action": "groups", "devices": fleet[:2], "metadata": {"remove": ["eu"]}})
+    api.put(f"/v1/products/{p}/devices", {"action": "groups", "devices": imported_borons[:2], "metadata": {"remove": ["eu"]}})
     assert DeviceGroup.objects.get(product=cast.product, name="eu").device_count == 3
     r = api.put(f"/v1/products/{p}/devices", {"action": "groups", "devices": ["ffffffffffffffffffffffff"],
                                               "metadata": {"add": ["eu"]}})
     assert r.status_code == 404
 
 
-def test_groups_crud(cast, fleet):
+def test_groups_crud(cast, imported_borons):
     api = cast.api("developer")
     p = cast.product.slug
     r = api.post(f"/v1/products/{p}/groups", {"name": "field-test", "color": "#34495E", "description": "first"})
@@ -260,7 +286,7 @@ def test_groups_crud(cast, fleet):
     assert api.post(f"/v1/products/{p}/groups", {"name": "Field Test"}).status_code == 400
     assert api.post(f"/v1/products/{p}/groups", {"name": "field-test"}).status_code == 400
     assert api.post(f"/v1/products/{p}/groups", {"name": "ok", "color": "blue"}).status_code == 400
-    api.put(f"/v1/products/{p}/devices/{fleet[0]}", {"groups": ["field-test"]})
+    api.put(f"/v1/products/{p}/devices/{imported_borons[0]}", {"groups": ["field-test"]})
     assert api.get(f"/v1/products/{p}/groups/field-test").json()["group"]["device_count"] == 1
     assert api.put(f"/v1/products/{p}/groups/field-test", {"name": "renamed"}).json()["group"]["name"] == "renamed"
     assert api.delete(f"/v1/products/{p}/groups/renamed").status_code == 204
@@ -268,14 +294,14 @@ def test_groups_crud(cast, fleet):
     assert cast.api("viewer").post(f"/v1/products/{p}/groups", {"name": "nope"}).status_code == 403
 
 
-def test_remove_from_product_unclaims_customer_and_frees_count(cast, fleet):
+def test_remove_from_product_unclaims_customer_and_frees_count(cast, imported_borons):
     from devices.models import Customer
 
     customer = Customer.objects.create(product=cast.product, email="c@example.com")
-    Device.objects.filter(pk=fleet[0]).update(customer=customer)
-    r = cast.api("developer").delete(f"/v1/products/{cast.product.pk}/devices/{fleet[0]}", {})
+    Device.objects.filter(pk=imported_borons[0]).update(customer=customer)
+    r = cast.api("developer").delete(f"/v1/products/{cast.product.pk}/devices/{imported_borons[0]}", {})
     assert r.status_code == 204
-    device = Device.objects.get(pk=fleet[0])
+    device = Device.objects.get(pk=imported_borons[0])
     assert device.product is None and device.customer is None
     cast.product.refresh_from_db()
     assert cast.product.device_count == 11
@@ -309,9 +335,9 @@ def test_claim_unclaim_and_sandbox_list(cast, borons):
     assert me.post("/v1/devices", {"id": "0123456789abcdef01234567"}).status_code == 404
 
 
-def test_dev_form_reaches_product_devices_the_caller_can_reach(cast, fleet):
-    assert cast.api("viewer").get(f"/v1/devices/{fleet[0]}").status_code == 200
-    assert cast.api("outsider").get(f"/v1/devices/{fleet[0]}").status_code == 404
+def test_dev_form_reaches_product_devices_the_caller_can_reach(cast, imported_borons):
+    assert cast.api("viewer").get(f"/v1/devices/{imported_borons[0]}").status_code == 200
+    assert cast.api("outsider").get(f"/v1/devices/{imported_borons[0]}").status_code == 404
 
 
 def test_user_device_counts(cast, borons):
@@ -323,14 +349,14 @@ def test_user_device_counts(cast, borons):
 
 @pytest.mark.parametrize("sort", ["lastConnection", "deviceName", "firmwareVersion", "deviceId"])
 @pytest.mark.parametrize("direction", ["asc", "desc"])
-def test_every_sort_pages_through_valued_and_blank_devices_in_one_total_order(cast, fleet, sort, direction):
+def test_every_sort_pages_through_valued_and_blank_devices_in_one_total_order(cast, imported_borons, sort, direction):
     """Devices without a value (never connected, unnamed, never flashed) are a second run of the list;
     paging must cross from one run into the other without losing or repeating a device."""
     from datetime import timedelta
 
     from django.utils import timezone
 
-    for n, device_id in enumerate(fleet[:7]):  # 7 of 12 have values, 5 do not
+    for n, device_id in enumerate(imported_borons[:7]):  # 7 of 12 have values, 5 do not
         Device.objects.filter(pk=device_id).update(name=f"dev_{n % 3}_{n}", firmware_version=n % 4 + 1,
                                                    last_heard=timezone.now() - timedelta(minutes=n % 3))
     api = cast.api("viewer")
@@ -339,15 +365,15 @@ def test_every_sort_pages_through_valued_and_blank_devices_in_one_total_order(ca
         seen += [d["id"] for d in api.get(f"/v1/products/{cast.product.pk}/devices",
                                           {"sortAttr": sort, "sortDir": direction, "perPage": 4,
                                            "page": page}).json()["devices"]]
-    assert sorted(seen) == sorted(fleet) and len(seen) == 12
-    rows = {d.id: d for d in Device.objects.filter(pk__in=fleet)}
+    assert sorted(seen) == sorted(imported_borons) and len(seen) == 12
+    rows = {d.id: d for d in Device.objects.filter(pk__in=imported_borons)}
     key = {
         "lastConnection": lambda i: (rows[i].last_heard is None, rows[i].last_heard and -rows[i].last_heard.timestamp(), i),
         "deviceName": lambda i: (rows[i].name, i),
         "firmwareVersion": lambda i: (rows[i].firmware_version is None, rows[i].firmware_version or 0, i),
         "deviceId": lambda i: i,
     }[sort]
-    expected = sorted(fleet, key=key)
+    expected = sorted(imported_borons, key=key)
     if sort == "lastConnection":
         # desc is the natural order here (NULLs last, ties by id); asc is its exact reverse.
         expected = expected if direction == "desc" else list(reversed(expected))
@@ -356,26 +382,26 @@ def test_every_sort_pages_through_valued_and_blank_devices_in_one_total_order(ca
     assert seen == expected
 
 
-def test_device_by_name_in_the_path(cast, fleet):
+def test_device_by_name_in_the_path(cast, imported_borons):
     api = cast.api("owner")
-    api.put(f"/v1/products/{cast.product.pk}/devices/{fleet[0]}", {"name": "porch_light"})
-    assert api.get("/v1/devices/porch_light").json()["id"] == fleet[0]
-    assert api.get(f"/v1/products/{cast.product.pk}/devices/porch_light").json()["id"] == fleet[0]
+    api.put(f"/v1/products/{cast.product.pk}/devices/{imported_borons[0]}", {"name": "porch_light"})
+    assert api.get("/v1/devices/porch_light").json()["id"] == imported_borons[0]
+    assert api.get(f"/v1/products/{cast.product.pk}/devices/porch_light").json()["id"] == imported_borons[0]
     assert cast.api("outsider").get("/v1/devices/porch_light").status_code == 404
 
 
-def test_serial_number_lookup(cast, fleet):
-    device = Device.objects.get(pk=fleet[0])
+def test_serial_number_lookup(cast, imported_borons):
+    device = Device.objects.get(pk=imported_borons[0])
     r = cast.api("viewer").get(f"/v1/serial_numbers/{device.serial_number.lower()}")
     assert r.status_code == 200
-    assert r.json()["device_id"] == fleet[0] and r.json()["platform_id"] == 13 and r.json()["iccid"]
+    assert r.json()["device_id"] == imported_borons[0] and r.json()["platform_id"] == 13 and r.json()["iccid"]
     assert cast.api("outsider").get(f"/v1/serial_numbers/{device.serial_number}").status_code == 404
 
 
-def test_serial_number_lookups_are_limited_per_caller(cast, fleet):
+def test_serial_number_lookups_are_limited_per_caller(cast, imported_borons):
     from devices.selectors.devices import SERIAL_LOOKUPS_PER_HOUR
 
-    serial = Device.objects.get(pk=fleet[0]).serial_number
+    serial = Device.objects.get(pk=imported_borons[0]).serial_number
     viewer, owner = cast.api("viewer"), cast.api("owner")
     for _ in range(SERIAL_LOOKUPS_PER_HOUR):
         assert viewer.get(f"/v1/serial_numbers/{serial}").status_code == 200

@@ -23,7 +23,7 @@ from console.logfilters import REDACTED
 from devices.models import ImportJob
 from devices.services.jobs import import_job_run
 from products.models import Product
-from tests.conftest import Api
+from tests.support.api import Api
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent

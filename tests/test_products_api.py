@@ -9,7 +9,7 @@ from console.services import sandbox_of
 from console.scoping import Principal
 from products.models import Product, ProductMembership
 from products.services import product_move
-from tests.conftest import Api, user_token
+from tests.support.api import Api, user_token
 from tests.factories import UserFactory, make_org
 
 pytestmark = pytest.mark.django_db

@@ -14,6 +14,7 @@ like a Developer on its own product. Every refused request leaves the database e
 
 from __future__ import annotations
 
+
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,13 +23,20 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from console import services
-from console.models import AccessToken, Account, AuditEntry, OAuthClient, OrgMembership, User
+from console.models import AccessToken, Account, OAuthClient, OrgMembership, User
 from console.roles import Role
 from console.scoping import Principal
-from console.teams import api_user_create, org_team
+from console.errors import Forbidden
+from console.teams import (
+    api_user_create, api_user_regenerate, api_user_update, org_team, team_invite, team_remove, team_set_role,
+)
 from products.models import Product, ProductMembership
 from products.services import product_move, product_team
-from tests.conftest import Api, Cast, user_token
+from tests.support.api import Api, user_token
+from tests.support.cast import Cast
+from tests.support.db_state import team_state
+from tests.support.errors import assert_json_error
+from tests.support.routes import TEAM_MATRIX_ROUTES
 from tests.factories import UserFactory, make_org, make_product, seat
 
 pytestmark = pytest.mark.django_db
@@ -38,39 +46,7 @@ PEOPLE = ROLES[:6]
 NON_USERS = ("api_with", "api_without", "product_token")
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # Argon2 makes every cast member cost ~50 ms; the matrix builds the cast a few hundred times.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def snapshot() -> dict:
-    """Everything a route of this matrix could write. `last_used_at` is left out: reads may touch it."""
-    return {
-        "users": list(User.objects.order_by("pk").values_list("pk", "email", "kind", "friendly_name", "is_active")),
-        "accounts": list(Account.objects.order_by("pk").values_list("pk", "kind", "name", "slug", "owner_id")),
-        "products": list(Product.objects.order_by("pk").values_list(
-            "pk", "name", "slug", "description", "quarantine", "location_opt_in", "account_id", "platform_id")),
-        "product_seats": list(ProductMembership.objects.order_by("pk").values_list(
-            "pk", "product_id", "user_id", "role", "scopes")),
-        "org_seats": list(OrgMembership.objects.order_by("pk").values_list("pk", "account_id", "user_id", "role",
-                                                                             "scopes")),
-        "clients": list(OAuthClient.objects.order_by("pk").values_list(
-            "pk", "client_id", "name", "type", "scope", "redirect_uri", "product_id", "owner_id")),
-        "tokens": list(AccessToken.objects.order_by("pk").values_list("pk", "token_hash", "kind", "scopes")),
-        "audit": AuditEntry.objects.count(),
-    }
-
-
-def assert_json_error(r) -> dict:
-    assert r["Content-Type"].startswith("application/json"), (r.status_code, r.content[:200])
-    body = r.json()
-    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], body
-    assert isinstance(body.get("error_description"), str) and body["error_description"].strip(), body
-    return body
 
 
 def secret_words(cast: Cast) -> list[str]:
@@ -245,6 +221,20 @@ def _product_api_token(cast: Cast) -> Target:
                   extra={"old_token": old})
 
 
+def _org_api_token(cast: Cast) -> Target:
+    api_user, old = api_user_create(principal=Principal.for_user(cast.owner), team=org_team(cast.org),
+                                    friendly_name="fresh org robot", scopes=["products:get"])
+
+    def verify(cast, role, r):
+        new = r.json()["updated"]["tokens"][0]["token"]
+        assert new != old
+        assert works(old, f"/v1/products/{cast.product.pk}") == 401
+        assert works(new, f"/v1/products/{cast.product.pk}") == 200
+        assert AccessToken.objects.filter(user=api_user).count() == 1
+
+    return Target(f"/v1/orgs/{cast.org.pk}/team/{api_user.email}/token", verify=verify, extra={"old_token": old})
+
+
 def _product_client_create(cast: Cast) -> Target:
     def verify(cast, role, r):
         client = r.json()["client"]
@@ -297,6 +287,65 @@ def _user_client_create(cast: Cast) -> Target:
     return Target("/v1/clients", {"name": "my sandbox client", "type": "installed"}, verify=verify)
 
 
+def _fresh_sandbox_client(cast: Cast) -> OAuthClient:
+    """A sandbox client of the owner: only its owner may change or delete it."""
+    client, _ = services.client_create(principal=Principal.for_user(cast.owner), owner=cast.owner,
+                                       name="owner's app", type="installed")
+    return client
+
+
+def _user_client_update(cast: Cast) -> Target:
+    client = _fresh_sandbox_client(cast)
+
+    def verify(cast, role, r):
+        client.refresh_from_db()
+        assert client.name == "renamed" and r.json()["client"]["name"] == "renamed"
+
+    return Target(f"/v1/clients/{client.client_id}", {"name": "renamed"}, verify=verify)
+
+
+def _user_client_delete(cast: Cast) -> Target:
+    client = _fresh_sandbox_client(cast)
+
+    def verify(cast, role, r):
+        assert not OAuthClient.objects.filter(pk=client.pk).exists()
+
+    return Target(f"/v1/clients/{client.client_id}", verify=verify)
+
+
+def _user_update(cast: Cast) -> Target:
+    def verify(cast, role, r):
+        assert User.objects.get(email=f"{role}@example.com").first_name == "Matrix"
+
+    return Target("/v1/user", {"account_info": {"first_name": "Matrix"}}, verify=verify)
+
+
+def _token_list(cast: Cast) -> Target:
+    def verify(cast, role, r):
+        listed = r.json()
+        assert isinstance(listed, list) and len(listed) == AccessToken.objects.filter(
+            user__email=f"{role}@example.com", kind=AccessToken.Kind.USER).count() >= 1
+
+    return Target("/v1/access_tokens", write=False, verify=verify)
+
+
+def _token_revoke_all(cast: Cast) -> Target:
+    def verify(cast, role, r):
+        assert r.json() == {"ok": True}
+        assert works(cast.tokens[role], "/v1/user") == 401
+        assert not AccessToken.objects.filter(user__email=f"{role}@example.com", kind=AccessToken.Kind.USER).exists()
+
+    return Target("/v1/access_tokens", verify=verify)
+
+
+def _token_revoke_current(cast: Cast) -> Target:
+    def verify(cast, role, r):
+        assert r.json() == {"ok": True}
+        assert works(cast.tokens[role], "/v1/access_tokens/current") == 401
+
+    return Target("/v1/access_tokens/current", verify=verify)
+
+
 def _org_create(cast: Cast) -> Target:
     def verify(cast, role, r):
         assert Account.objects.get(name="Fresh Org").owner.email == f"{role}@example.com"
@@ -311,6 +360,18 @@ def _sandbox_product_create(cast: Cast) -> Target:
 
     return Target("/v1/user/products", {"product": {"name": "Fresh Sandbox Product", "platform_id": 13}},
                   verify=verify)
+
+
+def _sandbox_product_list(cast: Cast) -> Target:
+    def verify(cast, role, r):
+        listed = [p["id"] for p in r.json()["products"]]
+        assert listed == list(Product.objects.filter(account__kind="sandbox", account__owner__email=f"{role}@example.com")
+                              .order_by("pk").values_list("pk", flat=True)), (role, listed)
+        assert cast.product.pk not in listed and cast.outsider_product.pk not in listed
+        if role == "owner":
+            assert listed == [cast.sandbox_product.pk]
+
+    return Target("/v1/user/products", write=False, verify=verify)
 
 
 def _user(cast: Cast) -> Target:
@@ -332,6 +393,7 @@ def _current_token(cast: Cast) -> Target:
 
 ALL_200 = (200,) * 9
 USERS_ONLY = lambda ok: (ok,) * 6 + (400,) * 3  # noqa: E731 - a table shorthand
+OWNER_ONLY = lambda ok: (ok,) + (404,) * 5 + (400,) * 3  # noqa: E731 - the owner's own sandbox client
 
 #  endpoint                                            arrange                    own  adm  dev  sup  view out  api+ api- prod
 MATRIX: list[tuple[str, Callable[[Cast], Target], tuple[int, ...]]] = [
@@ -347,14 +409,19 @@ MATRIX: list[tuple[str, Callable[[Cast], Target], tuple[int, ...]]] = [
                                                                                 (200, 200, 404, 404, 200, 404, 404, 404, 404)),
     ("POST /v1/orgs/:org/team",                       _org_invite,              (200, 200, 404, 404, 403, 404, 404, 404, 404)),
     ("PUT /v1/orgs/:org/team/:username",              _org_set_role,            (200, 200, 404, 404, 403, 404, 404, 404, 404)),
+    ("POST /v1/orgs/:org/team/:username",            _org_set_role,            (200, 200, 404, 404, 403, 404, 404, 404, 404)),
     ("DELETE /v1/orgs/:org/team/:username",           _org_remove,              (200, 200, 404, 404, 403, 404, 404, 404, 404)),
+    ("PUT /v1/orgs/:org/team/:api-username/token",   _org_api_token,           (200, 200, 404, 404, 403, 404, 404, 404, 404)),
+    ("POST /v1/orgs/:org/team/:api-username/token",  _org_api_token,           (200, 200, 404, 404, 403, 404, 404, 404, 404)),
     ("GET /v1/products/:p/team",                      _read("/v1/products/{p}/team"),
                                                                                 (200, 200, 200, 200, 200, 404, 200, 403, 403)),
     # api_with holds the team scopes but not Support's device and SIM actions, so it may not grant Support.
     ("POST /v1/products/:p/team",                     _product_invite,          (200, 200, 403, 403, 403, 404, 403, 403, 403)),
     ("PUT /v1/products/:p/team/:username",            _product_set_role,        (200, 200, 403, 403, 403, 404, 403, 403, 403)),
+    ("POST /v1/products/:p/team/:username",           _product_set_role,        (200, 200, 403, 403, 403, 404, 403, 403, 403)),
     ("DELETE /v1/products/:p/team/:username",         _product_remove,          (200, 200, 403, 403, 403, 404, 200, 403, 403)),
     ("PUT /v1/products/:p/team/:api-username/token",  _product_api_token,       (200, 200, 403, 403, 403, 404, 200, 403, 403)),
+    ("POST /v1/products/:p/team/:api-username/token", _product_api_token,       (200, 200, 403, 403, 403, 404, 200, 403, 403)),
     ("GET /v1/products/:p/clients",                   _read("/v1/products/{p}/clients"),
                                                                                 (200, 200, 200, 200, 200, 404, 200, 403, 200)),
     ("POST /v1/products/:p/clients",                  _product_client_create,   (201, 201, 201, 403, 403, 404, 201, 403, 403)),
@@ -362,10 +429,18 @@ MATRIX: list[tuple[str, Callable[[Cast], Target], tuple[int, ...]]] = [
     ("DELETE /v1/products/:p/clients/:id",            _product_client_delete,   (204, 204, 204, 403, 403, 404, 204, 403, 403)),
     ("GET /v1/clients",                               _user_clients,            USERS_ONLY(200)),
     ("POST /v1/clients",                              _user_client_create,      USERS_ONLY(201)),
+    ("PUT /v1/clients/:id",                           _user_client_update,      OWNER_ONLY(200)),
+    ("DELETE /v1/clients/:id",                        _user_client_delete,      OWNER_ONLY(204)),
     ("GET /v1/user",                                  _user,                    USERS_ONLY(200)),
+    ("PUT /v1/user",                                  _user_update,             USERS_ONLY(200)),
     ("POST /v1/orgs",                                 _org_create,              USERS_ONLY(201)),
+    # (API users and product tokens get 200 and an empty list, while POST answers them 400 unauthorized)
+    ("GET /v1/user/products",                         _sandbox_product_list,    ALL_200),
     ("POST /v1/user/products",                        _sandbox_product_create,  USERS_ONLY(201)),
+    ("GET /v1/access_tokens",                         _token_list,              USERS_ONLY(200)),
+    ("DELETE /v1/access_tokens",                      _token_revoke_all,        USERS_ONLY(200)),
     ("GET /v1/access_tokens/current",                 _current_token,           ALL_200),
+    ("DELETE /v1/access_tokens/current",              _token_revoke_current,    ALL_200),
 ]
 
 CELLS = [
@@ -379,26 +454,34 @@ CELLS = [
 def test_role_matrix(cast, endpoint, arrange, role, expected):
     method = endpoint.split()[0]
     target = arrange(cast)
-    before = snapshot()
+    before = team_state()
     r = cast.api(role).call(method, target.path, target.body)
+    assert (method, r.resolver_match.route) == TEAM_MATRIX_ROUTES[endpoint], "tests/support/routes.py is out of date"
     after_status = r.status_code
     assert after_status == expected, f"{endpoint} as {role}: {after_status} {r.content[:300]!r}"
     if after_status >= 400:
         body = assert_json_error(r)
         if after_status == 400:
             assert body["error"] == "unauthorized", body  # the only 400 in this matrix: a user-only route
-        assert snapshot() == before, f"{endpoint} as {role} was refused but wrote to the database"
+        assert team_state() == before, f"{endpoint} as {role} was refused but wrote to the database"
         if "old_token" in target.extra:
             assert works(target.extra["old_token"], f"/v1/products/{cast.product.pk}") == 200
     else:
         if target.write:
-            assert snapshot() != before, f"{endpoint} as {role} answered {after_status} but changed nothing"
+            assert team_state() != before, f"{endpoint} as {role} answered {after_status} but changed nothing"
         else:
-            assert snapshot() == before, f"{endpoint} is a read but wrote to the database"
+            assert team_state() == before, f"{endpoint} is a read but wrote to the database"
         if target.verify is not None:
             target.verify(cast, role, r)
     if role == "outsider":
         assert_no_leak(cast, r)
+
+
+def test_the_route_registry_lists_exactly_this_matrix():
+    """tests/support/routes.py's TEAM_MATRIX_ROUTES is what tests/test_routes.py checks the URL conf against."""
+    assert [endpoint for endpoint, _, _ in MATRIX] == list(TEAM_MATRIX_ROUTES)
+    for endpoint, (method, _) in TEAM_MATRIX_ROUTES.items():
+        assert endpoint.split()[0] == method, endpoint
 
 
 # --- outsiders: 404 that looks exactly like "no such thing" --------------------------------------
@@ -441,12 +524,12 @@ OTHER_PRODUCT_ROUTES = [
 @pytest.mark.parametrize("method,path,data", OTHER_PRODUCT_ROUTES)
 def test_tokens_for_one_product_get_404_on_another(cast, role, which, method, path, data):
     other = getattr(cast, which)
-    before = snapshot()
+    before = team_state()
     r = cast.api(role).call(method, path.format(p=other.pk), data)
     assert r.status_code == 404, (role, which, r.status_code, r.content[:200])
     assert_json_error(r)
     assert other.name not in r.content.decode() and other.slug not in r.content.decode()
-    assert snapshot() == before
+    assert team_state() == before
 
 
 @pytest.mark.parametrize("role,expected", [
@@ -473,20 +556,20 @@ def _outsider_client(cast: Cast) -> OAuthClient:
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
 def test_another_products_client_is_404_through_your_own_product(cast, role, method):
     theirs = _outsider_client(cast)
-    before = snapshot()
+    before = team_state()
     r = cast.api(role).call(method, f"/v1/products/{cast.product.pk}/clients/{theirs.client_id}",
                             {"name": "pwned"} if method == "PUT" else None)
     assert r.status_code == 404, r.content
-    assert snapshot() == before
+    assert team_state() == before
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
 def test_a_product_client_is_not_reachable_as_a_sandbox_client(cast, method):
     client = _fresh_product_client(cast)
-    before = snapshot()
+    before = team_state()
     r = cast.api("owner").call(method, f"/v1/clients/{client.client_id}", {"name": "x"} if method == "PUT" else None)
     assert r.status_code == 404, r.content
-    assert snapshot() == before
+    assert team_state() == before
 
 
 @pytest.mark.parametrize("method,suffix,data", [("PUT", "", {"role": "Support"}), ("DELETE", "", None),
@@ -499,10 +582,10 @@ def test_another_teams_member_is_404_through_your_own_team(cast, method, suffix,
                                            scopes=["products:get"])
     their_robot = User.objects.get(friendly_name="their robot").email
     target = their_robot if suffix else stranger.email
-    before = snapshot()
+    before = team_state()
     r = cast.api("owner").call(method, f"/v1/products/{cast.product.pk}/team/{target}{suffix}", data)
     assert r.status_code == 404, r.content
-    assert snapshot() == before
+    assert team_state() == before
     assert works(their_robot_token, f"/v1/products/{cast.outsider_product.pk}") == 200
 
 
@@ -512,21 +595,21 @@ def test_a_client_restricted_to_customers_create_hands_out_restricted_tokens(cas
                                             scope="customers:create")
     shop = Api(_product_token_for(client, secret))
     p = cast.product.pk
-    before = snapshot()
+    before = team_state()
     assert shop.get(f"/v1/products/{p}").status_code == 403
     assert shop.get(f"/v1/products/{p}/team").status_code == 403
     assert shop.post(f"/v1/products/{p}/clients", {"name": "x", "type": "installed"}).status_code == 403
     assert shop.get(f"/v1/products/{cast.outsider_product.pk}").status_code == 404
     assert p not in [x["id"] for x in shop.get("/v1/products").json()["products"]]
-    assert snapshot() == before
+    assert team_state() == before
 
 
 def test_product_token_cannot_delete_its_own_client(cast):
     own = OAuthClient.objects.get(product_id=cast.product.pk, name="server")
-    before = snapshot()
+    before = team_state()
     r = cast.api("product_token").delete(f"/v1/products/{cast.product.pk}/clients/{own.client_id}")
     assert r.status_code == 403, r.content
-    assert snapshot() == before
+    assert team_state() == before
 
 
 def test_org_level_api_user_reaches_org_products_only(cast):
@@ -638,7 +721,7 @@ def test_api_user_cannot_grant_scopes_it_does_not_hold(cast, how):
     robot = cast.api("api_with")
     me = next(e for e in cast.api("owner").get(f"/v1/products/{cast.product.pk}/team").json()["team"]
               if e.get("friendly_name") == "with scopes")
-    before = snapshot()
+    before = team_state()
     if how == "rescope itself":
         r = robot.put(f"/v1/products/{cast.product.pk}/team/{me['username']}",
                       {"scopes": me["scopes"] + ["products:update"]})
@@ -647,7 +730,7 @@ def test_api_user_cannot_grant_scopes_it_does_not_hold(cast, how):
                        {"friendly_name": "escalator", "scopes": ["products:update"]})
     assert r.status_code == 403, r.content
     assert_json_error(r)
-    assert snapshot() == before
+    assert team_state() == before
 
 
 # --- the owner is fixed -------------------------------------------------------------------------
@@ -658,11 +741,11 @@ def test_api_user_cannot_grant_scopes_it_does_not_hold(cast, how):
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
 def test_owner_cannot_be_removed_or_have_their_role_changed(cast, where, method, by):
     team_path = f"/v1/orgs/{cast.org.pk}/team" if where == "org" else f"/v1/products/{cast.product.pk}/team"
-    before = snapshot()
+    before = team_state()
     r = cast.api(by).call(method, f"{team_path}/{cast.owner.email}", {"role": "View-only"} if method == "PUT" else None)
     assert r.status_code == 400, (r.status_code, r.content)
     assert_json_error(r)
-    assert snapshot() == before
+    assert team_state() == before
     assert cast.api("owner").put(f"/v1/products/{cast.product.pk}", {"description": "still mine"}).status_code == 200
 
 
@@ -706,7 +789,9 @@ def test_removing_an_api_user_kills_its_token(cast):
     team = cast.api("owner").get(f"/v1/products/{cast.product.pk}/team").json()["team"]
     username = next(e["username"] for e in team if e.get("friendly_name") == "no scopes")
     assert cast.api("owner").delete(f"/v1/products/{cast.product.pk}/team/{username}").status_code == 200
-    assert cast.api("api_without").get(f"/v1/products/{cast.product.pk}").status_code in (401, 404)
+    # its token went with it: 401 invalid_token (the token is unknown), not a 404 on the product
+    r = cast.api("api_without").get(f"/v1/products/{cast.product.pk}")
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token", r.content
     assert not User.objects.filter(email=username).exists()
 
 
@@ -797,3 +882,42 @@ def test_team_list_query_count_is_flat(cast, where, django_assert_max_num_querie
     with django_assert_max_num_queries(small):
         r = owner.get(path)
     assert len(r.json()["team"]) >= 16
+
+
+# --- team services refuse on their own (Team.require), whatever door calls them ---------------------
+
+
+TEAM_SERVICES = {
+    "invite": lambda p, team, cast: team_invite(principal=p, team=team, username="newcomer@example.com",
+                                                role="Support"),
+    "set_role": lambda p, team, cast: team_set_role(principal=p, team=team, username="member@example.com",
+                                                    role="Administrator"),
+    "remove": lambda p, team, cast: team_remove(principal=p, team=team, username="member@example.com"),
+    "api_user_create": lambda p, team, cast: api_user_create(principal=p, team=team, friendly_name="sneaky",
+                                                             scopes=["products:get"]),
+    "api_user_update": lambda p, team, cast: api_user_update(principal=p, team=team, username=cast.robot,
+                                                             scopes=["products:get", "devices:list"]),
+    "api_user_regenerate": lambda p, team, cast: api_user_regenerate(principal=p, team=team, username=cast.robot),
+}
+
+
+@pytest.mark.parametrize("service", sorted(TEAM_SERVICES))
+@pytest.mark.parametrize("who", ["viewer", "support", "outsider"])
+@pytest.mark.parametrize("where", ["product", "org"])
+def test_team_services_called_directly_refuse_an_unauthorized_principal(cast, where, who, service):
+    """The API and the console check access before calling a team service; the service checks again."""
+    target = cast.product if where == "product" else cast.org
+    team = product_team(cast.product) if where == "product" else org_team(cast.org)
+    UserFactory(email="newcomer@example.com")
+    seat(target, UserFactory(email="member@example.com"), Role.VIEWER)
+    robot, _ = api_user_create(principal=Principal.for_user(cast.owner), team=team, friendly_name="robot",
+                               scopes=["products:get"])
+    cast.robot = robot.email
+    principal = Principal.for_user(getattr(cast, who))
+    before = team_state()
+    with pytest.raises(Forbidden):
+        TEAM_SERVICES[service](principal, team, cast)
+    assert team_state() == before
+    # ... while the owner may (the same call goes through)
+    TEAM_SERVICES[service](Principal.for_user(cast.owner), team, cast)
+    assert team_state() != before

@@ -8,39 +8,40 @@ from console.models import AccessToken
 from console import services
 from console.scoping import Principal
 from devices.models import ClaimCode, Customer, Device, SimCard
-from tests.conftest import Api
-from tests.devices_helpers import ids, manufacture
+from tests.support.api import Api
+from tests.support.fleet import ids, manufacture
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def fleet(cast):
+def six_borons_four_imported(cast):
+    """Six manufactured Borons (with their SIMs); the first four imported into Trackers over the API."""
     made = manufacture(13, 6)
     cast.api("owner").post(f"/v1/products/{cast.product.pk}/devices", {"ids": ids(made[:4])})
     return made
 
 
-def test_product_sim_list_filters_and_pages(cast, fleet):
+def test_product_sim_list_filters_and_pages(cast, six_borons_four_imported):
     api = cast.api("viewer")
     body = api.get(f"/v1/products/{cast.product.pk}/sims", {"per_page": 3}).json()
     assert len(body["sims"]) == 3 and body["meta"]["total_pages"] == 2
     sim = body["sims"][0]
     assert sim["_id"] == sim["iccid"] and sim["status"] == "active" and sim["product_id"] == str(cast.product.pk)
-    one = api.get(f"/v1/products/{cast.product.pk}/sims", {"iccid": fleet[1].iccid}).json()["sims"]
-    assert [s["iccid"] for s in one] == [fleet[1].iccid]
-    by_device = api.get(f"/v1/products/{cast.product.pk}/sims", {"deviceId": fleet[2].device_id}).json()["sims"]
-    assert [s["last_device_id"] for s in by_device] == [fleet[2].device_id]
+    one = api.get(f"/v1/products/{cast.product.pk}/sims", {"iccid": six_borons_four_imported[1].iccid}).json()["sims"]
+    assert [s["iccid"] for s in one] == [six_borons_four_imported[1].iccid]
+    by_device = api.get(f"/v1/products/{cast.product.pk}/sims", {"deviceId": six_borons_four_imported[2].device_id}).json()["sims"]
+    assert [s["last_device_id"] for s in by_device] == [six_borons_four_imported[2].device_id]
 
 
-def test_head_sim_is_204_or_404(cast, fleet):
-    assert cast.api("viewer").call("HEAD", f"/v1/sims/{fleet[0].iccid}").status_code == 204
-    assert cast.api("outsider").call("HEAD", f"/v1/sims/{fleet[0].iccid}").status_code == 404
+def test_head_sim_is_204_or_404(cast, six_borons_four_imported):
+    assert cast.api("viewer").call("HEAD", f"/v1/sims/{six_borons_four_imported[0].iccid}").status_code == 204
+    assert cast.api("outsider").call("HEAD", f"/v1/sims/{six_borons_four_imported[0].iccid}").status_code == 404
     assert cast.api("viewer").call("HEAD", "/v1/sims/8901000000000000000").status_code == 404
 
 
-def test_sim_state_changes_by_role(cast, fleet):
-    path = f"/v1/products/{cast.product.pk}/sims/{fleet[0].iccid}"
+def test_sim_state_changes_by_role(cast, six_borons_four_imported):
+    path = f"/v1/products/{cast.product.pk}/sims/{six_borons_four_imported[0].iccid}"
     assert cast.api("viewer").put(path, {"action": "deactivate"}).status_code == 403
     r = cast.api("support").put(path, {"action": "deactivate"})
     assert r.status_code == 200 and r.json()["status"] == "inactive"
@@ -50,36 +51,36 @@ def test_sim_state_changes_by_role(cast, fleet):
     assert cast.api("support").put(path, {"mb_limit": 900}).status_code == 400
     assert cast.api("support").delete(path).status_code == 403  # release needs Developer
     assert cast.api("developer").delete(path).status_code == 204
-    sim = SimCard.objects.get(pk=fleet[0].iccid)
+    sim = SimCard.objects.get(pk=six_borons_four_imported[0].iccid)
     assert sim.product is None and sim.status == SimCard.Status.INACTIVE
 
 
-def test_sim_import_imports_the_device(cast, fleet):
+def test_sim_import_imports_the_device(cast, six_borons_four_imported):
     r = cast.api("developer").post(f"/v1/products/{cast.product.pk}/sims",
-                                   {"sims": [fleet[4].iccid, "8901999", fleet[0].iccid]})
+                                   {"sims": [six_borons_four_imported[4].iccid, "8901999", six_borons_four_imported[0].iccid]})
     body = r.json()
     assert r.status_code == 200 and body["ok"] is True
-    assert body["imported"] == [fleet[4].iccid] and body["existing"] == [fleet[0].iccid]
-    assert body["devices_imported"] == [fleet[4].device_id]
-    assert Device.objects.get(pk=fleet[4].device_id).product == cast.product
+    assert body["imported"] == [six_borons_four_imported[4].iccid] and body["existing"] == [six_borons_four_imported[0].iccid]
+    assert body["devices_imported"] == [six_borons_four_imported[4].device_id]
+    assert Device.objects.get(pk=six_borons_four_imported[4].device_id).product == cast.product
 
 
-def test_sandbox_sim_activation_and_usage(cast, fleet):
+def test_sandbox_sim_activation_and_usage(cast, six_borons_four_imported):
     me = cast.api("outsider")
-    r = me.put(f"/v1/sims/{fleet[5].iccid}", {"action": "activate"})
+    r = me.put(f"/v1/sims/{six_borons_four_imported[5].iccid}", {"action": "activate"})
     assert r.status_code == 200 and r.json()["status"] == "active"
-    assert [s["iccid"] for s in me.get("/v1/sims").json()["sims"]] == [fleet[5].iccid]
+    assert [s["iccid"] for s in me.get("/v1/sims").json()["sims"]] == [six_borons_four_imported[5].iccid]
     # Product SIMs are not the user's sandbox SIMs: /v1/sims lists only the latter, whole and unpaged.
     assert cast.api("owner").get("/v1/sims").json()["sims"] == []
-    usage = me.get(f"/v1/sims/{fleet[5].iccid}/data_usage").json()
-    assert usage["iccid"] == fleet[5].iccid and usage["usage_by_day"]
+    usage = me.get(f"/v1/sims/{six_borons_four_imported[5].iccid}/data_usage").json()
+    assert usage["iccid"] == six_borons_four_imported[5].iccid and usage["usage_by_day"]
     fleet_usage = cast.api("viewer").get(f"/v1/products/{cast.product.pk}/sims/data_usage").json()
     assert fleet_usage["total_active_sim_cards"] == 4
     # Someone else's SIM cannot be taken by activating it.
-    assert cast.api("viewer").put(f"/v1/sims/{fleet[5].iccid}", {"action": "activate"}).status_code == 404
+    assert cast.api("viewer").put(f"/v1/sims/{six_borons_four_imported[5].iccid}", {"action": "activate"}).status_code == 404
 
 
-def test_customer_created_by_team_and_by_client(cast, fleet, api):
+def test_customer_created_by_team_and_by_client(cast, six_borons_four_imported, api):
     r = cast.api("developer").post(f"/v1/products/{cast.product.pk}/customers",
                                    {"email": "alice@example.com", "password": "alice-password"})
     assert r.status_code == 201 and r.json()["token_type"] == "bearer"
@@ -99,11 +100,11 @@ def test_customer_created_by_team_and_by_client(cast, fleet, api):
     assert r.status_code == 200
     alice = Api(r.json()["access_token"])
     # A customer sees only its own devices.
-    Device.objects.filter(pk=fleet[0].device_id).update(customer=Customer.objects.get(email="alice@example.com"))
-    assert [d["id"] for d in alice.get("/v1/devices").json()] == [fleet[0].device_id]
-    assert alice.get(f"/v1/devices/{fleet[1].device_id}").status_code == 404
+    Device.objects.filter(pk=six_borons_four_imported[0].device_id).update(customer=Customer.objects.get(email="alice@example.com"))
+    assert [d["id"] for d in alice.get("/v1/devices").json()] == [six_borons_four_imported[0].device_id]
+    assert alice.get(f"/v1/devices/{six_borons_four_imported[1].device_id}").status_code == 404
     assert alice.get(f"/v1/products/{cast.product.pk}/devices").status_code == 404
-    assert alice.put(f"/v1/devices/{fleet[0].device_id}", {"name": "my_lamp"}).status_code == 200
+    assert alice.put(f"/v1/devices/{six_borons_four_imported[0].device_id}", {"name": "my_lamp"}).status_code == 200
     assert Api(shadow_token).get("/v1/devices").json() == []
     listed = cast.api("viewer").get(f"/v1/products/{cast.product.pk}/customers").json()
     assert {c["username"] for c in listed["customers"]} == {"alice@example.com", "shadow@example.com"}
@@ -121,12 +122,12 @@ def test_customer_bad_input_and_duplicates(cast):
     assert Customer.objects.count() == 1
 
 
-def test_customer_delete_revokes_tokens_and_releases_devices(cast, fleet):
+def test_customer_delete_revokes_tokens_and_releases_devices(cast, six_borons_four_imported):
     api = cast.api("developer")
     token = api.post(f"/v1/products/{cast.product.pk}/customers",
                      {"email": "carol@example.com", "password": "carol-password"}).json()["access_token"]
     customer = Customer.objects.get(email="carol@example.com")
-    Device.objects.filter(pk=fleet[0].device_id).update(customer=customer)
+    Device.objects.filter(pk=six_borons_four_imported[0].device_id).update(customer=customer)
     assert Api(token).post(f"/v1/products/{cast.product.pk}/device_claims", {}).status_code == 200
     assert api.put(f"/v1/products/{cast.product.pk}/customers/carol@example.com", {"password": "another-pw-1"}).json() == {"ok": True}
     assert cast.api("support").delete(f"/v1/products/{cast.product.pk}/customers/carol@example.com").status_code == 403
@@ -134,7 +135,7 @@ def test_customer_delete_revokes_tokens_and_releases_devices(cast, fleet):
     assert Api(token).get("/v1/devices").status_code == 401
     assert not AccessToken.objects.filter(customer_id=customer.pk).exists()
     assert not ClaimCode.objects.exists()
-    assert Device.objects.get(pk=fleet[0].device_id).customer is None
+    assert Device.objects.get(pk=six_borons_four_imported[0].device_id).customer is None
 
 
 def test_claim_code_for_user(cast):

@@ -16,7 +16,7 @@ from console.models import AccessToken, Account, OAuthClient, User
 from console.roles import ACTION_MIN_ROLE
 from console.scoping import Principal, rights_for
 from products.models import Product
-from tests.conftest import user_token
+from tests.support.api import user_token
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.core import mail
 
 from console.celery import app
@@ -14,12 +13,12 @@ from products.services import product_team
 from console.teams import team_invite
 from console.scoping import Principal
 from tests.factories import UserFactory
+from tests.support.worker import running_celery_worker
 
 
 @pytest.fixture
 def worker(transactional_db):
-    app.control.purge()  # drop messages left by earlier runs on this broker
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+    with running_celery_worker():
         yield
 
 
@@ -57,7 +56,7 @@ def test_background_import_job_runs_on_the_worker(cast, worker):
     from devices.selectors.jobs import import_job_progress
     from devices.services.jobs import import_job_create
     from devices.models import Device, ImportJob
-    from tests.devices_helpers import ids, manufacture
+    from tests.support.fleet import ids, manufacture
 
     made = manufacture(13, 40)
     text = "\n".join(ids(made) + ["garbage-line"])
@@ -79,7 +78,7 @@ def test_a_redelivered_or_dead_job_is_harmless(cast):
 
     from devices.services.jobs import import_job_run, import_jobs_requeue_stale
     from devices.models import Device, ImportJob
-    from tests.devices_helpers import ids, manufacture
+    from tests.support.fleet import ids, manufacture
 
     made = manufacture(13, 5)
     job = ImportJob.objects.create(product=cast.product, created_by=cast.owner, lines="\n".join(ids(made)), total=5)
@@ -100,7 +99,7 @@ def test_a_redelivered_or_dead_job_is_harmless(cast):
 def test_transfer_request_and_decision_emails_go_through_the_worker(cast, worker):
     from devices.services import claims as services
     from devices.services import transfers
-    from tests.devices_helpers import manufacture
+    from tests.support.fleet import manufacture
 
     device_id = manufacture(12, 1)[0].device_id
     keeper, asker = UserFactory(email="keeper@example.com"), UserFactory(email="asker@example.com")

@@ -7,7 +7,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import chromium_path, need
+from tests.support.env import chromium_path, need
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made between browser steps are
 # synchronous and safe, but Django refuses them inside a running loop unless told otherwise.
@@ -27,6 +27,11 @@ def sign_in(page, base: str, email: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base}/products/")
+
+
+def screenshot(page, shots: Path, name: str) -> None:
+    """A full-page PNG of the tab, for a person to look at (not asserted)."""
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
 @contextmanager
