@@ -97,18 +97,20 @@ def main() -> None:
     from django.db import connection, transaction
     from django.test import Client
 
-    from console import services
     from console.models import AccessToken
+    from console.scoping import Principal
+    from console.services import orgs as org_services
+    from console.services import tokens as token_services
+    from console.services import users as user_services
     from products.models import DeviceGroup, Product
     from products.services import product_create
-    from console.scoping import Principal
 
-    owner = services.user_create(email="bench@example.com", password="bench-password-1", validate=False)
-    org = services.org_create(creator=owner, name="Bench Org")
+    owner = user_services.user_create(email="bench@example.com", password="bench-password-1", validate=False)
+    org = org_services.org_create(creator=owner, name="Bench Org")
     principal = Principal.for_user(owner)
     big = product_create(principal=principal, account=org, name="Big Fleet", platform_id=13)
     target = product_create(principal=principal, account=org, name="Import Target", platform_id=13)
-    token = services.token_issue(kind=AccessToken.Kind.USER, user=owner, client_name="bench").access_token
+    token = token_services.token_issue(kind=AccessToken.Kind.USER, user=owner, client_name="bench").access_token
     client = Client()
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 

@@ -44,3 +44,21 @@ class Conflict(ServiceError):
 class LimitExceeded(ServiceError):
     status = 400
     code = "limit_exceeded"
+
+
+class LockedOut(ServiceError):
+    """Too many attempts: a lockout or a rate limit (429, with `retry_after` seconds)."""
+
+    status = 429
+    code = "too_many_attempts"
+
+
+class InvalidGrant(ServiceError):
+    """`/oauth/token`: the credentials or the token presented do not hold."""
+
+    code = "invalid_grant"
+
+
+class InvalidClient(ServiceError):
+    status = 401
+    code = "invalid_client"

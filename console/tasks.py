@@ -7,7 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from console.models import AccessToken, OrgMembership, RefreshToken
-from console.teams import team_invite_email
+from console.services.teams import team_invite_email
 
 
 @shared_task(name="console.send_org_invite", autoretry_for=(OSError,))

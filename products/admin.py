@@ -10,7 +10,7 @@ from django.template.response import TemplateResponse
 from console.errors import ServiceError
 from console.models import Account, User
 from console.scoping import Principal
-from console.services import sandbox_of
+from console.services.users import sandbox_of
 from products.models import DeviceGroup, Platform, Product, ProductMembership
 from products.services import product_delete, product_move
 

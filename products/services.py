@@ -10,8 +10,8 @@ from console.errors import Conflict, Forbidden, ValidationFailed
 from console.models import AccessToken, Account, OAuthClient, User
 from console.roles import Role
 from console.scoping import Principal
-from console.services import audit_record
-from console.teams import Team
+from console.services.audit import audit_record
+from console.services.teams import Team
 from console.validation import UNSET, given
 from products.models import Platform, Product, ProductMembership
 

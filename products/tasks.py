@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from console.teams import team_invite_email
+from console.services.teams import team_invite_email
 from products.models import ProductMembership
 
 

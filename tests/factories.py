@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import factory
 
-from console import services
+from console.services import orgs as org_services
+from console.services import users as user_services
 from console.models import Account, OrgMembership, User
 from console.scoping import Principal
 from products.models import Product, ProductMembership
@@ -20,13 +21,13 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
-        return services.user_create(email=kwargs["email"], password=kwargs.get("password", PASSWORD),
+        return user_services.user_create(email=kwargs["email"], password=kwargs.get("password", PASSWORD),
                                     first_name=kwargs.get("first_name", ""), validate=False)
 
 
 def make_org(owner: User, name: str | None = None) -> Account:
     name = name or f"Org {Account.objects.count() + 1}"
-    return services.org_create(creator=owner, name=name)
+    return org_services.org_create(creator=owner, name=name)
 
 
 def make_product(account: Account, *, name: str | None = None, platform_id: int = 13) -> Product:

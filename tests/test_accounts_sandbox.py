@@ -10,7 +10,8 @@ from django.apps import apps as global_apps
 from django.core.management import call_command
 from django.urls import reverse
 
-from console import services
+from console.services import tokens as token_services
+from console.services import users as user_services
 from console.models import AccessToken, Account, User
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +22,7 @@ def _sandboxes(user: User) -> int:
 
 
 def _can_create_a_sandbox_product(client, user: User) -> None:
-    token = services.token_issue(kind=AccessToken.Kind.USER, user=user, client_name="test").access_token
+    token = token_services.token_issue(kind=AccessToken.Kind.USER, user=user, client_name="test").access_token
     r = client.post("/v1/user/products", {"product": {"name": f"First of {user.pk}", "platform_id": 12}},
                     content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert r.status_code == 201, r.content
@@ -49,7 +50,7 @@ def test_the_admins_add_user_form_gives_a_sandbox(client):
 
 
 def test_the_service_and_the_manager_make_exactly_one(client):
-    made = services.user_create(email="svc@example.com", password="Yet-another-long-pass-7", validate=False)
+    made = user_services.user_create(email="svc@example.com", password="Yet-another-long-pass-7", validate=False)
     assert _sandboxes(made) == 1
     plain = User.objects.create_user("manager@example.com", "x")
     assert _sandboxes(plain) == 1

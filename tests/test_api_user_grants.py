@@ -8,7 +8,7 @@ import pytest
 from console.models import User
 from console.roles import Role, role_actions
 from console.scoping import Principal
-from console.teams import api_user_create
+from console.services.teams import api_user_create
 from products.models import ProductMembership
 from products.services import product_team
 from tests.support.api import Api

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from console import services
+from console.services import audit as audit_services
+from console.services import clients as client_services
+from console.services import orgs as org_services
+from console.services import users as user_services
 from console.errors import Forbidden
 from console.models import AuditEntry
 from console.roles import Role
 from console.scoping import Principal
-from console.teams import (
+from console.services.teams import (
     api_user_create, api_user_regenerate, api_user_update, org_team, team_invite, team_remove, team_set_role,
 )
 from devices.services import claims, customers, groups, sims, transfers
@@ -111,8 +114,8 @@ def test_every_audit_action_is_tested():
 
 def test_assert_audited_needs_exactly_one_matching_row(cast):
     owner = Principal.for_user(cast.owner)
-    services.audit_record(principal=owner, action="x.test", target="a", product_id=1)
-    services.audit_record(principal=owner, action="x.test", target="b", product_id=1)
+    audit_services.audit_record(principal=owner, action="x.test", target="a", product_id=1)
+    audit_services.audit_record(principal=owner, action="x.test", target="b", product_id=1)
     assert assert_audited("x.test", target="a", actor=cast.owner).target == "a"
     with pytest.raises(AssertionError):
         assert_audited("x.test", product_id=1)  # two rows match
@@ -127,17 +130,17 @@ def test_assert_audited_needs_exactly_one_matching_row(cast):
 
 def test_org_and_product_writes_are_audited(cast):
     owner = Principal.for_user(cast.owner)
-    org = services.org_create(creator=cast.owner, name="Audited Org")
+    org = org_services.org_create(creator=cast.owner, name="Audited Org")
     assert_audited("org.create", actor=cast.owner, target=org.slug, account=org)
 
-    product = product_create(principal=owner, account=services.sandbox_of(cast.owner), name="Audited Product",
+    product = product_create(principal=owner, account=user_services.sandbox_of(cast.owner), name="Audited Product",
                              platform_id=13)
     assert_audited("product.create", actor=cast.owner, target=product.slug, product_id=product.pk,
-                   account=services.sandbox_of(cast.owner))
+                   account=user_services.sandbox_of(cast.owner))
     product_update(principal=owner, product=product, description="now described")
     assert_audited("product.update", actor=cast.owner, target=product.slug, product_id=product.pk,
                    data={"changed": ["description"]})
-    sandbox_slug = services.sandbox_of(cast.owner).slug
+    sandbox_slug = user_services.sandbox_of(cast.owner).slug
     product_move(principal=owner, product=product, to_account=org)
     assert_audited("product.move", actor=cast.owner, target=product.slug, account=org, product_id=product.pk,
                    data={"from": sandbox_slug, "to": org.slug})
@@ -148,12 +151,12 @@ def test_org_and_product_writes_are_audited(cast):
 
 def test_oauth_client_writes_are_audited(cast):
     dev = Principal.for_user(cast.developer)
-    client, _ = services.client_create(principal=dev, product_id=cast.product.pk, product_slug=cast.product.slug,
+    client, _ = client_services.client_create(principal=dev, product_id=cast.product.pk, product_slug=cast.product.slug,
                                        name="audited", type="installed")
     assert_audited("client.create", actor=cast.developer, target=client.client_id, product_id=cast.product.pk)
-    services.client_update(principal=dev, client=client, name="renamed")
+    client_services.client_update(principal=dev, client=client, name="renamed")
     assert_audited("client.update", actor=cast.developer, target=client.client_id, product_id=cast.product.pk)
-    services.client_delete(principal=dev, client=client)
+    client_services.client_delete(principal=dev, client=client)
     assert_audited("client.delete", actor=cast.developer, target=client.client_id, product_id=cast.product.pk)
 
 

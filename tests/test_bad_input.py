@@ -13,8 +13,8 @@ from console.api.parsers import unflatten
 from console.models import AccessToken, Account, AuditEntry, OAuthClient, OrgMembership, RefreshToken, User
 from console.roles import Role
 from console.scoping import Principal
-from console.services import client_create
-from console.teams import api_user_create
+from console.services.clients import client_create
+from console.services.teams import api_user_create
 from products.models import Product, ProductMembership
 from products.services import product_team
 from tests.support.api import Api

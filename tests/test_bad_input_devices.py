@@ -16,7 +16,7 @@ import string
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from console import services
+from console.services import users as user_services
 from console.models import AuditEntry
 from console.scoping import Principal
 from devices.services.importing import MAX_LINES, device_import
@@ -222,7 +222,7 @@ def test_a_device_in_another_product_is_not_moved(cast, dev, import_path):
 
 def test_exceeding_the_free_limit_imports_nothing_at_all(db):
     user = UserFactory(email="hobbyist@example.com")
-    product = make_product(services.sandbox_of(user), name="Hobby", platform_id=13)
+    product = make_product(user_services.sandbox_of(user), name="Hobby", platform_id=13)
     api = Api(user_token(user))
     members_ = manufacture(13, 98)
     device_import(principal=Principal.for_user(user), product=product, values=list(enumerate(ids(members_), 1)))

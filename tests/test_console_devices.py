@@ -624,7 +624,7 @@ def test_sandbox_list_checkbox_and_details(cast):
         claims.device_claim(principal=me, device_id=device_id)
     in_org = import_named_devices(cast, 3)  # org product devices claimed to the user: listed, never counted
     Device.objects.filter(pk__in=in_org).update(owner=user)
-    from console.services import sandbox_of
+    from console.services.users import sandbox_of
 
     own_product = make_product(sandbox_of(user), name="Maker Product", platform_id=13)
     made = ids(manufacture(13, 2))

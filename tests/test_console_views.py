@@ -12,7 +12,7 @@ from django.test import Client
 from console.models import AccessToken, Account, OAuthClient, OrgMembership, hash_secret
 from console.roles import Role
 from console.scoping import Principal
-from console.teams import api_user_create
+from console.services.teams import api_user_create
 from products.models import Product, ProductMembership
 from products.services import product_team
 from tests.factories import PASSWORD, UserFactory

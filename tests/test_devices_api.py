@@ -93,7 +93,7 @@ def test_import_needs_developer(cast, borons):
 
 def test_free_limit_refuses_the_whole_import(db):
     user = UserFactory(email="maker@example.com")
-    from console.services import sandbox_of
+    from console.services.users import sandbox_of
 
     product = make_product(sandbox_of(user), name="Hobby", platform_id=13)
     made = manufacture(13, 101)

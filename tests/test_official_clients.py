@@ -18,7 +18,7 @@ import re
 import pytest
 
 from console.models import AccessToken
-from console.services import sandbox_of
+from console.services.users import sandbox_of
 from tests.factories import PASSWORD, UserFactory, make_org, make_product, seat
 from tests.support.clients import (
     TOKEN_RE, api_login, apijs, apijs_batch, client_of, failed, http, ok, show, stored, usernames,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from console.models import AuditEntry, OAuthClient
-from console.services import sandbox_of
+from console.services.users import sandbox_of
 from console.scoping import Principal
 from products.models import Product, ProductMembership
 from products.services import product_move

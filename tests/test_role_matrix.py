@@ -22,12 +22,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from console import services
+from console.services import clients as client_services
+from console.services import users as user_services
 from console.models import AccessToken, Account, OAuthClient, OrgMembership, User
 from console.roles import Role
 from console.scoping import Principal
 from console.errors import Forbidden
-from console.teams import (
+from console.services.teams import (
     api_user_create, api_user_regenerate, api_user_update, org_team, team_invite, team_remove, team_set_role,
 )
 from products.models import Product, ProductMembership
@@ -246,7 +247,7 @@ def _product_client_create(cast: Cast) -> Target:
 
 
 def _fresh_product_client(cast: Cast) -> OAuthClient:
-    client, _ = services.client_create(principal=Principal.for_user(cast.owner), product_id=cast.product.pk,
+    client, _ = client_services.client_create(principal=Principal.for_user(cast.owner), product_id=cast.product.pk,
                                        product_slug=cast.product.slug, name="to be changed", type="installed")
     return client
 
@@ -289,7 +290,7 @@ def _user_client_create(cast: Cast) -> Target:
 
 def _fresh_sandbox_client(cast: Cast) -> OAuthClient:
     """A sandbox client of the owner: only its owner may change or delete it."""
-    client, _ = services.client_create(principal=Principal.for_user(cast.owner), owner=cast.owner,
+    client, _ = client_services.client_create(principal=Principal.for_user(cast.owner), owner=cast.owner,
                                        name="owner's app", type="installed")
     return client
 
@@ -546,7 +547,7 @@ def test_a_sibling_product_in_the_same_org(cast, role, expected):
 
 
 def _outsider_client(cast: Cast) -> OAuthClient:
-    client, _ = services.client_create(principal=Principal.for_user(cast.outsider), product_id=cast.outsider_product.pk,
+    client, _ = client_services.client_create(principal=Principal.for_user(cast.outsider), product_id=cast.outsider_product.pk,
                                        product_slug=cast.outsider_product.slug, name="theirs", type="installed")
     return client
 
@@ -590,7 +591,7 @@ def test_another_teams_member_is_404_through_your_own_team(cast, method, suffix,
 
 
 def test_a_client_restricted_to_customers_create_hands_out_restricted_tokens(cast):
-    client, secret = services.client_create(principal=Principal.for_user(cast.owner), product_id=cast.product.pk,
+    client, secret = client_services.client_create(principal=Principal.for_user(cast.owner), product_id=cast.product.pk,
                                             product_slug=cast.product.slug, name="shop", type="installed",
                                             scope="customers:create")
     shop = Api(_product_token_for(client, secret))
@@ -821,8 +822,8 @@ def test_moving_a_sandbox_product_into_an_org_keeps_credentials_and_the_old_owne
     org = make_org(boss, "Big Co")
     if solo_seat:
         seat(org, solo, solo_seat)
-    product = make_product(services.sandbox_of(solo), name="Solo Product")
-    client, secret = services.client_create(principal=Principal.for_user(solo), product_id=product.pk,
+    product = make_product(user_services.sandbox_of(solo), name="Solo Product")
+    client, secret = client_services.client_create(principal=Principal.for_user(solo), product_id=product.pk,
                                             product_slug=product.slug, name="srv", type="installed")
     old_product_token = _product_token_for(client, secret)
     _, robot = api_user_create(principal=Principal.for_user(solo), team=product_team(product),
@@ -860,7 +861,7 @@ def test_product_list_query_count_is_flat(cast, django_assert_max_num_queries):
         make_product(cast.org, name=f"Bulk {i}")
     small = _queries(owner, "/v1/products")
     for i in range(3, 15):
-        make_product(cast.org if i % 2 else services.sandbox_of(cast.owner), name=f"Bulk {i}")
+        make_product(cast.org if i % 2 else user_services.sandbox_of(cast.owner), name=f"Bulk {i}")
     with django_assert_max_num_queries(small):
         r = owner.get("/v1/products")
     assert len(r.json()["products"]) >= 17

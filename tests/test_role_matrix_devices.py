@@ -33,11 +33,11 @@ from typing import Callable
 import pytest
 from django.contrib.auth.hashers import check_password
 
-from console import services
+from console.services import users as user_services
 from console.models import User
 from console.roles import Role
 from console.scoping import Principal
-from console.teams import api_user_create
+from console.services.teams import api_user_create
 from devices.selectors.limits import FREE_DEVICE_LIMIT, sandbox_device_count
 from devices.services import groups as device_services
 from devices.services.importing import device_import
@@ -935,7 +935,7 @@ def test_a_device_claimed_by_someone_else_cannot_be_claimed(world, holder):
 
 def _free_user(email: str) -> tuple[User, Product, Api]:
     user = UserFactory(email=email)
-    product = make_product(services.sandbox_of(user), name=f"Hobby {email.split('@')[0]}", platform_id=13)
+    product = make_product(user_services.sandbox_of(user), name=f"Hobby {email.split('@')[0]}", platform_id=13)
     return user, product, Api(user_token(user))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from console.models import AccessToken
-from console import services
+from console.services import clients as client_services
 from console.scoping import Principal
 from devices.models import ClaimCode, Customer, Device, SimCard
 from tests.support.api import Api
@@ -84,7 +84,7 @@ def test_customer_created_by_team_and_by_client(cast, six_borons_four_imported, 
     r = cast.api("developer").post(f"/v1/products/{cast.product.pk}/customers",
                                    {"email": "alice@example.com", "password": "alice-password"})
     assert r.status_code == 201 and r.json()["token_type"] == "bearer"
-    client, secret = services.client_create(principal=Principal.for_user(cast.owner), product_id=cast.product.pk,
+    client, secret = client_services.client_create(principal=Principal.for_user(cast.owner), product_id=cast.product.pk,
                                             product_slug=cast.product.slug, name="app", type="installed")
     r = api.call("POST", f"/v1/products/{cast.product.pk}/customers",
                  {"email": "shadow@example.com", "no_password": "true", "client_id": client.client_id,

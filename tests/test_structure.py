@@ -95,12 +95,12 @@ def test_rights_for_names_the_role_and_the_owner(cast):
 
 
 def test_a_client_acting_with_its_credentials_reaches_what_its_tokens_reach(cast):
-    from console import services
+    from console.services import clients as client_services
 
     owner = Principal.for_user(cast.owner)
-    narrow, _ = services.client_create(principal=owner, product_id=cast.product.pk, product_slug=cast.product.slug,
+    narrow, _ = client_services.client_create(principal=owner, product_id=cast.product.pk, product_slug=cast.product.slug,
                                        name="signup server", type="installed", scope="customers:create")
-    wide, _ = services.client_create(principal=owner, product_id=cast.product.pk, product_slug=cast.product.slug,
+    wide, _ = client_services.client_create(principal=owner, product_id=cast.product.pk, product_slug=cast.product.slug,
                                      name="fleet server", type="installed", scope="*:*")
     for client, may_list in ((narrow, False), (wide, True)):
         principal = Principal.for_client(client)

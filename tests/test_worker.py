@@ -10,7 +10,7 @@ from django.core import mail
 from console.celery import app
 from console.tasks import purge_expired_tokens
 from products.services import product_team
-from console.teams import team_invite
+from console.services.teams import team_invite
 from console.scoping import Principal
 from tests.factories import UserFactory
 from tests.support.worker import running_celery_worker

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 
 from console.scoping import Principal
-from console.services import token_lookup
+from console.services.tokens import token_lookup
 
 # api-js and the CLI send these when they hold no token (particle-api.md Part B §0.2).
 PLACEHOLDERS = {"", "null", "undefined"}

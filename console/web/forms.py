@@ -5,9 +5,10 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from console import services
+from console.errors import InvalidGrant, LockedOut
 from console.models import OAuthClient
 from console.roles import KNOWN_SCOPES, Role
+from console.services import login as login_services
 
 
 class LoginForm(AuthenticationForm):
@@ -24,10 +25,10 @@ class LoginForm(AuthenticationForm):
         if username and password:
             ip = self.request.META.get("REMOTE_ADDR", "unknown") if self.request else "unknown"
             try:
-                self.user_cache = services.authenticate_password(username=username, password=password, ip=ip)
-            except services.LockedOut as exc:
+                self.user_cache = login_services.authenticate_password(username=username, password=password, ip=ip)
+            except LockedOut as exc:
                 raise forms.ValidationError(exc.description, code="locked_out")
-            except services.InvalidGrant:
+            except InvalidGrant:
                 raise forms.ValidationError("That email and password do not match an account.", code="invalid_login")
         return self.cleaned_data
 

@@ -1,6 +1,6 @@
 """One team UI for organizations and products: the page, role changes (htmx), removal, API users.
 
-The org views (console/web/views.py) and product views (products/web/views.py) differ only in how they
+The org views (console/web/orgs.py) and product views (products/web/views.py) differ only in how they
 find the team and check the caller's role, so each passes a *resolver*: `resolve(request, action)`
 returns a `TeamPlace` or raises NotFound/Forbidden (404/403 through `console_view`).
 """
@@ -17,7 +17,15 @@ from django.views.decorators.http import require_POST
 
 from console.errors import ServiceError
 from console.roles import parse_role
-from console.teams import Team, api_user_create, api_user_regenerate, team_entries, team_invite, team_remove, team_set_role
+from console.services.teams import (
+    Team,
+    api_user_create,
+    api_user_regenerate,
+    team_entries,
+    team_invite,
+    team_remove,
+    team_set_role,
+)
 from console.web.access import form_error
 from console.web.forms import SCOPE_GROUPS, ApiUserForm, InviteForm, RoleForm
 from console.web.nav import Place

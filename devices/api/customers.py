@@ -7,13 +7,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from console import services as console_services
 from console import validation
 from console.api.authentication import ParticleTokenAuthentication
 from console.api.base import body, client_credentials
 from console.api.serializers import issued_token_body
 from console.pagination import paginate
 from console.scoping import Principal
+from console.services import clients as client_services
 from devices.api.serializers import customer_list_body
 from devices.selectors import customers as customer_selectors
 from devices.services import customers as customer_services
@@ -45,7 +45,7 @@ class CustomerListView(APIView):
         client_id, client_secret = client_credentials(request, data)
         client = None
         if client_id:  # two-legged: the product's client creates a (shadow) customer with its own credentials
-            client = console_services.product_client_authenticate(
+            client = client_services.product_client_authenticate(
                 client_id=client_id, client_secret=client_secret,
                 refusal="Only a product's OAuth client can create its customers")
         principal = Principal.for_client(client) if client is not None else _token_principal(request)

@@ -11,11 +11,11 @@ from django.db import connection
 from django.db.models import Count, F, Q, QuerySet
 
 from console import validation
-from console.errors import Forbidden, NotFound, ValidationFailed
+from console.counters import count_hit
+from console.errors import Forbidden, LockedOut, NotFound, ValidationFailed
 from console.models import AuditEntry, User
 from console.pagination import Page
 from console.scoping import Principal
-from console.services import LockedOut, count_hit
 from devices.identifiers import is_device_id
 from devices.models import Device, DeviceGroupMembership, SimCard
 from devices.selectors.groups import groups_of

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from console.scoping import Principal
-from console.services import audit_record
+from console.services.audit import audit_record
 from devices.models import Device
 
 

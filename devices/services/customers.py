@@ -8,10 +8,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from console import validation
-from console.errors import Conflict, ValidationFailed
+from console.errors import Conflict, InvalidGrant, ValidationFailed
 from console.models import AccessToken, OAuthClient, User
 from console.scoping import Principal
-from console.services import IssuedToken, InvalidGrant, audit_record, password_check, token_issue
+from console.services.audit import audit_record
+from console.services.tokens import IssuedToken, token_issue
+from console.services.users import password_check
 from devices.models import ClaimCode, Customer, Device
 from products.models import Product
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from console import validation
 from console.errors import Forbidden, NotFound, ValidationFailed
 from console.scoping import Principal
-from console.services import audit_record
+from console.services.audit import audit_record
 from console.validation import UNSET, given
 from devices.identifiers import DEVICE_NAME
 from devices.models import Device, DeviceGroupMembership

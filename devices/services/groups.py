@@ -10,7 +10,7 @@ from console import validation
 from console.errors import Conflict, NotFound, ValidationFailed
 from console.models import AuditEntry
 from console.scoping import Principal
-from console.services import audit_record
+from console.services.audit import audit_record
 from console.validation import UNSET, given
 from devices.identifiers import COLOR, GROUP_NAME
 from devices.models import Device, DeviceGroupMembership

@@ -19,7 +19,7 @@ from django.utils import timezone
 from console.errors import NotFound, ValidationFailed
 from console.models import Account, User
 from console.scoping import Principal, rights_for
-from console.services import audit_record
+from console.services.audit import audit_record
 from devices.identifiers import classify
 from devices.models import Device, SerialNumber, SimCard
 from devices.services.limits import check_sandbox_room, lock_sandbox

@@ -9,7 +9,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 
 from console.errors import ServiceError
-from console.teams import org_team, team_entries
+from console.services.teams import org_team, team_entries
 from console.web.access import console_view, form_error
 from devices.models import ImportJob
 from devices.selectors import jobs as job_selectors

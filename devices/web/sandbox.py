@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from console import validation
 from console.errors import Conflict, LimitExceeded
 from console.pagination import paginate
-from console.services import sandbox_of
+from console.services.users import sandbox_of
 from console.web.access import console_view, enter_account
 from console.web.nav import sandbox_place
 from devices.models import DeviceTransfer
@@ -21,7 +21,6 @@ from devices.selectors import devices as device_selectors
 from devices.selectors import transfers as transfer_selectors
 from devices.services import transfers
 from products.selectors import visible_product_ids
-
 
 SANDBOX_PER_PAGE = 50
 

@@ -6,15 +6,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from console import services as console_services
 from console import validation
 from console.api.base import body, no_content, require_user
 from console.api.serializers import client_body
-from console.api.views import TeamMemberViewBase, TeamTokenViewBase, TeamViewBase
+from console.api.teams import TeamMemberViewBase, TeamTokenViewBase, TeamViewBase
 from console.errors import ValidationFailed
 from console.models import Account, OAuthClient
 from console.selectors import org_get
-from console.services import sandbox_of
+from console.services import clients as client_services
+from console.services.users import sandbox_of
 from products import selectors, services
 from products.api.serializers import product_body
 
@@ -138,7 +138,7 @@ class ProductClientListView(APIView):
     def post(self, request, product: str):
         found = selectors.product_get(principal=request.auth, ident=product, action="clients:create")
         data = body(request)
-        client, secret = console_services.client_create(
+        client, secret = client_services.client_create(
             principal=request.auth, product_id=found.pk, product_slug=found.slug, name=data.get("name"),
             type=data.get("type"), redirect_uri=data.get("redirect_uri"), scope=data.get("scope"))
         return Response({"ok": True, "client": client_body(client, secret)}, status=201)
@@ -149,16 +149,16 @@ class ProductClientDetailView(APIView):
 
     def _client(self, request, product: str, client_id: str, action: str):
         found = selectors.product_get(principal=request.auth, ident=product, action=action)
-        return console_services.client_get_for_owner(client_id=client_id, product_id=found.pk)
+        return client_services.client_get_for_owner(client_id=client_id, product_id=found.pk)
 
     def put(self, request, product: str, client_id: str):
         data = body(request)
-        client = console_services.client_update(principal=request.auth,
+        client = client_services.client_update(principal=request.auth,
                                                 client=self._client(request, product, client_id, "clients:update"),
                                                 name=data.get("name"), scope=data.get("scope"))
         return Response({"ok": True, "client": client_body(client)})
 
     def delete(self, request, product: str, client_id: str):
-        console_services.client_delete(principal=request.auth,
+        client_services.client_delete(principal=request.auth,
                                        client=self._client(request, product, client_id, "clients:remove"))
         return no_content()

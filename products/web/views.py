@@ -13,12 +13,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from console import services as console_services
 from console.errors import ServiceError
 from console.models import Account, OAuthClient
 from console.roles import OWNER_LABEL
 from console.scoping import rights_for
-from console.teams import team_entries
+from console.services import clients as client_services
+from console.services import users as user_services
+from console.services.teams import team_entries
 from console.web import team as team_views
 from console.web.access import console_view, enter_account, form_error, org_allows, org_get
 from console.web.forms import ClientCreateForm
@@ -125,7 +126,7 @@ def _list_page(request, *, place: Place, sections: list[dict], can_create: bool,
 
 @console_view
 def sandbox_products(request):
-    sandbox = console_services.sandbox_of(request.user)
+    sandbox = user_services.sandbox_of(request.user)
     enter_account(request, sandbox)
     form = None
     if request.method == "POST":
@@ -259,7 +260,7 @@ def authentication(request, product: str):
         form = ClientCreateForm(request.POST)
         if form.is_valid():
             try:
-                client, secret = console_services.client_create(
+                client, secret = client_services.client_create(
                     principal=request.principal, product_id=found.pk, product_slug=found.slug,
                     name=form.cleaned_data["name"], type=form.cleaned_data["type"],
                     redirect_uri=form.cleaned_data["redirect_uri"] or None, scope=form.cleaned_data["scope"])
@@ -288,7 +289,7 @@ def authentication(request, product: str):
 @require_POST
 def client_delete(request, product: str, client_id: str):
     found = _product(request, product, "clients:remove")
-    client = console_services.client_get_for_owner(client_id=client_id, product_id=found.pk)
-    console_services.client_delete(principal=request.principal, client=client)
+    client = client_services.client_get_for_owner(client_id=client_id, product_id=found.pk)
+    client_services.client_delete(principal=request.principal, client=client)
     messages.success(request, f"OAuth client {client_id} was deleted, with the tokens issued to it.")
     return redirect("console:products:auth", product=found.slug)

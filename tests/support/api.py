@@ -46,7 +46,7 @@ class Api:
 
 
 def user_token(user) -> str:
-    from console import services
+    from console.services import tokens as token_services
     from console.models import AccessToken
 
-    return services.token_issue(kind=AccessToken.Kind.USER, user=user, client_name="test").access_token
+    return token_services.token_issue(kind=AccessToken.Kind.USER, user=user, client_name="test").access_token

@@ -27,18 +27,20 @@ class Cast:
 
 
 def build_cast() -> Cast:
-    from console import services
+    from console.services import clients as client_services
+    from console.services import tokens as token_services
+    from console.services import users as user_services
     from console.models import AccessToken
     from console.roles import Role
     from console.scoping import Principal
-    from console.teams import api_user_create
+    from console.services.teams import api_user_create
     from products.services import product_team
     from tests.factories import UserFactory, make_org, make_product, seat
 
     owner = UserFactory(email="owner@example.com")
     org = make_org(owner, "Acme")
     product = make_product(org, name="Trackers", platform_id=13)
-    sandbox_product = make_product(services.sandbox_of(owner), name="Owner Sandbox Product", platform_id=12)
+    sandbox_product = make_product(user_services.sandbox_of(owner), name="Owner Sandbox Product", platform_id=12)
     people = {}
     for name, role, where in [
         ("admin", Role.ADMINISTRATOR, org),
@@ -60,9 +62,9 @@ def build_cast() -> Cast:
                                           "clients:create", "clients:update", "clients:remove", "devices:list"])
     _, api_without = api_user_create(principal=principal, team=team, friendly_name="no scopes",
                                      scopes=["devices:list"])
-    client, secret = services.client_create(principal=principal, product_id=product.pk, product_slug=product.slug,
+    client, secret = client_services.client_create(principal=principal, product_id=product.pk, product_slug=product.slug,
                                             name="server", type="installed")
-    product_tok = services.token_issue(kind=AccessToken.Kind.PRODUCT, client=client, product_id=product.pk).access_token
+    product_tok = token_services.token_issue(kind=AccessToken.Kind.PRODUCT, client=client, product_id=product.pk).access_token
     tokens = {name: user_token(u) for name, u in people.items()}
     tokens.update(owner=user_token(owner), outsider=user_token(outsider), api_with=api_with,
                   api_without=api_without, product_token=product_tok)

@@ -22,7 +22,8 @@ from console.models import AccessToken, Account, MembershipBase, OrgMembership, 
 from console.queue import enqueue_on_commit
 from console.roles import KNOWN_SCOPES, OWNER_LABEL, ROLE_IDS, Role, parse_role, role_actions
 from console.scoping import Principal
-from console.services import audit_record, token_issue
+from console.services.audit import audit_record
+from console.services.tokens import token_issue
 
 ORG_INVITE_TASK = "console.send_org_invite"
 

@@ -1,0 +1,47 @@
+"""API views for the signed-in user: `/v1/user`."""
+
+from __future__ import annotations
+
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from console import validation
+from console.api.base import body, require_user
+from console.api.serializers import user_body
+from console.errors import ValidationFailed
+from console.hooks import user_device_counts
+from console.services import users as user_services
+
+
+class UserView(APIView):
+    """GET|PUT /v1/user."""
+
+    def get(self, request):
+        require_user(request.auth)
+        wifi, cellular = user_device_counts(request.auth.user)
+        return Response(user_body(request.auth.user, wifi_devices=wifi, cellular_devices=cellular))
+
+    def put(self, request):
+        require_user(request.auth)
+        return Response(user_services.user_update(user=request.auth.user, **_user_fields(body(request))))
+
+
+def _user_fields(data: dict) -> dict:
+    """PUT /v1/user's body (api-js `changeUsername`, `changeUserPassword`; `account_info` as an object or in
+    bracket form) as `user_update`'s arguments."""
+    out: dict = {}
+    info = data.get("account_info")
+    if info is not None:
+        if not isinstance(info, dict):
+            raise ValidationFailed("account_info must be an object", field="account_info")
+        out.update({k: info[k] for k in ("first_name", "last_name", "company_name") if k in info})
+        if "business_account" in info:
+            out["business_account"] = validation.boolean(info["business_account"],
+                                                         field="account_info.business_account", default=False)
+    for key in ("password", "username"):
+        if key in data:
+            out[key] = data[key]
+    out["current_password"] = data.get("current_password")
+    out["invalidate_tokens"] = validation.boolean(data.get("invalidate_tokens"), field="invalidate_tokens",
+                                                  default=False)
+    return out
