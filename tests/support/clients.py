@@ -34,28 +34,29 @@ TOKEN_RE = re.compile(r"\b[0-9a-f]{40}\b")
 
 
 def _installed(modules: Path) -> bool:
-    return (modules / "particle-api-js").is_dir() and (modules / "particle-cli").is_dir()
+    return all((modules / name / "package.json").is_file() for name in ("particle-api-js", "particle-cli"))
 
 
 def install_npm_clients() -> Path:
     """tests/clients with node_modules installed (npm install once per checkout; it takes a minute or two).
 
-    Several pytest-xdist workers may get here at once: the install runs under an exclusive file lock, and a
-    worker that waited finds the modules installed and does nothing.
+    Several pytest-xdist workers may get here at once: each takes an exclusive file lock before it even looks,
+    because a look during another worker's install sees half-extracted packages; a worker that waited finds
+    the modules installed and does nothing.
     """
     need(node_available(), "node/npm not installed")
     modules = CLIENTS_DIR / "node_modules"
-    if not _installed(modules):
-        digest = hashlib.sha1(str(CLIENTS_DIR).encode()).hexdigest()[:12]
-        with open(Path(tempfile.gettempdir()) / f"cyan-npm-install-{digest}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not _installed(modules):
-                try:
-                    proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=CLIENTS_DIR,
-                                          capture_output=True, text=True, timeout=NPM_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    need(False, f"npm install did not finish within {NPM_TIMEOUT}s")
-                need(proc.returncode == 0, f"npm install failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    digest = hashlib.sha1(str(CLIENTS_DIR).encode()).hexdigest()[:12]
+    with open(Path(tempfile.gettempdir()) / f"cyan-npm-install-{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _installed(modules):
+            try:
+                proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=CLIENTS_DIR,
+                                      capture_output=True, text=True, timeout=NPM_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                need(False, f"npm install did not finish within {NPM_TIMEOUT}s")
+            need(proc.returncode == 0, f"npm install failed ({proc.returncode}): {proc.stderr[-2000:]}")
+            need(_installed(modules), f"npm install left no particle-api-js/particle-cli: {proc.stdout[-2000:]}")
     pkg = json.loads((modules / "particle-cli" / "package.json").read_text())
     assert pkg["version"] == "3.43.1", pkg["version"]
     assert json.loads((modules / "particle-api-js" / "package.json").read_text())["version"] == "12.0.3"
