@@ -4,6 +4,10 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from console.models import AccessToken, Account, AuditEntry, OAuthClient, OrgMembership, RefreshToken, User
+from console.web.forms import StaffLoginForm
+
+# Support staff sign in through the counted check too: /admin/login/ had no lockout at all.
+admin.site.login_form = StaffLoginForm
 
 
 @admin.register(User)

@@ -187,7 +187,11 @@ LOGOUT_REDIRECT_URL = "console:login"
 # Particle's numbers (particle-api.md, "Numbers").
 CYAN_TOKEN_DEFAULT_LIFETIME = 7_776_000  # 90 days, in seconds
 CYAN_REFRESH_TOKEN_LIFETIME = 14 * 24 * 3600
-CYAN_LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+CYAN_LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)  # per client address
+CYAN_ACCOUNT_FAILURE_LIMIT = env.int("ACCOUNT_FAILURE_LIMIT", default=10)  # per account, from any address
+# Reverse proxies in front of Cyan (addresses or networks, comma-separated): only a connection from one of
+# these may say in X-Forwarded-For where the client is (console/clientaddr.py).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 CYAN_LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=30 * 60)
 
 # --- i18n, static, email --------------------------------------------------------------------

@@ -8,6 +8,7 @@ import binascii
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from console.clientaddr import client_address
 from console.errors import ServiceError, ValidationFailed
 from console.scoping import Principal
 
@@ -49,7 +50,7 @@ def no_content() -> Response:
 
 
 def client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "unknown")
+    return client_address(request)
 
 
 def basic_credentials(request) -> tuple[str, str] | None:

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from console import validation
-from console.api.base import body, require_user
+from console.api.base import body, client_ip, require_user
 from console.api.serializers import user_body
 from console.errors import ValidationFailed
 from console.hooks import user_device_counts
@@ -23,7 +23,8 @@ class UserView(APIView):
 
     def put(self, request):
         require_user(request.auth)
-        return Response(user_services.user_update(user=request.auth.user, **_user_fields(body(request))))
+        return Response(user_services.user_update(user=request.auth.user, ip=client_ip(request),
+                                                  **_user_fields(body(request))))
 
 
 def _user_fields(data: dict) -> dict:

@@ -1,8 +1,20 @@
-"""Checking a person's password, and locking out an address that keeps guessing."""
+"""Checking a password, on every door that takes one: `/oauth/token` (people and customers), HTTP Basic on
+`/v1/access_tokens`, the console and admin sign-in forms, and `current_password` wherever an account change
+asks for it.
+
+Failures are counted twice, in Redis: per client address (Particle: 10 failures lock the address out for 30
+minutes) and per account (so guessing one account's password from many addresses locks that account). A
+success clears only its own account's count — never the address's: otherwise an attacker signing in to an
+account of their own between guesses would never be locked out.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.core.cache import cache
 
 from console.counters import count_hit
@@ -10,29 +22,74 @@ from console.errors import InvalidGrant, LockedOut
 from console.models import User
 
 
-def _lockout_key(ip: str) -> str:
-    return f"login-failures:{ip}"
+def _address_key(ip: str) -> str:
+    return f"login-failures:ip:{ip}"
 
 
-def login_check_lockout(*, ip: str) -> None:
-    if (cache.get(_lockout_key(ip)) or 0) >= settings.CYAN_LOGIN_FAILURE_LIMIT:
-        minutes = settings.CYAN_LOGIN_LOCKOUT_SECONDS // 60
+def _account_key(account: str) -> str:
+    # Hashed: the key holds an email, and cache keys show up in Redis monitoring.
+    return "login-failures:account:" + hashlib.sha256(account.encode()).hexdigest()
+
+
+def user_account(email: str) -> str:
+    """The account key of a person's password, by email (whether or not such a person exists)."""
+    return "user:" + (email or "").strip().lower()
+
+
+def customer_account(product_id: int, email: str) -> str:
+    return f"customer:{product_id}:{(email or '').strip().lower()}"
+
+
+def login_gate(*, account: str, ip: str) -> None:
+    """LockedOut (429) while the address or the account has used up its failures."""
+    limit, seconds = settings.CYAN_LOGIN_FAILURE_LIMIT, settings.CYAN_LOGIN_LOCKOUT_SECONDS
+    minutes = seconds // 60
+    if (cache.get(_address_key(ip)) or 0) >= limit:
         raise LockedOut(f"Too many failed sign-in attempts from this address; try again in {minutes} minutes.",
-                        retry_after=settings.CYAN_LOGIN_LOCKOUT_SECONDS)
+                        retry_after=seconds)
+    if (cache.get(_account_key(account)) or 0) >= settings.CYAN_ACCOUNT_FAILURE_LIMIT:
+        raise LockedOut(f"Too many failed sign-in attempts for this account; try again in {minutes} minutes.",
+                        retry_after=seconds)
 
 
-def _login_failed(ip: str) -> None:
-    count_hit(_lockout_key(ip), settings.CYAN_LOGIN_LOCKOUT_SECONDS, extend=True)
+def login_failed(*, account: str, ip: str) -> None:
+    seconds = settings.CYAN_LOGIN_LOCKOUT_SECONDS
+    count_hit(_address_key(ip), seconds, extend=True)
+    count_hit(_account_key(account), seconds, extend=True)
+
+
+def login_succeeded(*, account: str) -> None:
+    cache.delete(_account_key(account))
+
+
+def password_attempt(*, account: str, ip: str, password: str, verify: Callable[[str], bool] | None) -> bool:
+    """One counted password check: refused outright while locked out; `verify(password)` checks it against
+    the account's hash (None when there is no such account: the same hashing work is done anyway, so the
+    answer's timing does not tell whether the account exists)."""
+    login_gate(account=account, ip=ip)
+    if verify is None:
+        make_password(password or "x")
+        ok = False
+    else:
+        ok = bool(password) and verify(password)
+    if ok:
+        login_succeeded(account=account)
+    else:
+        login_failed(account=account, ip=ip)
+    return ok
 
 
 def authenticate_password(*, username: str, password: str, ip: str) -> User:
-    """Check a username and password; 10 consecutive failures from one address lock it out for 30 minutes."""
-    login_check_lockout(ip=ip)
-    user = User.objects.filter(email=(username or "").strip().lower(), kind=User.Kind.HUMAN).first()
-    if user is None or not user.is_active or not password or not user.check_password(password):
-        if user is None:
-            User().set_password(password or "x")  # same work either way, so timing does not reveal users
-        _login_failed(ip)
+    """A person by email and password (InvalidGrant if they do not match), through the counted check."""
+    email = (username or "").strip().lower()
+    user = User.objects.filter(email=email, kind=User.Kind.HUMAN).first()
+    verify = (lambda raw: user.is_active and user.check_password(raw)) if user is not None else None
+    if not password_attempt(account=user_account(email), ip=ip, password=password, verify=verify):
         raise InvalidGrant("User credentials are invalid")
-    cache.delete(_lockout_key(ip))
     return user
+
+
+def current_password_check(*, user: User, password: object, ip: str) -> bool:
+    """`current_password` on an account change: counted like a sign-in, so it cannot be guessed either."""
+    return password_attempt(account=user_account(user.email), ip=ip, password=str(password or ""),
+                            verify=lambda raw: user.check_password(raw))

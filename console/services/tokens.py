@@ -16,7 +16,7 @@ from console import hooks
 from console.errors import InvalidClient, InvalidGrant, ValidationFailed
 from console.models import AccessToken, Account, OAuthClient, RefreshToken, User, hash_secret, new_token
 from console.services.clients import BUILTIN_CLIENTS, client_authenticate, product_client_authenticate
-from console.services.login import authenticate_password, login_check_lockout
+from console.services.login import authenticate_password
 
 
 @dataclass
@@ -121,13 +121,12 @@ def _password_grant(*, username: object, password: object, client_id: str, clien
                     expires_in: object, expires_at: object, ip: str) -> IssuedToken:
     if not username or not password:
         raise ValidationFailed("username and password are required", field="username")
-    login_check_lockout(ip=ip)
     client = None
     if client_id and OAuthClient.objects.filter(client_id=client_id).exists():
         client = client_authenticate(client_id=client_id, client_secret=client_secret)
     if client is not None and client.product_id is not None:
         # A product client's password grant signs in that product's customers (simple auth).
-        issued = hooks.customer_password_login(client=client, username=str(username), password=str(password),
+        issued = hooks.customer_password_login(client=client, username=str(username), password=str(password), ip=ip,
                                                expires_in=expires_in)
         if issued is not None:
             return issued

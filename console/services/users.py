@@ -8,6 +8,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from console.errors import Conflict, ValidationFailed
+from console.services.login import current_password_check
 from console.models import AccessToken, Account, User
 from console.validation import UNSET, given
 
@@ -46,7 +47,7 @@ def sandbox_of(user: User) -> Account:
 @transaction.atomic
 def user_update(*, user: User, first_name: str = UNSET, last_name: str = UNSET, company_name: str = UNSET,
                 business_account: bool = UNSET, password: str = UNSET, username: str = UNSET,
-                current_password: str | None = None, invalidate_tokens: bool = False) -> dict:
+                current_password: str | None = None, invalidate_tokens: bool = False, ip: str = "unknown") -> dict:
     """PUT /v1/user: profile fields, a password change, an email change (both need current_password)."""
     result: dict = {"ok": True}
     for attr, value in (("first_name", first_name), ("last_name", last_name), ("company_name", company_name)):
@@ -55,7 +56,7 @@ def user_update(*, user: User, first_name: str = UNSET, last_name: str = UNSET, 
     if given(business_account):
         user.business_account = business_account
     if given(password) or given(username):
-        if not current_password or not user.check_password(str(current_password)):
+        if not current_password_check(user=user, password=current_password, ip=ip):
             raise ValidationFailed("current_password is missing or incorrect", field="current_password")
     if given(password):
         new = str(password or "")

@@ -3,34 +3,46 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 
+from console.clientaddr import client_address
 from console.errors import InvalidGrant, LockedOut
 from console.models import OAuthClient
 from console.roles import KNOWN_SCOPES, Role
 from console.services import login as login_services
 
 
-class LoginForm(AuthenticationForm):
-    """Email and password through the same service as /oauth/token: people only, with the lockout."""
-
-    username = forms.EmailField(label="Email", widget=forms.EmailInput(
-        attrs={"autocomplete": "email", "autofocus": True, "placeholder": "you@example.com"}))
-    password = forms.CharField(label="Password", strip=False,
-                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+class CountedSignIn:
+    """A sign-in form's check through the same counted service as /oauth/token: people only, with the
+    lockouts per address and per account (`console.services.login`)."""
 
     def clean(self):
         username = self.cleaned_data.get("username")
         password = self.cleaned_data.get("password")
         if username and password:
-            ip = self.request.META.get("REMOTE_ADDR", "unknown") if self.request else "unknown"
+            ip = client_address(self.request) if self.request else "unknown"
             try:
                 self.user_cache = login_services.authenticate_password(username=username, password=password, ip=ip)
             except LockedOut as exc:
                 raise forms.ValidationError(exc.description, code="locked_out")
             except InvalidGrant:
                 raise forms.ValidationError("That email and password do not match an account.", code="invalid_login")
+            self.confirm_login_allowed(self.user_cache)
         return self.cleaned_data
+
+
+class LoginForm(CountedSignIn, AuthenticationForm):
+    """The console's sign-in."""
+
+    username = forms.EmailField(label="Email", widget=forms.EmailInput(
+        attrs={"autocomplete": "email", "autofocus": True, "placeholder": "you@example.com"}))
+    password = forms.CharField(label="Password", strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+class StaffLoginForm(CountedSignIn, AdminAuthenticationForm):
+    """/admin/login/: the same counted check, then Django's own rule that only staff may enter."""
 
 
 class OrgCreateForm(forms.Form):

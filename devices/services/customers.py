@@ -12,6 +12,7 @@ from console.errors import Conflict, InvalidGrant, ValidationFailed
 from console.models import AccessToken, OAuthClient, User
 from console.scoping import Principal
 from console.services.audit import audit_record
+from console.services.login import customer_account, password_attempt
 from console.services.tokens import IssuedToken, token_issue
 from console.services.users import password_check
 from devices.models import ClaimCode, Customer, Device
@@ -69,13 +70,17 @@ def customer_token_for_client(*, client: OAuthClient, email: str, expires_in: ob
         return customer_issue_token(customer, client=client, expires_in=expires_in, expires_at=expires_at)
 
 
-def customer_password_login(*, client: OAuthClient, username: str, password: str,
+def customer_password_login(*, client: OAuthClient, username: str, password: str, ip: str,
                             expires_in: object = None) -> IssuedToken | None:
-    """Password grant with a product client: the customer's token, or None if no such customer."""
+    """Password grant with a product client: the customer's token, or None if no such customer. The check is
+    counted like a person's sign-in (per address and per customer), so customers' passwords cannot be
+    guessed either."""
     customer = Customer.objects.filter(product_id=client.product_id, email=(username or "").strip().lower()).first()
     if customer is None:
         return None
-    if not customer.password or not check_password(password, customer.password):
+    verify = (lambda raw: check_password(raw, customer.password)) if customer.password else (lambda raw: False)
+    if not password_attempt(account=customer_account(customer.product_id, customer.email), ip=ip,
+                            password=password, verify=verify):
         raise InvalidGrant("User credentials are invalid")
     with transaction.atomic():
         return customer_issue_token(customer, client=client, expires_in=expires_in)
