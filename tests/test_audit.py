@@ -152,7 +152,7 @@ def test_org_and_product_writes_are_audited(cast):
 def test_oauth_client_writes_are_audited(cast):
     dev = Principal.for_user(cast.developer)
     client, _ = client_services.client_create(principal=dev, product_id=cast.product.pk, product_slug=cast.product.slug,
-                                       name="audited", type="installed")
+                                              name="audited", type="installed")
     assert_audited("client.create", actor=cast.developer, target=client.client_id, product_id=cast.product.pk)
     client_services.client_update(principal=dev, client=client, name="renamed")
     assert_audited("client.update", actor=cast.developer, target=client.client_id, product_id=cast.product.pk)

@@ -99,9 +99,9 @@ def test_a_client_acting_with_its_credentials_reaches_what_its_tokens_reach(cast
 
     owner = Principal.for_user(cast.owner)
     narrow, _ = client_services.client_create(principal=owner, product_id=cast.product.pk, product_slug=cast.product.slug,
-                                       name="signup server", type="installed", scope="customers:create")
+                                              name="signup server", type="installed", scope="customers:create")
     wide, _ = client_services.client_create(principal=owner, product_id=cast.product.pk, product_slug=cast.product.slug,
-                                     name="fleet server", type="installed", scope="*:*")
+                                            name="fleet server", type="installed", scope="*:*")
     for client, may_list in ((narrow, False), (wide, True)):
         principal = Principal.for_client(client)
         reach = Product.objects.restrict(principal, "customers:create")

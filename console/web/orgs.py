@@ -22,7 +22,7 @@ def org_create(request):
     if request.method == "POST" and form.is_valid():
         try:
             org = org_services.org_create(creator=request.user, name=form.cleaned_data["name"],
-                                      slug=form.cleaned_data["slug"] or None)
+                                          slug=form.cleaned_data["slug"] or None)
         except ServiceError as exc:
             form_error(form, exc)
         else:

@@ -46,8 +46,8 @@ def sandbox_auth(request):
             form = TokenCreateForm(request.POST)
             if form.is_valid():
                 issued = token_services.token_issue(kind=AccessToken.Kind.USER, user=request.user,
-                                              client_name="cyan-console",
-                                              expires_in=form.cleaned_data["expires_in"], with_refresh=False)
+                                                    client_name="cyan-console",
+                                                    expires_in=form.cleaned_data["expires_in"], with_refresh=False)
                 ctx["revealed"] = {
                     "title": "Access token created", "label": "Access token", "value": issued.access_token,
                     "note": "Copy it now: Cyan stores only a hash and will not show it again.",

@@ -36,7 +36,7 @@ def transfer_decide(request, transfer_id: int):
     approve = decision == "approve"
     try:
         transfer = transfers.device_transfer_decide(principal=request.principal, transfer_id=transfer_id,
-                                                   approve=approve)
+                                                    approve=approve)
     except (Conflict, LimitExceeded) as exc:
         messages.error(request, exc.description)
     else:

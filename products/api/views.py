@@ -154,11 +154,11 @@ class ProductClientDetailView(APIView):
     def put(self, request, product: str, client_id: str):
         data = body(request)
         client = client_services.client_update(principal=request.auth,
-                                                client=self._client(request, product, client_id, "clients:update"),
-                                                name=data.get("name"), scope=data.get("scope"))
+                                               client=self._client(request, product, client_id, "clients:update"),
+                                               name=data.get("name"), scope=data.get("scope"))
         return Response({"ok": True, "client": client_body(client)})
 
     def delete(self, request, product: str, client_id: str):
         client_services.client_delete(principal=request.auth,
-                                       client=self._client(request, product, client_id, "clients:remove"))
+                                      client=self._client(request, product, client_id, "clients:remove"))
         return no_content()

@@ -63,7 +63,7 @@ def build_cast() -> Cast:
     _, api_without = api_user_create(principal=principal, team=team, friendly_name="no scopes",
                                      scopes=["devices:list"])
     client, secret = client_services.client_create(principal=principal, product_id=product.pk, product_slug=product.slug,
-                                            name="server", type="installed")
+                                                   name="server", type="installed")
     product_tok = token_services.token_issue(kind=AccessToken.Kind.PRODUCT, client=client, product_id=product.pk).access_token
     tokens = {name: user_token(u) for name, u in people.items()}
     tokens.update(owner=user_token(owner), outsider=user_token(outsider), api_with=api_with,

@@ -27,7 +27,7 @@ def _user(email: str, first: str, last: str, staff: bool = False) -> User:
     user = User.objects.filter(email=email).first()
     if user is None:
         user = user_services.user_create(email=email, password=DEMO_PASSWORD, first_name=first, last_name=last,
-                                    is_staff=staff, validate=False)
+                                         is_staff=staff, validate=False)
     return user
 
 
