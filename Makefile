@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 CYAN_PORT ?= 8000
 export CYAN_PORT
 
-.PHONY: run test lint install migrate demo clean-data stop-redis bench
+.PHONY: run serve test lint install migrate demo clean-data stop-redis bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ migrate: install
 demo: migrate
 	$(BIN)/python manage.py seed_demo
 
-run: demo
+# `run` wraps the whole start (migrate, demo, honcho): with no REDIS_URL the first of them starts the embedded
+# Redis, and Ctrl-C must stop it again (console/embedded_redis.py `run`).
+run: install
+	@$(BIN)/python -m console.embedded_redis run -- $(MAKE) --no-print-directory serve
+
+serve: demo
 	@echo ""
 	@echo "  Cyan is starting: http://127.0.0.1:$(CYAN_PORT)/   (API docs: /api/docs/, admin: /admin/)"
 	@echo "  Demo sign-in:     demo@cyan.test / cyan-demo-password"
@@ -36,10 +41,12 @@ run: demo
 # CYAN_DATA_DIR keeps the test run's SQLite file, embedded Redis and mail apart from `make run`'s.
 # The suite runs on TEST_WORKERS pytest-xdist workers (default: one per core), each in a world of its own
 # (tests/support/isolation.py: data dir, embedded Redis, cache prefix, Celery queue, test database).
+# The embedded Redis servers the run started are stopped when it ends.
 # Extra pytest arguments go in PYTEST_ARGS, e.g. `make test PYTEST_ARGS="-k team -x"`; serially: TEST_WORKERS=0.
 TEST_WORKERS ?= auto
 test: install
-	CYAN_DATA_DIR=$${CYAN_DATA_DIR:-var/test} $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	CYAN_DATA_DIR=$${CYAN_DATA_DIR:-var/test} $(BIN)/python -m console.embedded_redis run -- \
+	  $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The import direction of DESIGN.md §2 (.importlinter); CI runs it before the tests.
 lint: install

@@ -10,7 +10,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,5 +92,50 @@ def socket_url(socket_path: Path, db: int = 0) -> str:
     return f"unix://{socket_path}?db={db}"
 
 
-if __name__ == "__main__":  # `python -m console.embedded_redis` prints the socket (used by the Makefile)
-    print(ensure_embedded_redis(Path(os.environ.get("CYAN_DATA_DIR", "var")).resolve()))
+def _servers_under(data_dir: Path) -> set[Path]:
+    """The data directories, `data_dir` and the ones right below it (the test workers'), whose embedded server
+    answers now."""
+    candidates = [data_dir, *(p for p in data_dir.iterdir() if p.is_dir())] if data_dir.is_dir() else []
+    return {path for path in candidates if _alive(socket_for(path))}
+
+
+def run_and_stop(command: list[str], data_dir: Path) -> int:
+    """Run `command`, then shut down every embedded server under `data_dir` that it started, however it ends
+    (Ctrl-C included). A server that was already running stays up: it belongs to someone else.
+
+    Ctrl-C reaches the whole foreground process group, so the command (honcho, pytest) stops its own children;
+    this process only waits for it and then cleans up. The handler is a function, not SIG_IGN, so the command
+    starts with the default disposition."""
+    before = _servers_under(data_dir)
+    previous = signal.signal(signal.SIGINT, lambda *_: None)
+    child = subprocess.Popen(command)
+    signal.signal(signal.SIGTERM, lambda signum, _frame: child.send_signal(signum))
+    try:
+        while True:
+            try:
+                code = child.wait()
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries wait() itself
+                continue
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for path in sorted(_servers_under(data_dir) - before):
+            stop_embedded_redis(path)
+    return 128 - code if code < 0 else code  # killed by a signal: the shell's convention (130 for Ctrl-C)
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("CYAN_DATA_DIR") or Path(__file__).resolve().parents[1] / "var").resolve()
+
+
+if __name__ == "__main__":
+    # `python -m console.embedded_redis` prints the socket, starting the server if needed;
+    # `python -m console.embedded_redis run -- CMD ...` runs CMD and then stops the servers it started
+    # (the Makefile's `run` and `test`).
+    args = sys.argv[1:]
+    if args[:1] == ["run"]:
+        command = args[2:] if args[1:2] == ["--"] else args[1:]
+        if not command:
+            sys.exit("usage: python -m console.embedded_redis run -- COMMAND [ARG ...]")
+        sys.exit(run_and_stop(command, _data_dir()))
+    print(ensure_embedded_redis(_data_dir()))
