@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
     "console.web.middleware.CurrentAccountMiddleware",
+    "console.web.middleware.MethodNotAllowedPageMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"

@@ -2,7 +2,9 @@
 
 import logging
 
+from django.conf import settings
 from django.http import HttpResponseServerError
+from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template import loader
 
@@ -24,12 +26,27 @@ def page_not_found(request, exception=None):
     }, status=404)
 
 
+def method_not_allowed(request, allowed: str):
+    verbs = " or ".join(v.strip() for v in allowed.split(",") if v.strip()) or "another method"
+    return render(request, "console/error.html", {
+        "status": 405, "title": "This address is the target of a button",
+        "message": f"It answers {verbs} requests only, sent by a button or form on the page before. "
+                   "Go back and use the button, or start again from the console.",
+    }, status=405)
+
+
 def server_error(request):
+    """The 500 page. No request context and no database: the shell's queries may be what failed. Whether
+    someone is signed in is read off the session cookie alone, so a sign-out button can be offered."""
+    context = {"status": 500, "title": "Something went wrong",
+               "message": "The error has been logged. Try again in a moment.",
+               "signed_in": settings.SESSION_COOKIE_NAME in request.COOKIES}
     try:
-        # No request context: the shell's queries are what may have failed.
-        html = loader.get_template("console/error_bare.html").render(
-            {"status": 500, "title": "Something went wrong",
-             "message": "The error has been logged. Try again in a moment."})
+        context["csrf_value"] = get_token(request)
+    except Exception:  # noqa: BLE001 - without a token the sign-out form is left out
+        context["signed_in"] = False
+    try:
+        html = loader.get_template("console/error_bare.html").render(context)
     except Exception:  # noqa: BLE001 - the error page must never fail
-        html = "<h1>Server error</h1>"
+        html = '<h1>Server error</h1><p><a href="/">Go to the console</a></p>'
     return HttpResponseServerError(html)

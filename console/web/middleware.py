@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from console.models import Account
 from console.scoping import Principal
+from console.web.errors import method_not_allowed
 
 
 class CurrentAccountMiddleware:
@@ -23,3 +24,19 @@ class CurrentAccountMiddleware:
                 account = visible.filter(kind=Account.Kind.SANDBOX, owner=user).first()
             request.current_account = account
         return self.get_response(request)
+
+
+class MethodNotAllowedPageMiddleware:
+    """A console address opened with the wrong method (typing or bookmarking the target of a button, which only
+    takes POST) gets a page with a way back instead of Django's empty 405. The API keeps its JSON answers."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code != 405 or response.content or request.path.startswith(("/v1", "/oauth")):
+            return response
+        page = method_not_allowed(request, allowed=response.get("Allow", ""))
+        page["Allow"] = response.get("Allow", "")
+        return page
