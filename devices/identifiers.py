@@ -39,7 +39,7 @@ def classify(value: str) -> tuple[str, str]:
     return "invalid", text
 
 
-_SEPARATORS = re.compile(r"[,;\t #]")
+_SEPARATORS = re.compile(r"[,;\t#]")
 
 
 def split_lines(payload: str) -> list[tuple[int, str]]:
@@ -50,7 +50,8 @@ def split_lines(payload: str) -> list[tuple[int, str]]:
     out = []
     for number, raw in enumerate(payload.splitlines(), start=1):
         line = raw.split("#", 1)[0]
-        out.extend((number, part) for part in re.split(r"[,;\t ]+", line.strip()) if part)
+        # Not on spaces: "hello world" is one bad line, not two.
+        out.extend((number, value) for part in re.split(r"[,;\t]", line) if (value := part.strip()))
     return out
 
 

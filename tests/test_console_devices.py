@@ -446,7 +446,7 @@ def test_import_page_creates_a_job_and_the_report_shows_rejected_lines(cast):
     assert job.state == ImportJob.State.PENDING and job.total == 6 and job.options["import_sims"] is True
 
     waiting = client.get(r["Location"]).content.decode()
-    assert 'hx-trigger="every 1s"' in waiting and "0 of 6 lines checked" in waiting
+    assert 'hx-trigger="every 1s"' in waiting and "0 of 6 entries checked" in waiting
 
     assert import_job_run(job.pk) == ImportJob.State.DONE
     status = client.get(f"/products/{cast.product.slug}/devices/import/{job.pk}/status/").content.decode()

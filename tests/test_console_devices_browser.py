@@ -325,3 +325,26 @@ def test_approve_a_quarantined_device_and_the_sandbox_list(live_server, page):
     expect(page.locator("[data-transfers]")).to_have_count(0)
     expect(page.locator("tr[data-device]")).to_have_count(2)
     assert Device.objects.get(pk=personal.id).owner == rival
+
+
+def test_a_device_opens_from_its_id_or_anywhere_on_its_row(live_server, page):
+    from playwright.sync_api import expect
+
+    base = live_server.url
+    owner, org, product = setup_product()
+    first, second = add_fleet(owner, product, 2)
+    sign_in(page, base, owner.email)
+    listing = f"{base}/products/{product.slug}/devices/"
+
+    page.goto(listing)
+    page.locator(f'tr[data-device="{first}"]').get_by_role("link", name=first).click()
+    page.wait_for_url(f"{base}/products/{product.slug}/devices/{first}/")
+
+    page.goto(listing)
+    page.locator(f'tr[data-device="{second}"] td.col-owner').click()  # a plain cell: the owner's ("none")
+    page.wait_for_url(f"{base}/products/{product.slug}/devices/{second}/")
+
+    page.goto(listing)  # ticking a row's box selects it and stays on the list
+    page.locator(f'tr[data-device="{first}"] [data-row-check]').check()
+    expect(page.locator(f'tr[data-device="{first}"]')).to_have_class(re.compile("is-selected"))
+    assert page.url == listing

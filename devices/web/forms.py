@@ -132,8 +132,10 @@ class ImportForm(forms.Form):
     claim_user = forms.ChoiceField(required=False, label="Claim devices to",
                                    help_text="Leaving product devices unclaimed is recommended.")
 
-    def __init__(self, *args, team_emails: list[str] = (), **kwargs):
+    def __init__(self, *args, team_emails: list[str] = (), cellular: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        if not cellular:  # a Wi-Fi product's devices have no SIM to import
+            del self.fields["import_sims"]
         self.fields["claim_user"].choices = [("", "Nobody — leave them unclaimed (recommended)"),
                                              *((e, e) for e in team_emails)]
 

@@ -34,20 +34,20 @@ def device_import(request, product: str):
     emails = _team_emails(found)
     status = 200
     if request.method == "POST":
-        form = ImportForm(request.POST, request.FILES, team_emails=emails)
+        form = ImportForm(request.POST, request.FILES, team_emails=emails, cellular=found.platform.is_cellular)
         if form.is_valid():
             data = form.cleaned_data
             try:
                 # import_job_create refuses a bad claim_user itself, before any job exists.
                 job = jobs.import_job_create(principal=request.principal, product=found, text=data["text"],
-                                             import_sims=data["import_sims"], claim_user=data["claim_user"])
+                                             import_sims=data.get("import_sims", False), claim_user=data["claim_user"])
             except ServiceError as exc:
                 form_error(form, exc, {"id": "ids"})
             else:
                 return redirect(common.url("import-job", found, job.pk))
         status = 400
     else:
-        form = ImportForm(team_emails=emails)
+        form = ImportForm(team_emails=emails, cellular=found.platform.is_cellular)
     return render(request, "devices/import.html", {
         "place": common.place(request, found, "devices", ("Devices", common.url("list", found)), ("Import", None)),
         "product": found, "form": form, "jobs": job_selectors.import_jobs(found), "max_lines": importing.MAX_LINES,

@@ -11,6 +11,17 @@
     if (first) first.focus();
   }
 
+  // A table row with data-row-href opens it when clicked anywhere but on its own controls (the name and the
+  // id are real links, so keyboards, middle-click and "open in new tab" work without this).
+  document.addEventListener("click", function (event) {
+    var row = event.target.closest && event.target.closest("tr[data-row-href]");
+    if (!row || event.defaultPrevented || event.button !== 0) return;
+    if (event.target.closest("a, button, input, select, textarea, label, summary, details, form, dialog")) return;
+    if (window.getSelection && String(window.getSelection()).length) return;  // selecting text, not opening
+    if (event.metaKey || event.ctrlKey) { window.open(row.getAttribute("data-row-href")); return; }
+    window.location.assign(row.getAttribute("data-row-href"));
+  });
+
   document.addEventListener("click", function (event) {
     var opener = event.target.closest("[data-open-dialog]");
     if (opener) {
