@@ -4,6 +4,7 @@ machine needs (its closed network refuses Chromium's background connections)."""
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,21 +35,42 @@ def screenshot(page, shots: Path, name: str) -> None:
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
+# Anything but this machine: Cyan serves every script, style, font and image itself, so a page that reaches
+# out is broken on an offline install (and leaks its visitors to a third party on an online one).
+OFF_MACHINE = re.compile(r"^(https?|wss?)://(?!(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$))", re.I)
+
+
 @contextmanager
 def browser_tab(shots: Path, *, timeout_ms: int = 10_000, **context_options):
-    """A fresh tab; fails the test afterwards if any page raised a JavaScript error."""
+    """A fresh tab; fails the test afterwards if any page raised a JavaScript error, broke the Content Security
+    Policy, or asked for anything off this machine (those requests are also refused)."""
     need(chromium_path() is not None, NO_CHROMIUM)
     from playwright.sync_api import sync_playwright
 
     shots.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
+    policy: list[str] = []
+    outside: list[str] = []
+
+    def refuse(route):
+        outside.append(route.request.url)
+        route.abort()
+
+    def console_line(message):
+        if "Content Security Policy" in message.text:
+            policy.append(message.text)
+
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1360, "height": 860}, **context_options)
         context.set_default_timeout(timeout_ms)
+        context.route(OFF_MACHINE, refuse)
         tab = context.new_page()
         tab.on("pageerror", lambda exc: errors.append(str(exc)))
+        tab.on("console", console_line)
         yield tab
         context.close()
         browser.close()
     assert not errors, f"JavaScript errors: {errors}"
+    assert not policy, f"Content Security Policy violations: {policy}"
+    assert not outside, f"requests off this machine: {outside}"
