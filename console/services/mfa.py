@@ -82,6 +82,17 @@ def mfa_enrol_begin(*, user: User) -> Enrolment:
     return Enrolment(mfa_token=token, secret=secret, otpauth_uri=uri, qr_data_uri=_qr_data_uri(uri))
 
 
+def mfa_enrolment_resume(*, user: User, mfa_token: str) -> Enrolment | None:
+    """The pending enrolment of `mfa_token` again (the console shows the QR code once more after a wrong
+    code), or None when that token is not `user`'s live pending one."""
+    row = UserMfa.objects.filter(user=user, enabled_at__isnull=True).first()
+    if (row is None or not mfa_token or not secrets.compare_digest(row.enrol_token_hash, hash_secret(mfa_token))
+            or row.created_at < timezone.now() - timedelta(seconds=ENROL_SECONDS)):
+        return None
+    uri = pyotp.TOTP(row.secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
+    return Enrolment(mfa_token=mfa_token, secret=row.secret, otpauth_uri=uri, qr_data_uri=_qr_data_uri(uri))
+
+
 def _new_recovery_codes(user: User) -> list[str]:
     """Replace every recovery code of `user` with ten new ones; the codes themselves are returned once."""
     MfaRecoveryCode.objects.filter(user=user).delete()
@@ -191,6 +202,14 @@ def mfa_disable(*, user: User, current_password: object, ip: str) -> None:
     row.delete()
     MfaRecoveryCode.objects.filter(user=user).delete()
     audit_record(principal=Principal.for_user(user), action="mfa.disabled", target=user.email)
+
+
+@transaction.atomic
+def mfa_reset(*, user: User, principal: Principal) -> None:
+    """Support staff (the admin) turn MFA off for someone who lost both their phone and recovery codes."""
+    UserMfa.objects.filter(user=user).delete()
+    MfaRecoveryCode.objects.filter(user=user).delete()
+    audit_record(principal=principal, action="mfa.reset", target=user.email)
 
 
 @transaction.atomic
