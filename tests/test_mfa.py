@@ -231,12 +231,41 @@ def test_user_as_mfa_token_cannot_be_completed_with_user_bs_code(ada):
     assert send_otp(mfa_token_of(login("bob@example.com")), bob_codes[0]).status_code == 200
 
 
-def test_the_mfa_token_is_bound_to_its_client(ada):
+def test_a_registered_clients_mfa_token_is_finished_by_that_client_only(ada):
+    from console.scoping import Principal
+    from console.services import clients as client_services
+
     secret, _ = enrol(ada)
-    token = mfa_token_of(login())
-    r = send_otp(token, steps(secret).current, client_id="particle-cli")
+    client, client_secret = client_services.client_create(principal=Principal.for_user(ada), owner=ada, name="app",
+                                                          type="installed")
+    form = {"grant_type": "password", "username": "ada@example.com", "password": PASSWORD,
+            "client_id": client.client_id, "client_secret": client_secret}
+    token = mfa_token_of(Api().call("POST", "/oauth/token", form, form=True))
+    codes = steps(secret)
+    r = send_otp(token, codes.current)  # as particle-api
     assert (r.status_code, r.json()) == (400, {"error": "invalid_grant",
                                                "error_description": "The mfa_token was issued to another client"})
+    r = Api().call("POST", "/oauth/token", {"grant_type": "urn:custom:mfa-otp", "mfa_token": token,
+                                            "otp": codes.current, "client_id": client.client_id,
+                                            "client_secret": "wrong"}, form=True)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    # Neither the code nor the mfa_token was spent by the refused requests.
+    r = Api().call("POST", "/oauth/token", {"grant_type": "urn:custom:mfa-otp", "mfa_token": token,
+                                            "otp": codes.current, "client_id": client.client_id,
+                                            "client_secret": client_secret}, form=True)
+    assert r.status_code == 200, r.content
+    assert AccessToken.objects.get(token_hash=hash_secret(r.json()["access_token"])).client == client
+
+
+def test_built_in_clients_may_finish_each_others_mfa_tokens(ada):
+    """CLI 3.43.1's `token create` signs in as `user` and sends the code as `CLI2`; the token keeps `user`."""
+    secret, _ = enrol(ada)
+    form = {"grant_type": "password", "username": "ada@example.com", "password": PASSWORD,
+            "client_id": "user", "client_secret": "client_secret_here"}
+    token = mfa_token_of(Api().call("POST", "/oauth/token", form, form=True))
+    r = send_otp(token, steps(secret).current, client_id="CLI2")
+    assert r.status_code == 200, r.content
+    assert AccessToken.objects.get(token_hash=hash_secret(r.json()["access_token"])).client_label == "user"
 
 
 def test_a_recovery_code_signs_in_once(ada):

@@ -102,3 +102,22 @@ def test_cli_login_with_a_wrong_code_fails_and_stores_no_token(cli):
     assert "The one-time password is invalid" in proc.stderr, show(proc)
     assert not cli.config.get("access_token")
     assert not AccessToken.objects.filter(user=ada).exists()
+
+
+def test_cli_token_create_asks_for_the_code_after_the_password(cli, base_url):
+    """`token create` signs in as the `user` client and sends the code as `CLI2` (its enterOtp)."""
+    ada = UserFactory(email="ada@example.com")
+    secret, _ = enrol(ada)
+    codes = steps(secret)
+    proc = cli.run("login", "-u", "ada@example.com", "-p", PASSWORD, "--otp", codes.current)
+    assert proc.returncode == 0, show(proc)
+    cli_token = cli.config["access_token"]
+
+    proc = cli.converse("token", "create", answers=[("Please enter your password", PASSWORD),
+                                                    ("Please enter a login code", codes.next)])
+    assert proc.returncode == 0, show(proc)
+    assert "Please enter a login code" in proc.stdout and "New access token expires on" in proc.stdout, show(proc)
+    created = [t for t in TOKEN_RE.findall(proc.stdout) if t != cli_token]
+    assert len(created) == 1, show(proc)
+    assert stored(created[0]).client_label == "user"
+    assert http(base_url, "GET", "/v1/user", created[0])[1]["username"] == "ada@example.com"

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from console.errors import Conflict, InvalidGrant, ValidationFailed
-from console.models import AccessToken, MfaRecoveryCode, User, UserMfa, hash_secret, new_token
+from console.models import AccessToken, MfaRecoveryCode, OAuthClient, User, UserMfa, hash_secret, new_token
 from console.scoping import Principal
 from console.services import login as login_services
 from console.services.audit import audit_record
@@ -241,7 +241,8 @@ def mfa_challenge_issue(*, user: User, client_id: str, expires_in: object, expir
 
 def mfa_challenge_complete(*, mfa_token: object, otp: object, client_id: str, ip: str) -> Challenge:
     """`grant_type=urn:custom:mfa-otp`: the pending sign-in of `mfa_token`, once `otp` is right for *its*
-    person. A wrong code leaves the token for another try (each counted); a right one spends it."""
+    person. A wrong code leaves the token for another try (each counted); a right one spends it. The client
+    is checked first: a registered client's token needs that client (its secret is checked by the caller)."""
     if not mfa_token:
         raise ValidationFailed("mfa_token is required", field="mfa_token")
     if not otp:
@@ -251,7 +252,11 @@ def mfa_challenge_complete(*, mfa_token: object, otp: object, client_id: str, ip
     user = User.objects.filter(pk=pending["user"], is_active=True).first() if pending else None
     if user is None:
         raise InvalidGrant("The mfa_token is invalid or has expired; sign in again")
-    if client_id and pending["client_id"] and client_id != pending["client_id"]:
+    # A registered client's mfa_token is finished by that client only. The built-in public clients have
+    # public secrets, so binding them protects nothing — and CLI 3.43.1's `token create` starts with `user`
+    # and sends the code as `CLI2`.
+    bound = pending["client_id"] and OAuthClient.objects.filter(client_id=pending["client_id"]).exists()
+    if bound and client_id != pending["client_id"]:
         raise InvalidGrant("The mfa_token was issued to another client")
     mfa_verify(user=user, code=otp, ip=ip)
     # Redis DEL answers how many keys it removed: only one of two racing requests gets the token.

@@ -152,10 +152,13 @@ def _password_grant(*, username: object, password: object, client_id: str, clien
 def _mfa_otp_grant(*, mfa_token: object, otp: object, client_id: str, client_secret: str, ip: str) -> IssuedToken:
     """The second step of a password grant (api-js `sendOtp`, the CLI's login code): the token the first step
     asked for, once the code is right."""
-    pending = mfa_services.mfa_challenge_complete(mfa_token=mfa_token, otp=otp, client_id=client_id, ip=ip)
     client = None
-    if pending.client_id and OAuthClient.objects.filter(client_id=pending.client_id).exists():
-        client = client_authenticate(client_id=pending.client_id, client_secret=client_secret)
+    if client_id and OAuthClient.objects.filter(client_id=client_id).exists():
+        # Before the code is looked at: a wrong client secret must not spend the code or the mfa_token.
+        client = client_authenticate(client_id=client_id, client_secret=client_secret)
+    pending = mfa_services.mfa_challenge_complete(mfa_token=mfa_token, otp=otp, client_id=client_id, ip=ip)
+    if client is not None and client.client_id != pending.client_id:
+        client = None  # a registered client finishing a built-in client's sign-in: the token keeps the first
     with transaction.atomic():
         return token_issue(kind=AccessToken.Kind.USER, user=pending.user, client=client,
                            client_name=pending.client_id, expires_in=pending.expires_in,
