@@ -22,9 +22,9 @@ def test_apijs_enrols_then_logs_in_with_send_otp(base_url):
 
     begun = ok(apijs(base_url, "enableMfa", {"auth": token}))
     assert sorted(begun) == ["mfa_token", "qr_url", "secret"] and begun["qr_url"].startswith("data:image/svg+xml")
-    codes = steps(begun["secret"])
-    confirmed = ok(apijs(base_url, "confirmMfa", {"mfaToken": begun["mfa_token"], "otp": codes.previous,
-                                                  "auth": token}))
+    # Codes are computed just before each use, so a step boundary in between cannot age them out of the window.
+    confirmed = ok(apijs(base_url, "confirmMfa", {"mfaToken": begun["mfa_token"],
+                                                  "otp": steps(begun["secret"]).current, "auth": token}))
     assert confirmed["enrolled"] is True and len(confirmed["tokens"]) == 10
     assert ok(apijs(base_url, "getUserInfo", auth=token))["mfa"] == {"enabled": True}
 
@@ -38,7 +38,8 @@ def test_apijs_enrols_then_logs_in_with_send_otp(base_url):
     wrong = failed(apijs(base_url, "sendOtp", {"mfaToken": refused["mfa_token"], "otp": wrong_code(begun["secret"])}),
                    400)
     assert wrong == {"error": "invalid_otp", "error_description": "The one-time password is invalid"}
-    body = ok(apijs(base_url, "sendOtp", {"mfaToken": refused["mfa_token"], "otp": codes.current}))
+    code = steps(begun["secret"]).next
+    body = ok(apijs(base_url, "sendOtp", {"mfaToken": refused["mfa_token"], "otp": code}))
     assert body["token_type"] == "bearer" and body["expires_in"] == 7776000 and body["refresh_token"]
     row = stored(body["access_token"])
     assert row.user.email == "ada@example.com" and row.client_label == "particle-api"
@@ -47,7 +48,7 @@ def test_apijs_enrols_then_logs_in_with_send_otp(base_url):
 
     # The same code again, on a fresh sign-in: refused.
     again = failed(apijs(base_url, "login", {"username": "ada@example.com", "password": PASSWORD}), 403)
-    assert failed(apijs(base_url, "sendOtp", {"mfaToken": again["mfa_token"], "otp": codes.current}),
+    assert failed(apijs(base_url, "sendOtp", {"mfaToken": again["mfa_token"], "otp": code}),
                   400)["error"] == "invalid_otp"
     # A recovery code instead.
     body = ok(apijs(base_url, "sendOtp", {"mfaToken": again["mfa_token"], "otp": confirmed["tokens"][0]}))
