@@ -18,7 +18,7 @@ from tests.support.mfa import enrol, steps, wrong_code
 pytestmark = pytest.mark.django_db
 
 MFA_REQUIRED = "Multiple factor authentication required"
-BAD_OTP = {"error": "invalid_otp", "error_description": "The one-time password is invalid"}
+BAD_OTP = {"error": "invalid_grant", "error_description": "The one-time password is invalid"}
 
 
 def login(username="ada@example.com", password=PASSWORD, *, ip="127.0.0.1", **extra):
@@ -100,7 +100,8 @@ def test_a_wrong_enrolment_code_is_a_400_and_leaves_mfa_off(ada):
     api = Api(user_token(ada))
     body = api.get("/v1/user/mfa-enable").json()
     r = api.post("/v1/user/mfa-enable", {"mfa_token": body["mfa_token"], "otp": wrong_code(body["secret"])})
-    assert (r.status_code, r.json()) == (400, {**BAD_OTP, "field": "otp"})
+    assert (r.status_code, r.json()) == (400, {"error": "invalid_request", "field": "otp",
+                                               "error_description": "The one-time password is invalid"})
     assert not UserMfa.objects.get(user=ada).enabled
     assert MfaRecoveryCode.objects.count() == 0
     assert login().status_code == 200

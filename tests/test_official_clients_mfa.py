@@ -37,7 +37,7 @@ def test_apijs_enrols_then_logs_in_with_send_otp(base_url):
 
     wrong = failed(apijs(base_url, "sendOtp", {"mfaToken": refused["mfa_token"], "otp": wrong_code(begun["secret"])}),
                    400)
-    assert wrong == {"error": "invalid_otp", "error_description": "The one-time password is invalid"}
+    assert wrong == {"error": "invalid_grant", "error_description": "The one-time password is invalid"}
     code = steps(begun["secret"]).next
     body = ok(apijs(base_url, "sendOtp", {"mfaToken": refused["mfa_token"], "otp": code}))
     assert body["token_type"] == "bearer" and body["expires_in"] == 7776000 and body["refresh_token"]
@@ -49,7 +49,7 @@ def test_apijs_enrols_then_logs_in_with_send_otp(base_url):
     # The same code again, on a fresh sign-in: refused.
     again = failed(apijs(base_url, "login", {"username": "ada@example.com", "password": PASSWORD}), 403)
     assert failed(apijs(base_url, "sendOtp", {"mfaToken": again["mfa_token"], "otp": code}),
-                  400)["error"] == "invalid_otp"
+                  400)["error"] == "invalid_grant"
     # A recovery code instead.
     body = ok(apijs(base_url, "sendOtp", {"mfaToken": again["mfa_token"], "otp": confirmed["tokens"][0]}))
     assert http(base_url, "GET", "/v1/user", body["access_token"])[0] == 200
@@ -68,7 +68,8 @@ def test_apijs_confirm_with_a_bad_code_is_a_json_400(base_url):
     begun = ok(apijs(base_url, "enableMfa", {"auth": token}))
     body = failed(apijs(base_url, "confirmMfa", {"mfaToken": begun["mfa_token"], "otp": wrong_code(begun["secret"]),
                                                  "auth": token}), 400)
-    assert body == {"error": "invalid_otp", "error_description": "The one-time password is invalid", "field": "otp"}
+    assert body == {"error": "invalid_request", "error_description": "The one-time password is invalid",
+                    "field": "otp"}
     assert ok(apijs(base_url, "getUserInfo", auth=token))["mfa"] == {"enabled": False}
 
 

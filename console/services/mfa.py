@@ -144,7 +144,7 @@ def mfa_enrol_confirm(*, user: User, mfa_token: object, otp: object, ip: str, in
     step = _totp_step(row, code) if code.isdigit() else None
     if step is None:
         login_services.login_failed(account=mfa_account(user), ip=ip)
-        raise ValidationFailed("The one-time password is invalid", code="invalid_otp", field="otp")
+        raise ValidationFailed("The one-time password is invalid", field="otp")
     login_services.login_succeeded(account=mfa_account(user))
     now = timezone.now()
     row.enabled_at, row.enrol_token_hash, row.last_step, row.last_used_at = now, "", step, now
@@ -186,7 +186,7 @@ def mfa_verify(*, user: User, code: object, ip: str) -> str:
                              data={"remaining": left})
     if kind is None:
         login_services.login_failed(account=mfa_account(user), ip=ip)
-        raise InvalidGrant("The one-time password is invalid", code="invalid_otp")
+        raise InvalidGrant("The one-time password is invalid")
     login_services.login_succeeded(account=mfa_account(user))
     return kind
 
