@@ -3,7 +3,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from console.models import AccessToken, Account, AuditEntry, OAuthClient, OrgMembership, RefreshToken, User
+from console.models import (
+    AccessToken, Account, AuditEntry, MfaRecoveryCode, OAuthClient, OrgMembership, RefreshToken, User, UserMfa,
+)
+from console.scoping import Principal
+from console.services import mfa as mfa_services
 from console.web.forms import StaffLoginForm
 
 # Support staff sign in through the counted check too: /admin/login/ had no lockout at all.
@@ -73,6 +77,46 @@ class RefreshTokenAdmin(admin.ModelAdmin):
     search_fields = ["access_token__prefix", "access_token__user__email"]
     readonly_fields = ["token_hash"]
     raw_id_fields = ["access_token"]
+
+
+@admin.register(UserMfa)
+class UserMfaAdmin(admin.ModelAdmin):
+    """Who has MFA. The secret is never shown; deleting a row is the reset for someone locked out (it drops
+    their recovery codes too and writes an audit row)."""
+
+    list_display = ["user", "enabled_at", "created_at", "last_used_at"]
+    list_filter = ["enabled_at", "last_used_at"]
+    search_fields = ["user__email"]
+    fields = ["user", "created_at", "enabled_at", "last_used_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        mfa_services.mfa_reset(user=obj.user, principal=Principal.for_user(request.user))
+
+    def delete_queryset(self, request, queryset):
+        for row in queryset.select_related("user"):
+            self.delete_model(request, row)
+
+
+@admin.register(MfaRecoveryCode)
+class MfaRecoveryCodeAdmin(admin.ModelAdmin):
+    list_display = ["user", "created_at", "used_at"]
+    list_filter = ["used_at", "created_at"]
+    search_fields = ["user__email"]
+    fields = ["user", "created_at", "used_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(AuditEntry)

@@ -59,6 +59,13 @@ class InvalidGrant(ServiceError):
     code = "invalid_grant"
 
 
+class MfaRequired(ServiceError):
+    """The password was right but the person also signs in with a code: 403 with an `mfa_token` to finish."""
+
+    status = 403
+    code = "mfa_required"
+
+
 class InvalidClient(ServiceError):
     status = 401
     code = "invalid_client"

@@ -288,3 +288,44 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target}"
+
+
+class UserMfa(models.Model):
+    """A person's authenticator (TOTP, RFC 6238): pending until a first code confirms it, then enabled.
+
+    The secret is stored as it is: checking a TOTP code needs it in the clear (unlike a password or token,
+    it cannot be hashed). `last_step` is the newest 30-second time step a code was accepted for, so the
+    same code (or an older one) cannot be replayed.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="mfa")
+    secret = models.CharField(max_length=64)
+    enrol_token_hash = models.CharField(max_length=64, blank=True,
+                                        help_text="The pending enrolment's mfa_token (SHA-256); empty once enabled")
+    created_at = models.DateTimeField(default=timezone.now)
+    enabled_at = models.DateTimeField(null=True, blank=True, help_text="Empty while the enrolment is pending")
+    last_step = models.BigIntegerField(null=True, blank=True, help_text="Newest TOTP time step accepted")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "MFA authenticator"
+
+    def __str__(self) -> str:
+        return f"{self.user} ({'enabled' if self.enabled_at else 'pending'})"
+
+    @property
+    def enabled(self) -> bool:
+        return self.enabled_at is not None
+
+
+class MfaRecoveryCode(models.Model):
+    """One single-use recovery code (SHA-256 of it: the codes carry ~79 random bits, so no salt is needed)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="mfa_recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "code_hash"], name="one_row_per_recovery_code")]
+        ordering = ["created_at", "pk"]

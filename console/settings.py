@@ -194,6 +194,10 @@ CYAN_ACCOUNT_FAILURE_LIMIT = env.int("ACCOUNT_FAILURE_LIMIT", default=10)  # per
 # these may say in X-Forwarded-For where the client is (console/clientaddr.py).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 CYAN_LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=30 * 60)
+# MFA (TOTP): how long the `mfa_token` of a 403 mfa_required lives, and how many wrong codes (TOTP or recovery)
+# lock the second step of one account for LOGIN_LOCKOUT_SECONDS.
+CYAN_MFA_TOKEN_SECONDS = env.int("MFA_TOKEN_SECONDS", default=5 * 60)
+CYAN_MFA_FAILURE_LIMIT = env.int("MFA_FAILURE_LIMIT", default=10)
 
 # --- i18n, static, email --------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -74,6 +74,11 @@ TESTED_ACTIONS = {
     "sim.deactivate": "test_sim_writes_are_audited",
     "sim.reactivate": "test_sim_writes_are_audited",
     "sim.release": "test_sim_writes_are_audited",
+    "mfa.enabled": "test_mfa_writes_are_audited",
+    "mfa.recovery_code_used": "test_mfa_writes_are_audited",
+    "mfa.recovery_codes_regenerated": "test_mfa_writes_are_audited",
+    "mfa.disabled": "test_mfa_writes_are_audited",
+    "mfa.reset": "test_mfa_writes_are_audited",
 }
 
 # Actions built at run time from a prefix: the values each f-string can take.
@@ -286,6 +291,25 @@ def test_sim_writes_are_audited(cast):
     assert_audited("sim.activate", actor=cast.developer, target=sim.iccid, product_id=cast.product.pk)
     sims.sim_activate_sandbox(principal=Principal.for_user(cast.outsider), iccid=made[1].iccid)
     assert_audited("sim.activate", actor=cast.outsider, target=made[1].iccid, product_id=None)
+
+
+def test_mfa_writes_are_audited(cast):
+    from console.services import mfa as mfa_services
+    from tests.factories import PASSWORD
+    from tests.support.mfa import enrol
+
+    owner = cast.owner
+    _, codes = enrol(owner)
+    assert_audited("mfa.enabled", actor=owner, target=owner.email, data={"invalidate_tokens": False})
+    assert mfa_services.mfa_verify(user=owner, code=codes[0], ip="127.0.0.1") == "recovery"
+    assert_audited("mfa.recovery_code_used", actor=owner, target=owner.email, data={"remaining": 9})
+    mfa_services.mfa_recovery_codes_regenerate(user=owner, current_password=PASSWORD, ip="127.0.0.1")
+    assert_audited("mfa.recovery_codes_regenerated", actor=owner, target=owner.email)
+    mfa_services.mfa_disable(user=owner, current_password=PASSWORD, ip="127.0.0.1")
+    assert_audited("mfa.disabled", actor=owner, target=owner.email)
+    enrol(cast.viewer)
+    mfa_services.mfa_reset(user=cast.viewer, principal=Principal.for_user(cast.admin))
+    assert_audited("mfa.reset", actor=cast.admin, target=cast.viewer.email)
 
 
 def test_refused_writes_leave_no_audit_row(cast):

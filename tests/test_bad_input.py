@@ -142,6 +142,8 @@ WRITE_ROUTES = [
     ("POST", "/v1/orgs/{org}/team"),
     ("POST", "/v1/clients"),
     ("PUT", "/v1/user"),
+    ("POST", "/v1/user/mfa-enable"),
+    ("PUT", "/v1/user/mfa-disable"),
 ]
 
 RAW_BODIES = [

@@ -24,7 +24,8 @@ from django.test.utils import CaptureQueriesContext
 
 from console.services import clients as client_services
 from console.services import users as user_services
-from console.models import AccessToken, Account, OAuthClient, OrgMembership, User
+from console.models import AccessToken, Account, OAuthClient, OrgMembership, User, UserMfa
+from console.services import mfa as mfa_services
 from console.roles import Role
 from console.scoping import Principal
 from console.errors import Forbidden
@@ -37,8 +38,9 @@ from tests.support.api import Api, user_token
 from tests.support.cast import Cast
 from tests.support.db_state import team_state
 from tests.support.errors import assert_json_error
+from tests.support.mfa import enrol, steps
 from tests.support.routes import TEAM_MATRIX_ROUTES
-from tests.factories import UserFactory, make_org, make_product, seat
+from tests.factories import PASSWORD, UserFactory, make_org, make_product, seat
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +75,7 @@ class Target:
     """One cell's request, built fresh for the case, and what a success must have done."""
 
     path: str
-    body: dict | None = None
+    body: dict | Callable[[str], dict] | None = None  # a callable gets the role: a body that is the caller's own
     verify: Callable[[Cast, str, object], None] | None = None  # (cast, role, response) after a 2xx
     write: bool = True
     extra: dict = field(default_factory=dict)
@@ -382,6 +384,41 @@ def _user(cast: Cast) -> Target:
     return Target("/v1/user", write=False, verify=verify)
 
 
+def _mfa_begin(cast: Cast) -> Target:
+    def verify(cast, role, r):
+        row = UserMfa.objects.get(user__email=f"{role}@example.com")
+        assert not row.enabled and r.json()["secret"] == row.secret
+
+    return Target("/v1/user/mfa-enable", verify=verify)
+
+
+def _mfa_confirm(cast: Cast) -> Target:
+    """Every person has a pending enrolment; each caller confirms their own with a code from their secret."""
+    pending = {name: mfa_services.mfa_enrol_begin(user=getattr(cast, name)) for name in PEOPLE}
+
+    def body(role):
+        if role not in pending:
+            return {"mfa_token": "x", "otp": "123456"}
+        return {"mfa_token": pending[role].mfa_token, "otp": steps(pending[role].secret).current}
+
+    def verify(cast, role, r):
+        assert r.json()["enrolled"] is True and len(r.json()["tokens"]) == 10
+        assert UserMfa.objects.get(user__email=f"{role}@example.com").enabled
+
+    return Target("/v1/user/mfa-enable", body, verify=verify)
+
+
+def _mfa_disable(cast: Cast) -> Target:
+    for name in PEOPLE:
+        enrol(getattr(cast, name))
+
+    def verify(cast, role, r):
+        assert r.json() == {"ok": True}
+        assert not UserMfa.objects.filter(user__email=f"{role}@example.com").exists()
+
+    return Target("/v1/user/mfa-disable", {"current_password": PASSWORD}, verify=verify)
+
+
 def _current_token(cast: Cast) -> Target:
     def verify(cast, role, r):
         body = r.json()
@@ -434,6 +471,9 @@ MATRIX: list[tuple[str, Callable[[Cast], Target], tuple[int, ...]]] = [
     ("DELETE /v1/clients/:id",                        _user_client_delete,      OWNER_ONLY(204)),
     ("GET /v1/user",                                  _user,                    USERS_ONLY(200)),
     ("PUT /v1/user",                                  _user_update,             USERS_ONLY(200)),
+    ("GET /v1/user/mfa-enable",                       _mfa_begin,               USERS_ONLY(200)),
+    ("POST /v1/user/mfa-enable",                      _mfa_confirm,             USERS_ONLY(200)),
+    ("PUT /v1/user/mfa-disable",                      _mfa_disable,             USERS_ONLY(200)),
     ("POST /v1/orgs",                                 _org_create,              USERS_ONLY(201)),
     # (API users and product tokens get 200 and an empty list, while POST answers them 400 unauthorized)
     ("GET /v1/user/products",                         _sandbox_product_list,    ALL_200),
@@ -456,7 +496,8 @@ def test_role_matrix(cast, endpoint, arrange, role, expected):
     method = endpoint.split()[0]
     target = arrange(cast)
     before = team_state()
-    r = cast.api(role).call(method, target.path, target.body)
+    body = target.body(role) if callable(target.body) else target.body
+    r = cast.api(role).call(method, target.path, body)
     assert (method, r.resolver_match.route) == TEAM_MATRIX_ROUTES[endpoint], "tests/support/routes.py is out of date"
     after_status = r.status_code
     assert after_status == expected, f"{endpoint} as {role}: {after_status} {r.content[:300]!r}"

@@ -15,7 +15,7 @@ def iso(dt) -> str | None:
     return dt.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-def user_body(user: User, *, wifi_devices: int = 0, cellular_devices: int = 0) -> dict:
+def user_body(user: User, *, wifi_devices: int = 0, cellular_devices: int = 0, mfa_enabled: bool = False) -> dict:
     return {
         "username": user.email,
         "subscription_ids": [],
@@ -25,7 +25,7 @@ def user_body(user: User, *, wifi_devices: int = 0, cellular_devices: int = 0) -
             "business_account": user.business_account,
             "company_name": user.company_name,
         },
-        "mfa": {"enabled": False},
+        "mfa": {"enabled": mfa_enabled},
         "scim_provisioned": False,
         "no_password": not user.has_usable_password(),
         "wifi_device_count": wifi_devices,

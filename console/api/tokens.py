@@ -9,17 +9,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from console.api.authentication import ParticleTokenAuthentication
-from console.api.base import basic_credentials, body, client_credentials, client_ip, require_user
+from console.api.base import basic_credentials, body, client_credentials, client_ip, param, require_user
 from console.api.serializers import iso, issued_token_body, token_body
 from console.errors import NotFound
 from console.models import AccessToken, Account
 from console.scoping import Principal
-from console.services import login as login_services
 from console.services import tokens as token_services
 
 
 class OAuthTokenView(APIView):
-    """POST /oauth/token — Particle's token endpoint (grant types password, client_credentials, refresh_token)."""
+    """POST /oauth/token — Particle's token endpoint (grant types password, urn:custom:mfa-otp,
+    client_credentials, refresh_token)."""
 
     authentication_classes: list = []  # api-js and the CLI send stray Bearer headers here; ignore them
     permission_classes = [AllowAny]
@@ -33,7 +33,7 @@ class OAuthTokenView(APIView):
             grant_type=data.get("grant_type"), client_id=client_id, client_secret=client_secret,
             username=data.get("username"), password=data.get("password"), refresh_token=data.get("refresh_token"),
             scope=data.get("scope"), expires_in=data.get("expires_in"), expires_at=data.get("expires_at"),
-            ip=client_ip(request))
+            mfa_token=data.get("mfa_token"), otp=data.get("otp"), ip=client_ip(request))
         return Response(issued_token_body(issued))
 
 
@@ -46,7 +46,8 @@ class AccessTokenListView(APIView):
     def _user(self, request):
         basic = basic_credentials(request)
         if basic:
-            return login_services.authenticate_password(username=basic[0], password=basic[1], ip=client_ip(request))
+            return token_services.basic_user(username=basic[0], password=basic[1], otp=param(request, "otp"),
+                                             ip=client_ip(request))
         found = ParticleTokenAuthentication().authenticate(request)
         if not found:
             raise NotAuthenticated()

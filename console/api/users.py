@@ -1,4 +1,4 @@
-"""API views for the signed-in user: `/v1/user`."""
+"""API views for the signed-in user: `/v1/user`, and its multi-factor authentication."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from console.api.base import body, client_ip, require_user
 from console.api.serializers import user_body
 from console.errors import ValidationFailed
 from console.hooks import user_device_counts
+from console.selectors import mfa_enabled
+from console.services import mfa as mfa_services
 from console.services import users as user_services
 
 
@@ -19,12 +21,45 @@ class UserView(APIView):
     def get(self, request):
         require_user(request.auth)
         wifi, cellular = user_device_counts(request.auth.user)
-        return Response(user_body(request.auth.user, wifi_devices=wifi, cellular_devices=cellular))
+        return Response(user_body(request.auth.user, wifi_devices=wifi, cellular_devices=cellular,
+                                  mfa_enabled=mfa_enabled(request.auth.user)))
 
     def put(self, request):
         require_user(request.auth)
         return Response(user_services.user_update(user=request.auth.user, ip=client_ip(request),
                                                   **_user_fields(body(request))))
+
+
+class MfaEnableView(APIView):
+    """GET /v1/user/mfa-enable starts enrolment (api-js `enableMfa`); POST confirms it with a code
+    (`confirmMfa`) and answers the recovery codes, once."""
+
+    def get(self, request):
+        require_user(request.auth)
+        enrolment = mfa_services.mfa_enrol_begin(user=request.auth.user)
+        return Response({"mfa_token": enrolment.mfa_token, "qr_url": enrolment.qr_data_uri,
+                         "secret": enrolment.secret})
+
+    def post(self, request):
+        require_user(request.auth)
+        data = body(request)
+        codes = mfa_services.mfa_enrol_confirm(
+            user=request.auth.user, mfa_token=validation.text(data.get("mfa_token"), field="mfa_token", max_length=100),
+            otp=validation.text(data.get("otp"), field="otp", max_length=40), ip=client_ip(request),
+            invalidate_tokens=validation.boolean(data.get("invalidate_tokens"), field="invalidate_tokens",
+                                                 default=False),
+            keep_token=request.auth.token)
+        return Response({"enrolled": True, "tokens": codes})
+
+
+class MfaDisableView(APIView):
+    """PUT /v1/user/mfa-disable `{current_password}` (api-js `disableMfa`)."""
+
+    def put(self, request):
+        require_user(request.auth)
+        mfa_services.mfa_disable(user=request.auth.user, current_password=body(request).get("current_password"),
+                                 ip=client_ip(request))
+        return Response({"ok": True})
 
 
 def _user_fields(data: dict) -> dict:

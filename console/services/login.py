@@ -40,14 +40,15 @@ def customer_account(product_id: int, email: str) -> str:
     return f"customer:{product_id}:{(email or '').strip().lower()}"
 
 
-def login_gate(*, account: str, ip: str) -> None:
-    """LockedOut (429) while the address or the account has used up its failures."""
+def login_gate(*, account: str, ip: str, account_limit: int | None = None) -> None:
+    """LockedOut (429) while the address or the account has used up its failures (`account_limit`, default
+    ACCOUNT_FAILURE_LIMIT: the MFA codes of `console.services.mfa` have their own)."""
     limit, seconds = settings.CYAN_LOGIN_FAILURE_LIMIT, settings.CYAN_LOGIN_LOCKOUT_SECONDS
     minutes = seconds // 60
     if (cache.get(_address_key(ip)) or 0) >= limit:
         raise LockedOut(f"Too many failed sign-in attempts from this address; try again in {minutes} minutes.",
                         retry_after=seconds)
-    if (cache.get(_account_key(account)) or 0) >= settings.CYAN_ACCOUNT_FAILURE_LIMIT:
+    if (cache.get(_account_key(account)) or 0) >= (account_limit or settings.CYAN_ACCOUNT_FAILURE_LIMIT):
         raise LockedOut(f"Too many failed sign-in attempts for this account; try again in {minutes} minutes.",
                         retry_after=seconds)
 

@@ -13,10 +13,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from console import hooks
-from console.errors import InvalidClient, InvalidGrant, ValidationFailed
+from console.errors import InvalidClient, InvalidGrant, MfaRequired, ValidationFailed
 from console.models import AccessToken, Account, OAuthClient, RefreshToken, User, hash_secret, new_token
 from console.services.clients import BUILTIN_CLIENTS, client_authenticate, product_client_authenticate
+from console.selectors import mfa_enabled
+from console.services import mfa as mfa_services
 from console.services.login import authenticate_password
+
+MFA_REQUIRED = "Multiple factor authentication required"
 
 
 @dataclass
@@ -101,13 +105,17 @@ def token_lookup(raw: str) -> AccessToken | None:
 
 def token_grant(*, grant_type: object, client_id: str, client_secret: str, username: object = None,
                 password: object = None, refresh_token: object = None, scope: object = None,
-                expires_in: object = None, expires_at: object = None, ip: str) -> IssuedToken:
-    """POST /oauth/token: one of Particle's grant types (particle-api.md §2)."""
+                expires_in: object = None, expires_at: object = None, mfa_token: object = None,
+                otp: object = None, ip: str) -> IssuedToken:
+    """POST /oauth/token: one of Particle's grant types (particle-api.md §2): password (a 403 mfa_required for
+    a person with MFA), urn:custom:mfa-otp (its second step), client_credentials, refresh_token."""
     if not grant_type:
         raise ValidationFailed("grant_type is required", field="grant_type")
     if grant_type == "password":
         return _password_grant(username=username, password=password, client_id=client_id,
                                client_secret=client_secret, expires_in=expires_in, expires_at=expires_at, ip=ip)
+    if grant_type == "urn:custom:mfa-otp":
+        return _mfa_otp_grant(mfa_token=mfa_token, otp=otp, client_id=client_id, client_secret=client_secret, ip=ip)
     if grant_type == "client_credentials":
         return _client_credentials_grant(client_id=client_id, client_secret=client_secret, scope=str(scope or ""),
                                          expires_in=expires_in, expires_at=expires_at)
@@ -131,9 +139,41 @@ def _password_grant(*, username: object, password: object, client_id: str, clien
         if issued is not None:
             return issued
     user = authenticate_password(username=str(username), password=str(password), ip=ip)
+    if mfa_enabled(user):
+        # No token before the second step; the token request waits in the mfa_token (particle-api.md §2).
+        _expiry(expires_in, expires_at)  # a bad expires_in is refused now, not after the code
+        raise MfaRequired(MFA_REQUIRED, mfa_token=mfa_services.mfa_challenge_issue(
+            user=user, client_id=client_id[:120], expires_in=expires_in, expires_at=expires_at))
     with transaction.atomic():
         return token_issue(kind=AccessToken.Kind.USER, user=user, client=client, client_name=client_id[:120],
                            expires_in=expires_in, expires_at=expires_at)
+
+
+def _mfa_otp_grant(*, mfa_token: object, otp: object, client_id: str, client_secret: str, ip: str) -> IssuedToken:
+    """The second step of a password grant (api-js `sendOtp`, the CLI's login code): the token the first step
+    asked for, once the code is right."""
+    client = None
+    if client_id and OAuthClient.objects.filter(client_id=client_id).exists():
+        # Before the code is looked at: a wrong client secret must not spend the code or the mfa_token.
+        client = client_authenticate(client_id=client_id, client_secret=client_secret)
+    pending = mfa_services.mfa_challenge_complete(mfa_token=mfa_token, otp=otp, client_id=client_id, ip=ip)
+    if client is not None and client.client_id != pending.client_id:
+        client = None  # a registered client finishing a built-in client's sign-in: the token keeps the first
+    with transaction.atomic():
+        return token_issue(kind=AccessToken.Kind.USER, user=pending.user, client=client,
+                           client_name=pending.client_id, expires_in=pending.expires_in,
+                           expires_at=pending.expires_at)
+
+
+def basic_user(*, username: str, password: str, otp: object, ip: str) -> User:
+    """HTTP Basic username:password (`/v1/access_tokens`): a person with MFA also sends `otp` (a 403
+    mfa_required without it; no mfa_token, since the code goes with this same request)."""
+    user = authenticate_password(username=username, password=password, ip=ip)
+    if mfa_enabled(user):
+        if not otp:
+            raise MfaRequired(MFA_REQUIRED + ": send the code as otp")
+        mfa_services.mfa_verify(user=user, code=otp, ip=ip)
+    return user
 
 
 def _client_credentials_grant(*, client_id: str, client_secret: str, scope: str, expires_in: object,

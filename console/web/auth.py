@@ -10,16 +10,25 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from console.models import Account
+from console.selectors import mfa_enabled
 from console.web.access import console_view
 from console.web.forms import LoginForm
+from console.web.mfa import remember_pending_sign_in
 from console.web.nav import account_home
-
 
 
 class LoginView(auth_views.LoginView):
     template_name = "console/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        """A person with MFA is not signed in yet: the code page finishes it (and keeps the checked `next`)."""
+        user = form.get_user()
+        if mfa_enabled(user):
+            remember_pending_sign_in(self.request, user, self.get_redirect_url())
+            return redirect("console:login-mfa")
+        return super().form_valid(form)
 
 
 @require_POST

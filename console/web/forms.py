@@ -10,7 +10,9 @@ from console.clientaddr import client_address
 from console.errors import InvalidGrant, LockedOut
 from console.models import OAuthClient
 from console.roles import KNOWN_SCOPES, Role
+from console.selectors import mfa_enabled
 from console.services import login as login_services
+from console.services import mfa as mfa_services
 
 
 class CountedSignIn:
@@ -42,7 +44,51 @@ class LoginForm(CountedSignIn, AuthenticationForm):
 
 
 class StaffLoginForm(CountedSignIn, AdminAuthenticationForm):
-    """/admin/login/: the same counted check, then Django's own rule that only staff may enter."""
+    """/admin/login/: the same counted check, then Django's own rule that only staff may enter, then the
+    code of a staff member with MFA (the admin signs a session in as fully as the console does, so it asks
+    for the second factor too, on the same page)."""
+
+    otp = forms.CharField(label="Authentication code", required=False, max_length=40, strip=True,
+                          help_text="Only if you set up two-step sign-in: the code from your app, or a recovery code.",
+                          widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}))
+
+    def clean(self):
+        super().clean()
+        user = self.user_cache
+        if user is not None and not self.errors and mfa_enabled(user):
+            code = self.cleaned_data.get("otp")
+            if not code:
+                raise forms.ValidationError("Enter the code from your authenticator app (or a recovery code).",
+                                            code="mfa_required")
+            ip = client_address(self.request) if self.request else "unknown"
+            try:
+                mfa_services.mfa_verify(user=user, code=code, ip=ip)
+            except (InvalidGrant, LockedOut) as exc:
+                raise forms.ValidationError(exc.description, code="invalid_otp")
+        return self.cleaned_data
+
+
+class MfaCodeForm(forms.Form):
+    """The second step of signing in."""
+
+    code = forms.CharField(label="Authentication code", max_length=40, strip=True,
+                           help_text="The 6-digit code from your authenticator app, or one of your recovery codes.",
+                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True,
+                                                         "inputmode": "numeric", "spellcheck": "false"}))
+
+
+class MfaConfirmForm(forms.Form):
+    """Confirming enrolment: the pending enrolment's token and a first code from the new secret."""
+
+    mfa_token = forms.CharField(widget=forms.HiddenInput, max_length=100)
+    code = forms.CharField(label="Code from your app", max_length=12, strip=True,
+                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric",
+                                                         "spellcheck": "false"}))
+
+
+class CurrentPasswordForm(forms.Form):
+    current_password = forms.CharField(label="Current password", strip=False,
+                                       widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
 
 class OrgCreateForm(forms.Form):

@@ -1,13 +1,15 @@
 from django.urls import include, path
 
-from console.web import auth, orgs, sandbox_auth
+from console.web import auth, mfa, orgs, sandbox_auth
 
 app_name = "console"
 
 urlpatterns = [
     path("", auth.home, name="home"),
     path("login/", auth.LoginView.as_view(), name="login"),
+    path("login/code/", mfa.login_mfa, name="login-mfa"),
     path("logout/", auth.logout_view, name="logout"),
+    path("account/mfa/", mfa.account_mfa, name="account-mfa"),
     path("switch/", auth.switch_account, name="switch-account"),
     path("authentication/", sandbox_auth.sandbox_auth, name="sandbox-auth"),
     path("authentication/tokens/<int:pk>/revoke/", sandbox_auth.token_revoke, name="token-revoke"),

@@ -14,6 +14,8 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -220,14 +222,54 @@ class Cli:
     def config(self) -> dict:
         return json.loads(self.config_path.read_text())
 
-    def run(self, *args: str, input: str | None = None, timeout: int = NODE_TIMEOUT) -> subprocess.CompletedProcess:
+    def _env(self) -> dict:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("PARTICLE_") and k not in ("home", "HOMEPATH", "USERPROFILE")}
         env.update(HOME=str(self.home), PARTICLE_DISABLE_UPDATE="1", NO_COLOR="1", FORCE_COLOR="0")
-        proc = subprocess.run(["node", str(self.bin), *args], cwd=self.home, env=env, input=input if input is not None
-                              else "", capture_output=True, text=True, timeout=timeout)
+        return env
+
+    def run(self, *args: str, input: str | None = None, timeout: int = NODE_TIMEOUT) -> subprocess.CompletedProcess:
+        proc = subprocess.run(["node", str(self.bin), *args], cwd=self.home, env=self._env(),
+                              input=input if input is not None else "", capture_output=True, text=True,
+                              timeout=timeout)
         proc.stdout, proc.stderr = ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)
         return proc
+
+    def converse(self, *args: str, answers: list[tuple[str, str]],
+                 timeout: int = NODE_TIMEOUT) -> subprocess.CompletedProcess:
+        """Run the CLI typing each answer only once its prompt (a substring) is on screen. `run(input=...)`
+        serves one prompt; for two, inquirer's first prompt drains the whole pipe and the second finds EOF."""
+        proc = subprocess.Popen(["node", str(self.bin), *args], cwd=self.home, env=self._env(),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        chunks: list[bytes] = []
+        reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(proc.stdout.fileno(), 4096), b"")),
+                                  daemon=True)
+        reader.start()
+        deadline = time.monotonic() + timeout
+        seen = 0
+        try:
+            for prompt, answer in answers:
+                while True:
+                    screen = ANSI.sub("", b"".join(chunks).decode(errors="replace"))
+                    found = screen.find(prompt, seen)
+                    if found >= 0:
+                        seen = found + len(prompt)
+                        break
+                    assert proc.poll() is None and time.monotonic() < deadline, f"no prompt {prompt!r}:\n{screen}"
+                    time.sleep(0.05)
+                proc.stdin.write(answer.encode() + b"\n")
+                proc.stdin.flush()
+            proc.stdin.close()
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        reader.join(timeout=5)
+        stderr = proc.stderr.read().decode(errors="replace")
+        proc.stderr.close()
+        return subprocess.CompletedProcess(proc.args, proc.returncode, ANSI.sub("", b"".join(chunks).decode()),
+                                           ANSI.sub("", stderr))
 
     def login(self, email: str, password: str = PASSWORD) -> str:
         proc = self.run("login", "-u", email, "-p", password)
