@@ -12,7 +12,9 @@ import pytest
 from django.core.cache import cache
 from django.test import Client, override_settings
 
+from console import counters
 from console.api import ratelimit
+from console.models import AccessToken
 from console.api.ratelimit import buckets_for
 from console.counters import Hit, count_hit, count_hits
 from tests.factories import PASSWORD, UserFactory
@@ -21,6 +23,9 @@ from tests.support.api import user_token
 pytestmark = [pytest.mark.django_db, pytest.mark.rate_limits]
 
 ADDRESS = "203.0.113.5"
+# Nothing listens on port 1: a Redis that refuses every connection.
+DEAD_REDIS = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": "redis://127.0.0.1:1/0", "KEY_PREFIX": "dead"}}
 
 
 def _limits(settings, **overrides: tuple[int, int]) -> None:
@@ -198,9 +203,7 @@ def test_which_buckets_a_request_counts_in(method, path, expected):
 
 def test_when_redis_is_unreachable_the_api_is_not_refused_and_a_warning_is_logged(caplog, monkeypatch):
     monkeypatch.setattr(ratelimit, "_last_warning", 0.0)
-    dead = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                        "LOCATION": "redis://127.0.0.1:1/0", "KEY_PREFIX": "dead"}}
-    with override_settings(CACHES=dead), caplog.at_level(logging.WARNING, logger="console.api.ratelimit"):
+    with override_settings(CACHES=DEAD_REDIS), caplog.at_level(logging.WARNING, logger="console.api.ratelimit"):
         c = Client(REMOTE_ADDR=ADDRESS)
         r = c.get("/v1/orgs")
         assert r.status_code == 401 and r.json()["error"] == "invalid_token", r.content
@@ -208,6 +211,28 @@ def test_when_redis_is_unreachable_the_api_is_not_refused_and_a_warning_is_logge
     warnings = [rec.getMessage() for rec in caplog.records if rec.name == "console.api.ratelimit"]
     assert len(warnings) == 1, warnings  # once a minute, not once a request
     assert warnings[0].startswith("Rate limits not applied: Redis is unreachable (")
+
+
+def test_when_redis_is_unreachable_the_password_doors_refuse_with_503(caplog, monkeypatch):
+    """The lockouts cannot be read, so no password is checked: an uncounted door could be guessed freely."""
+    monkeypatch.setattr(counters, "_last_error", 0.0)
+    user = UserFactory(email="careful@example.com")
+    serial_reader = Client(REMOTE_ADDR=ADDRESS, HTTP_AUTHORIZATION=f"Bearer {user_token(user)}")
+    with override_settings(CACHES=DEAD_REDIS), caplog.at_level(logging.ERROR, logger="console.counters"):
+        r = _token_request(user.email)
+        assert r.status_code == 503, r.content
+        assert r.json() == {"error": "temporarily_unavailable",
+                            "error_description": "This is unavailable for a moment; try again shortly."}
+        assert r["Retry-After"] == "30"
+        browser = Client(REMOTE_ADDR=ADDRESS)
+        page = browser.post("/login/", {"username": user.email, "password": PASSWORD})
+        assert page.status_code == 200 and b"This is unavailable for a moment" in page.content
+        assert "_auth_user_id" not in browser.session
+        r = serial_reader.get("/v1/serial_numbers/ABC123")
+        assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable", r.content
+    assert not AccessToken.objects.filter(user=user).exclude(client_name="test").exists()
+    outage = [rec.getMessage() for rec in caplog.records if rec.name == "console.counters"]
+    assert len(outage) == 1 and outage[0].startswith("Attempt counters unavailable (Redis is unreachable: "), outage
 
 
 def test_rate_limit_enabled_false_switches_the_limits_off(settings):

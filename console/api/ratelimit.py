@@ -14,9 +14,9 @@ purpose is to stop floods and guessing at scale (the password doors have their o
 
 If Redis cannot be reached the limiter lets the request through and logs a warning (at most once a
 minute): it protects capacity, and refusing every API call because the counter store is down would turn a
-Redis outage into a full one. The password lockouts (console/services/login.py) do not fail open — a
-password door cannot check a lockout it cannot read, so those requests fail rather than let guesses
-through uncounted.
+Redis outage into a full one. The guards against guessing do not fail open: the password doors
+(console/services/login.py) and the serial-number lookup answer 503 `temporarily_unavailable` while they
+cannot count, rather than let guesses through uncounted.
 
 The limits are settings (`CYAN_RATE_LIMITS`: bucket name → (requests, window seconds); env
 `RATE_LIMITS`), `RATE_LIMIT_ENABLED` switches the middleware off, and the address is
@@ -32,11 +32,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import JsonResponse
-from redis.exceptions import RedisError
-
 from console.api.errors import error_body
 from console.clientaddr import client_address
 from console.counters import count_hits
+from console.errors import CounterUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +129,15 @@ class RateLimitMiddleware:
         return self.get_response(request)
 
     def _check(self, request):
-        names = [n for n in buckets_for(request.method or "GET", request.path) if n in settings.CYAN_RATE_LIMITS]
+        names = [n for n in buckets_for(request.method or "GET", request.path_info) if n in settings.CYAN_RATE_LIMITS]
         if not names:
             return None
         address = client_address(request)
         limits = {name: settings.CYAN_RATE_LIMITS[name] for name in names}
         try:
             hits = count_hits({f"ratelimit:{name}:{address}": limits[name][1] for name in names})
-        except RedisError as exc:
-            _warn_unreachable(exc)
+        except CounterUnavailable as exc:
+            _warn_unreachable(exc.__cause__ or exc)
             return None
         over = [(name, hit) for name, hit in zip(names, hits.values()) if hit.count > limits[name][0]]
         if not over:
