@@ -53,6 +53,14 @@ class LockedOut(ServiceError):
     code = "too_many_attempts"
 
 
+class CounterUnavailable(LockedOut):
+    """The attempt counters (Redis) cannot be reached, so a door that must count attempts stays shut for
+    now rather than let them through uncounted (503, with `retry_after`)."""
+
+    status = 503
+    code = "temporarily_unavailable"
+
+
 class InvalidGrant(ServiceError):
     """`/oauth/token`: the credentials or the token presented do not hold."""
 

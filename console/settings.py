@@ -6,9 +6,11 @@ With no environment at all the project runs on SQLite and an embedded Redis it s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from console.datadir import private_dir, private_file, secret_key
 
@@ -51,6 +53,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "console.api.ratelimit.RateLimitMiddleware",  # first: a refused request costs no session or database work
     "console.api.middleware.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -198,6 +201,26 @@ CYAN_LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=30 * 60)
 # lock the second step of one account for LOGIN_LOCKOUT_SECONDS.
 CYAN_MFA_TOKEN_SECONDS = env.int("MFA_TOKEN_SECONDS", default=5 * 60)
 CYAN_MFA_FAILURE_LIMIT = env.int("MFA_FAILURE_LIMIT", default=10)
+
+# API rate limits per client address (console/api/ratelimit.py): bucket -> (requests, window seconds).
+# RATE_LIMITS overrides some of them, e.g. "oauth-token=50/300,api=20000/300".
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+CYAN_RATE_LIMITS = {
+    "api": (10_000, 300),  # every /v1 and /oauth request
+    "oauth-token": (100, 300),
+    "access-tokens": (100, 300),
+    "sign-up": (100, 300),
+    "account-delete": (100, 300),
+    "password-reset": (100, 300),
+    "events": (100, 300),
+}
+for _item in env.list("RATE_LIMITS", default=[]):
+    _name, _, _value = _item.partition("=")
+    _match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", _value)
+    if _name.strip() not in CYAN_RATE_LIMITS or not _match or int(_match[2]) < 1:
+        raise ImproperlyConfigured(f"RATE_LIMITS: {_item!r} is not <bucket>=<requests>/<seconds> with a bucket "
+                                   f"among {', '.join(CYAN_RATE_LIMITS)}")
+    CYAN_RATE_LIMITS[_name.strip()] = (int(_match[1]), int(_match[2]))
 
 # --- i18n, static, email --------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

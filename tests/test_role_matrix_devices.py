@@ -7,7 +7,12 @@ and its product. On top of that, every cell gets:
 * `api_with` / `api_without`: a fresh product API user holding exactly the route's scope / every device, SIM,
   group and customer scope *except* the route's (the fixture's own API users only hold devices:list);
 * `product_token`: the product OAuth client's client_credentials token;
-* `customer`: a token of the product's customer alice@example.com (who owns one device of the product).
+* `customer`: a token of the product's customer alice@example.com (who owns one device of the product);
+* `own_customer`: the same customer, with the device the route addresses made hers first (a customer may
+  read, rename, annotate and unclaim its own device, and nothing of the product's);
+* `ex_member`: former@example.com, a Developer who claimed the device the route addresses and was then
+  removed from the team: the device stays claimed to them, the product is none of their business any more
+  (product routes 404, product-level fields on their device 403).
 
 Rules (particle-api.md §6-§9, §11, "Numbers"; DESIGN.md §3; seeds 000/002):
 * outsiders get 404, indistinguishable from "no such thing", and never read the product's name/slug or the id
@@ -37,8 +42,9 @@ from console.services import users as user_services
 from console.models import User
 from console.roles import Role
 from console.scoping import Principal
-from console.services.teams import api_user_create
+from console.services.teams import api_user_create, team_remove
 from devices.selectors.limits import FREE_DEVICE_LIMIT, sandbox_device_count
+from devices.services import claims
 from devices.services import groups as device_services
 from devices.services.importing import device_import
 from devices.models import ClaimCode, Customer, Device, DeviceGroupMembership, SimCard
@@ -55,8 +61,9 @@ from tests.factories import UserFactory, make_org, make_product, seat
 pytestmark = pytest.mark.django_db
 
 ROLES = ("owner", "admin", "developer", "support", "viewer", "outsider", "api_with", "api_without",
-         "product_token", "customer")
-HUMANS = ROLES[:6]
+         "product_token", "customer", "own_customer", "ex_member")
+HUMANS = ROLES[:6] + ("ex_member",)
+CUSTOMERS = ("customer", "own_customer")
 
 # Every scope these routes use; `api_without` holds all of them but the route's own.
 DEVICE_SCOPES = [
@@ -79,6 +86,7 @@ class World:
     alice_device: str
     outsider_device: str  # a member of the outsider's product
     loose_device: str  # an unclaimed registry device in no product: nobody's business
+    former: User  # the `ex_member` column, still a Developer until the cell removes them
     tokens: dict = field(default_factory=dict)
 
     @property
@@ -98,9 +106,26 @@ def world(cast) -> World:
     outsider_device = import_devices(cast.outsider_product, by=cast.outsider)[0]
     loose_device = manufacture(13, 1)[0].device_id
     tokens = dict(cast.tokens)
-    tokens["customer"] = customer_token(alice)
+    tokens["customer"] = tokens["own_customer"] = customer_token(alice)
+    former = UserFactory(email="former@example.com")
+    seat(cast.product, former, Role.DEVELOPER)
+    tokens["ex_member"] = user_token(former)
     return World(cast=cast, alice=alice, bob=bob, alice_device=alice_device, outsider_device=outsider_device,
-                 loose_device=loose_device, tokens=tokens)
+                 loose_device=loose_device, former=former, tokens=tokens)
+
+
+def hand_over(world: World, role: str, device_id: str | None) -> None:
+    """Make the device the route addresses the caller's, for the columns that are about one's own device:
+    `own_customer` gets it as a customer; `ex_member` claims it while still a Developer (as developers claim
+    the test devices on their desks) and is then removed from the team."""
+    if role == "own_customer" and device_id:
+        Device.objects.filter(pk=device_id).update(customer=world.alice, owner=None)
+    elif role == "ex_member":
+        if device_id:
+            Device.objects.filter(pk=device_id).update(customer=None, owner=None)
+            claims.device_claim(principal=Principal.for_user(world.former), device_id=device_id)
+        team_remove(principal=Principal.for_user(world.cast.owner), team=product_team(world.cast.product),
+                    username=world.former.email)
 
 
 def api_user_token(cast: Cast, scopes: list[str], product: Product | None = None) -> str:
@@ -141,11 +166,14 @@ class Target:
     scope: str | None = None  # the API-user scope this route needs
     verify: Callable[[World, str, object], None] | None = None  # after a 2xx
     write: bool = True
+    device: str | None = None  # the one device the route addresses (own_customer and ex_member get it first)
+    refusals: dict[str, str] = field(default_factory=dict)  # role -> what its error_description must say
 
 
 def role_user(world: World, role: str) -> User | None:
     return {"owner": world.cast.owner, "admin": world.cast.admin, "developer": world.cast.developer,
-            "support": world.cast.support, "viewer": world.cast.viewer, "outsider": world.cast.outsider}.get(role)
+            "support": world.cast.support, "viewer": world.cast.viewer, "outsider": world.cast.outsider,
+            "ex_member": world.former}.get(role)
 
 
 def product_device_ids(world: World) -> set[str]:
@@ -196,7 +224,8 @@ def _p_device_get(w: World) -> Target:
     def verify(w, role, r):
         assert r.json()["id"] == member and r.json()["product_id"] == w.p
 
-    return Target(f"/v1/products/{w.p}/devices/{member}", scope="devices:get", verify=verify, write=False)
+    return Target(f"/v1/products/{w.p}/devices/{member}", scope="devices:get", verify=verify, write=False,
+                  device=member)
 
 
 def _p_device_put(w: World) -> Target:
@@ -207,7 +236,7 @@ def _p_device_put(w: World) -> Target:
         assert device.name == "renamed_by_matrix" and device.notes == "matrix notes"
 
     return Target(f"/v1/products/{w.p}/devices/{member}", {"name": "renamed_by_matrix", "notes": "matrix notes"},
-                  scope="devices:update", verify=verify)
+                  scope="devices:update", verify=verify, device=member)
 
 
 def _p_device_remove(w: World) -> Target:
@@ -223,7 +252,7 @@ def _p_device_remove(w: World) -> Target:
         listed = [d["id"] for d in w.api("owner").get(f"/v1/products/{w.p}/devices").json()["devices"]]
         assert member not in listed
 
-    return Target(f"/v1/products/{w.p}/devices/{member}", {}, scope="devices:remove", verify=verify)
+    return Target(f"/v1/products/{w.p}/devices/{member}", {}, scope="devices:remove", verify=verify, device=member)
 
 
 def _p_device_deny(w: World) -> Target:
@@ -239,7 +268,8 @@ def _p_device_deny(w: World) -> Target:
             listed = [d["id"] for d in owner.get(f"/v1/products/{w.p}/devices", query).json()["devices"]]
             assert waiting not in listed, (query, listed)
 
-    return Target(f"/v1/products/{w.p}/devices/{waiting}", {"deny": True}, scope="devices:remove", verify=verify)
+    return Target(f"/v1/products/{w.p}/devices/{waiting}", {"deny": True}, scope="devices:remove", verify=verify,
+                  device=waiting)
 
 
 def _p_device_unclaim(w: World) -> Target:
@@ -251,7 +281,8 @@ def _p_device_unclaim(w: World) -> Target:
         device = Device.objects.get(pk=member)
         assert device.customer_id is None and device.owner_id is None and device.product_id == w.p
 
-    return Target(f"/v1/products/{w.p}/devices/{member}/owner", scope="devices:release", verify=verify)
+    return Target(f"/v1/products/{w.p}/devices/{member}/owner", scope="devices:release", verify=verify,
+                  device=member)
 
 
 # dev form
@@ -266,7 +297,7 @@ def _devices_list(w: World) -> Target:
         listed = r.json()
         assert isinstance(listed, list)
         got = {d["id"] for d in listed}
-        if role == "customer":
+        if role in CUSTOMERS:
             assert got == {w.alice_device}, got
             return
         assert got == set(Device.objects.filter(owner=role_user(w, role)).values_list("id", flat=True)), got
@@ -292,7 +323,7 @@ def _device_get(w: World) -> Target:
     def verify(w, role, r):
         assert r.json()["id"] == member
 
-    return Target(f"/v1/devices/{member}", scope="devices:get", verify=verify, write=False)
+    return Target(f"/v1/devices/{member}", scope="devices:get", verify=verify, write=False, device=member)
 
 
 def _device_put(w: World) -> Target:
@@ -300,9 +331,29 @@ def _device_put(w: World) -> Target:
     Device.objects.filter(pk=member).update(customer=w.bob)
 
     def verify(w, role, r):
-        assert Device.objects.get(pk=member).name == "renamed_by_matrix"
+        device = Device.objects.get(pk=member)
+        assert device.name == "renamed_by_matrix" and device.notes == "matrix notes"
 
-    return Target(f"/v1/devices/{member}", {"name": "renamed_by_matrix"}, scope="devices:update", verify=verify)
+    return Target(f"/v1/devices/{member}", {"name": "renamed_by_matrix", "notes": "matrix notes"},
+                  scope="devices:update", verify=verify, device=member)
+
+
+def _device_put_product_fields(w: World) -> Target:
+    """The product-level fields of a product device, through the dev form: the product team's alone."""
+    member = import_devices(w.cast.product)[0]
+    Device.objects.filter(pk=member).update(customer=w.bob)
+
+    def verify(w, role, r):
+        device = Device.objects.get(pk=member)
+        assert device.development is True and device.firmware_updates_forced is True
+        assert list(DeviceGroupMembership.objects.filter(device=device).values_list("group__name", flat=True)) == [
+            "vip"]
+
+    return Target(f"/v1/devices/{member}", {"development": True, "firmware_updates_forced": True,
+                                            "groups": ["vip"]},
+                  scope="devices:update", verify=verify, device=member, refusals={
+                      "own_customer": "Customers may rename their devices and add notes; ",
+                      "ex_member": "needs a role on the device's product that may update devices"})
 
 
 def _device_unclaim(w: World) -> Target:
@@ -311,9 +362,10 @@ def _device_unclaim(w: World) -> Target:
 
     def verify(w, role, r):
         assert r.json() == {"ok": True}
-        assert Device.objects.get(pk=member).customer_id is None
+        device = Device.objects.get(pk=member)
+        assert device.customer_id is None and device.owner_id is None and device.product_id == w.p
 
-    return Target(f"/v1/devices/{member}", scope="devices:release", verify=verify)
+    return Target(f"/v1/devices/{member}", scope="devices:release", verify=verify, device=member)
 
 
 # groups
@@ -379,13 +431,15 @@ def _group_delete(w: World) -> Target:
 # SIMs
 
 
-def _member_sim(w: World) -> str:
-    return Device.objects.get(pk=import_devices(w.cast.product)[0]).sim.iccid
+def _member_sim(w: World) -> tuple[str, str]:
+    """A product member's SIM: (iccid, the device it is in)."""
+    device = Device.objects.get(pk=import_devices(w.cast.product)[0])
+    return device.sim.iccid, device.pk
 
 
 def _sims_list(w: World) -> Target:
     """GET /v1/sims is the sandbox list: the user's own SIMs, never a product's."""
-    iccid = _member_sim(w)
+    iccid, _ = _member_sim(w)
     claimed = manufacture(13, 1)[0].iccid  # a sandbox SIM of the outsider
     SimCard.objects.filter(pk=claimed).update(user=w.cast.outsider, status=SimCard.Status.ACTIVE)
 
@@ -400,49 +454,52 @@ def _sims_list(w: World) -> Target:
 
 
 def _sim_get(w: World, prefix: str) -> Target:
-    iccid = _member_sim(w)
+    iccid, device = _member_sim(w)
 
     def verify(w, role, r):
         assert r.json()["iccid"] == iccid
 
-    return Target(f"{prefix}/sims/{iccid}", scope="sims:get", verify=verify, write=False)
+    return Target(f"{prefix}/sims/{iccid}", scope="sims:get", verify=verify, write=False, device=device)
 
 
 def _sim_head(w: World) -> Target:
-    return Target(f"/v1/sims/{_member_sim(w)}", scope="sims:get", write=False)
+    iccid, device = _member_sim(w)
+    return Target(f"/v1/sims/{iccid}", scope="sims:get", write=False, device=device)
 
 
 def _sim_put(w: World, prefix: str) -> Target:
-    iccid = _member_sim(w)
+    iccid, device = _member_sim(w)
 
     def verify(w, role, r):
         assert SimCard.objects.get(pk=iccid).status == SimCard.Status.INACTIVE
         assert r.json()["status"] == "inactive"
 
-    return Target(f"{prefix}/sims/{iccid}", {"action": "deactivate"}, scope="sims:update", verify=verify)
+    return Target(f"{prefix}/sims/{iccid}", {"action": "deactivate"}, scope="sims:update", verify=verify,
+                  device=device)
 
 
 def _sim_delete(w: World, prefix: str) -> Target:
-    iccid = _member_sim(w)
+    iccid, device = _member_sim(w)
 
     def verify(w, role, r):
         sim = SimCard.objects.get(pk=iccid)
         assert sim.product_id is None and sim.user_id is None and sim.status == SimCard.Status.INACTIVE
 
-    return Target(f"{prefix}/sims/{iccid}", scope="sims:remove", verify=verify)
+    return Target(f"{prefix}/sims/{iccid}", scope="sims:remove", verify=verify, device=device)
 
 
 def _sim_usage(w: World, prefix: str) -> Target:
-    iccid = _member_sim(w)
+    iccid, device = _member_sim(w)
 
     def verify(w, role, r):
         assert r.json()["iccid"] == iccid and isinstance(r.json()["usage_by_day"], list)
 
-    return Target(f"{prefix}/sims/{iccid}/data_usage", scope="sims.usage:get", verify=verify, write=False)
+    return Target(f"{prefix}/sims/{iccid}/data_usage", scope="sims.usage:get", verify=verify, write=False,
+                  device=device)
 
 
 def _p_sims_list(w: World) -> Target:
-    iccid = _member_sim(w)
+    iccid, _ = _member_sim(w)
 
     def verify(w, role, r):
         assert iccid in {s["iccid"] for s in r.json()["sims"]}
@@ -522,12 +579,12 @@ def _customer_delete(w: World) -> Target:
 def _claim_code(w: World) -> Target:
     def verify(w, role, r):
         code = ClaimCode.objects.get(code=r.json()["claim_code"])
-        if role == "customer":
+        if role in CUSTOMERS:
             assert code.customer_id == w.alice.pk
         else:
             assert code.user == role_user(w, role)
         assert set(r.json()["device_ids"]) <= set(Device.objects.filter(
-            **({"customer": w.alice} if role == "customer" else {"owner": role_user(w, role)})).values_list("id", flat=True))
+            **({"customer": w.alice} if role in CUSTOMERS else {"owner": role_user(w, role)})).values_list("id", flat=True))
 
     return Target("/v1/device_claims", {}, verify=verify)
 
@@ -536,7 +593,7 @@ def _product_claim_code(w: World) -> Target:
     def verify(w, role, r):
         code = ClaimCode.objects.get(code=r.json()["claim_code"])
         got = set(r.json()["device_ids"])
-        if role == "customer":
+        if role in CUSTOMERS:
             assert code.customer_id == w.alice.pk and got == {w.alice_device}, got
         elif role in HUMANS:
             assert code.user == role_user(w, role)
@@ -558,16 +615,18 @@ def _serial_lookup(w: World) -> Target:
     def verify(w, role, r):
         assert r.json()["device_id"] == member and r.json()["serial_number"] == serial
 
-    return Target(f"/v1/serial_numbers/{serial}", scope="devices:get", verify=verify, write=False)
+    return Target(f"/v1/serial_numbers/{serial}", scope="devices:get", verify=verify, write=False, device=member)
 
 
 def _sim_head_product(w: World) -> Target:
-    return Target(f"/v1/products/{w.p}/sims/{_member_sim(w)}", scope="sims:get", write=False)
+    iccid, device = _member_sim(w)
+    return Target(f"/v1/products/{w.p}/sims/{iccid}", scope="sims:get", write=False, device=device)
 
 
 # --- the table -----------------------------------------------------------------------------------
 
-# Columns: owner admin developer support viewer outsider api_with api_without product_token customer.
+# Columns: owner admin developer support viewer outsider api_with api_without product_token customer, and then
+# (own_customer, ex_member): the two callers whose own device the route addresses.
 # A cell is the one status the route answers for that caller.
 READ = (200, 200, 200, 200, 200, 404, 200, 403, 200, 404)
 
@@ -580,61 +639,66 @@ def SUP(ok):  # noqa: N802 - Support and up
     return (ok, ok, ok, ok, 403, 404, ok, 403, ok, 404)
 
 
+# The product's routes, and its SIMs, groups and customers, are not a customer's nor a former member's
+# business, even for their own device: the same 404 as for a stranger.
+NOT_THEIRS = (404, 404)
 
-MATRIX: list[tuple[str, Callable[[World], Target], tuple[int, ...]]] = [
+MATRIX: list[tuple[str, Callable[[World], Target], tuple[int, ...], tuple[int, int]]] = [
     # product devices
-    ("GET /v1/products/:p/devices",                 _p_devices_list,          READ),
-    ("POST /v1/products/:p/devices",                _p_devices_import,        DEV(200)),
-    ("PUT /v1/products/:p/devices (groups)",        _p_devices_batch_groups,  DEV(200)),
-    ("GET /v1/products/:p/devices/:id",             _p_device_get,            READ),
-    ("PUT /v1/products/:p/devices/:id",             _p_device_put,            DEV(200)),
-    ("DELETE /v1/products/:p/devices/:id",          _p_device_remove,         DEV(204)),
-    ("DELETE /v1/products/:p/devices/:id (deny)",   _p_device_deny,           DEV(204)),
-    ("DELETE /v1/products/:p/devices/:id/owner",    _p_device_unclaim,        DEV(200)),
-    # the dev form
-    ("GET /v1/devices",                             _devices_list,            (200,) * 6 + (400,) * 3 + (200,)),
-    ("POST /v1/devices (a product device)",         _devices_claim,           (200, 200, 200, 403, 403, 404, 400, 400, 400, 400)),
-    ("GET /v1/devices/:id",                         _device_get,              READ),
-    ("PUT /v1/devices/:id",                         _device_put,              DEV(200)),
-    ("DELETE /v1/devices/:id",                      _device_unclaim,          DEV(200)),
+    ("GET /v1/products/:p/devices",                 _p_devices_list,          READ,     NOT_THEIRS),
+    ("POST /v1/products/:p/devices",                _p_devices_import,        DEV(200), NOT_THEIRS),
+    ("PUT /v1/products/:p/devices (groups)",        _p_devices_batch_groups,  DEV(200), NOT_THEIRS),
+    ("GET /v1/products/:p/devices/:id",             _p_device_get,            READ,     NOT_THEIRS),
+    ("PUT /v1/products/:p/devices/:id",             _p_device_put,            DEV(200), NOT_THEIRS),
+    ("DELETE /v1/products/:p/devices/:id",          _p_device_remove,         DEV(204), NOT_THEIRS),
+    ("DELETE /v1/products/:p/devices/:id (deny)",   _p_device_deny,           DEV(204), NOT_THEIRS),
+    ("DELETE /v1/products/:p/devices/:id/owner",    _p_device_unclaim,        DEV(200), NOT_THEIRS),
+    # the dev form: one's own device may be read, renamed, annotated and unclaimed; its product-level fields
+    # stay the team's (403: the caller can see the device)
+    ("GET /v1/devices",                             _devices_list,            (200,) * 6 + (400,) * 3 + (200,), (200, 200)),
+    ("POST /v1/devices (a product device)",         _devices_claim,           (200, 200, 200, 403, 403, 404, 400, 400, 400, 400), (400, 404)),
+    ("GET /v1/devices/:id",                         _device_get,              READ,     (200, 200)),
+    ("PUT /v1/devices/:id",                         _device_put,              DEV(200), (200, 200)),
+    ("PUT /v1/devices/:id (product fields)",        _device_put_product_fields, DEV(200), (403, 403)),
+    ("DELETE /v1/devices/:id",                      _device_unclaim,          DEV(200), (200, 200)),
     # groups
-    ("GET /v1/products/:p/groups",                  _groups_list,             READ),
-    ("POST /v1/products/:p/groups",                 _group_create,            DEV(201)),
-    ("GET /v1/products/:p/groups/:name",            _group_get,               READ),
-    ("PUT /v1/products/:p/groups/:name",            _group_update,            DEV(200)),
-    ("DELETE /v1/products/:p/groups/:name",         _group_delete,            DEV(204)),
-    # SIMs, sandbox form (a product SIM reached through it)
-    ("GET /v1/sims",                                _sims_list,               (200,) * 6 + (400,) * 4),
-    ("GET /v1/sims/:iccid",                         lambda w: _sim_get(w, "/v1"),     READ),
-    ("HEAD /v1/sims/:iccid",                        _sim_head,                (204, 204, 204, 204, 204, 404, 204, 403, 204, 404)),
-    ("PUT /v1/sims/:iccid",                         lambda w: _sim_put(w, "/v1"),     SUP(200)),
-    ("DELETE /v1/sims/:iccid",                      lambda w: _sim_delete(w, "/v1"),  DEV(204)),
-    ("GET /v1/sims/:iccid/data_usage",              lambda w: _sim_usage(w, "/v1"),   READ),
+    ("GET /v1/products/:p/groups",                  _groups_list,             READ,     NOT_THEIRS),
+    ("POST /v1/products/:p/groups",                 _group_create,            DEV(201), NOT_THEIRS),
+    ("GET /v1/products/:p/groups/:name",            _group_get,               READ,     NOT_THEIRS),
+    ("PUT /v1/products/:p/groups/:name",            _group_update,            DEV(200), NOT_THEIRS),
+    ("DELETE /v1/products/:p/groups/:name",         _group_delete,            DEV(204), NOT_THEIRS),
+    # SIMs, sandbox form (a product SIM reached through it; for the last two columns, the SIM in their device)
+    ("GET /v1/sims",                                _sims_list,               (200,) * 6 + (400,) * 4, (400, 200)),
+    ("GET /v1/sims/:iccid",                         lambda w: _sim_get(w, "/v1"),     READ,     NOT_THEIRS),
+    ("HEAD /v1/sims/:iccid",                        _sim_head,                (204, 204, 204, 204, 204, 404, 204, 403, 204, 404), NOT_THEIRS),
+    ("PUT /v1/sims/:iccid",                         lambda w: _sim_put(w, "/v1"),     SUP(200), NOT_THEIRS),
+    ("DELETE /v1/sims/:iccid",                      lambda w: _sim_delete(w, "/v1"),  DEV(204), NOT_THEIRS),
+    ("GET /v1/sims/:iccid/data_usage",              lambda w: _sim_usage(w, "/v1"),   READ,     NOT_THEIRS),
     # SIMs, product form
-    ("GET /v1/products/:p/sims",                    _p_sims_list,             READ),
-    ("POST /v1/products/:p/sims",                   _p_sims_import,           DEV(200)),
-    ("GET /v1/products/:p/sims/:iccid",             lambda w: _sim_get(w, f"/v1/products/{w.p}"),    READ),
-    ("HEAD /v1/products/:p/sims/:iccid",            _sim_head_product,        (204, 204, 204, 204, 204, 404, 204, 403, 204, 404)),
-    ("PUT /v1/products/:p/sims/:iccid",             lambda w: _sim_put(w, f"/v1/products/{w.p}"),    SUP(200)),
-    ("DELETE /v1/products/:p/sims/:iccid",          lambda w: _sim_delete(w, f"/v1/products/{w.p}"), DEV(204)),
-    ("GET /v1/products/:p/sims/:iccid/data_usage",  lambda w: _sim_usage(w, f"/v1/products/{w.p}"),  READ),
-    ("GET /v1/products/:p/sims/data_usage",         _fleet_usage,             READ),
+    ("GET /v1/products/:p/sims",                    _p_sims_list,             READ,     NOT_THEIRS),
+    ("POST /v1/products/:p/sims",                   _p_sims_import,           DEV(200), NOT_THEIRS),
+    ("GET /v1/products/:p/sims/:iccid",             lambda w: _sim_get(w, f"/v1/products/{w.p}"),    READ,     NOT_THEIRS),
+    ("HEAD /v1/products/:p/sims/:iccid",            _sim_head_product,        (204, 204, 204, 204, 204, 404, 204, 403, 204, 404), NOT_THEIRS),
+    ("PUT /v1/products/:p/sims/:iccid",             lambda w: _sim_put(w, f"/v1/products/{w.p}"),    SUP(200), NOT_THEIRS),
+    ("DELETE /v1/products/:p/sims/:iccid",          lambda w: _sim_delete(w, f"/v1/products/{w.p}"), DEV(204), NOT_THEIRS),
+    ("GET /v1/products/:p/sims/:iccid/data_usage",  lambda w: _sim_usage(w, f"/v1/products/{w.p}"),  READ,     NOT_THEIRS),
+    ("GET /v1/products/:p/sims/data_usage",         _fleet_usage,             READ,     NOT_THEIRS),
     # customers
-    ("GET /v1/products/:p/customers",               _customers_list,          READ),
-    ("POST /v1/products/:p/customers",              _customer_create,         DEV(201)),
-    ("PUT /v1/products/:p/customers/:email",        _customer_password,       DEV(200)),
-    ("DELETE /v1/products/:p/customers/:email",     _customer_delete,         DEV(200)),
+    ("GET /v1/products/:p/customers",               _customers_list,          READ,     NOT_THEIRS),
+    ("POST /v1/products/:p/customers",              _customer_create,         DEV(201), NOT_THEIRS),
+    ("PUT /v1/products/:p/customers/:email",        _customer_password,       DEV(200), NOT_THEIRS),
+    ("DELETE /v1/products/:p/customers/:email",     _customer_delete,         DEV(200), NOT_THEIRS),
     # claim codes
-    ("POST /v1/device_claims",                      _claim_code,              (200,) * 6 + (400,) * 3 + (200,)),
-    ("POST /v1/products/:p/device_claims",          _product_claim_code,      (200, 200, 200, 403, 403, 404, 200, 403, 200, 200)),
+    ("POST /v1/device_claims",                      _claim_code,              (200,) * 6 + (400,) * 3 + (200,), (200, 200)),
+    ("POST /v1/products/:p/device_claims",          _product_claim_code,      (200, 200, 200, 403, 403, 404, 200, 403, 200, 200), (200, 404)),
     # serial numbers
     # (no product in the path: an API user without devices:get cannot reach the device at all, a 404, not a 403)
-    ("GET /v1/serial_numbers/:sn",                  _serial_lookup,           (200, 200, 200, 200, 200, 404, 200, 404, 200, 404)),
+    ("GET /v1/serial_numbers/:sn",                  _serial_lookup,           (200, 200, 200, 200, 200, 404, 200, 404, 200, 404), (200, 200)),
 ]
 
 CELLS = [
-    pytest.param(endpoint, arrange, role, expected[i], id=f"{endpoint} [{role}]")
-    for endpoint, arrange, expected in MATRIX
+    pytest.param(endpoint, arrange, role, (expected + own)[i], id=f"{endpoint} [{role}]")
+    for endpoint, arrange, expected, own in MATRIX
     for i, role in enumerate(ROLES)
 ]
 
@@ -643,6 +707,7 @@ CELLS = [
 def test_device_role_matrix(world, endpoint, arrange, role, expected):
     method = endpoint.split()[0]
     target = arrange(world)
+    hand_over(world, role, target.device)
     if role == "api_with" and target.scope:
         world.tokens[role] = api_user_token(world.cast, [target.scope])
     elif role == "api_without" and target.scope:
@@ -657,6 +722,8 @@ def test_device_role_matrix(world, endpoint, arrange, role, expected):
             body = assert_json_error(r)
             if r.status_code == 400:
                 assert body["error"] == "unauthorized", body  # the only 400 here: a user-only route
+            if role in target.refusals:
+                assert target.refusals[role] in body["error_description"], body
         assert device_state() == before, f"{endpoint} as {role} was refused but wrote to the database"
     else:
         if target.write:
@@ -671,13 +738,13 @@ def test_device_role_matrix(world, endpoint, arrange, role, expected):
     assert world.loose_device not in text, f"{endpoint} as {role} leaks an unrelated registry device"
     if role != "outsider":
         assert world.outsider_device not in text, f"{endpoint} as {role} leaks the outsider's device"
-    if role == "outsider":
-        assert_no_leak(secrets_before, target.path + repr(target.body), r, f"{endpoint} as outsider")
+    if role == "outsider" or (r.status_code == 404 and role in (*CUSTOMERS, "ex_member")):
+        assert_no_leak(secrets_before, target.path + repr(target.body), r, f"{endpoint} as {role}")
 
 
 def test_the_route_registry_lists_exactly_this_matrix():
     """tests/support/routes.py's DEVICE_MATRIX_ROUTES is what tests/test_routes.py checks the URL conf against."""
-    assert [endpoint for endpoint, _, _ in MATRIX] == list(DEVICE_MATRIX_ROUTES)
+    assert [endpoint for endpoint, *_ in MATRIX] == list(DEVICE_MATRIX_ROUTES)
     for endpoint, (method, _) in DEVICE_MATRIX_ROUTES.items():
         assert endpoint.split()[0] == method, endpoint
 

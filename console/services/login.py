@@ -5,7 +5,8 @@ asks for it.
 Failures are counted twice, in Redis: per client address (Particle: 10 failures lock the address out for 30
 minutes) and per account (so guessing one account's password from many addresses locks that account). A
 success clears only its own account's count — never the address's: otherwise an attacker signing in to an
-account of their own between guesses would never be locked out.
+account of their own between guesses would never be locked out. While Redis is unreachable the doors answer
+503 (CounterUnavailable) instead of checking passwords uncounted.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.core.cache import cache
-
-from console.counters import count_hit
+from console.counters import count_hit, counter_clear, counter_value
 from console.errors import InvalidGrant, LockedOut
 from console.models import User
 
@@ -45,10 +44,10 @@ def login_gate(*, account: str, ip: str, account_limit: int | None = None) -> No
     ACCOUNT_FAILURE_LIMIT: the MFA codes of `console.services.mfa` have their own)."""
     limit, seconds = settings.CYAN_LOGIN_FAILURE_LIMIT, settings.CYAN_LOGIN_LOCKOUT_SECONDS
     minutes = seconds // 60
-    if (cache.get(_address_key(ip)) or 0) >= limit:
+    if counter_value(_address_key(ip)) >= limit:
         raise LockedOut(f"Too many failed sign-in attempts from this address; try again in {minutes} minutes.",
                         retry_after=seconds)
-    if (cache.get(_account_key(account)) or 0) >= (account_limit or settings.CYAN_ACCOUNT_FAILURE_LIMIT):
+    if counter_value(_account_key(account)) >= (account_limit or settings.CYAN_ACCOUNT_FAILURE_LIMIT):
         raise LockedOut(f"Too many failed sign-in attempts for this account; try again in {minutes} minutes.",
                         retry_after=seconds)
 
@@ -60,7 +59,7 @@ def login_failed(*, account: str, ip: str) -> None:
 
 
 def login_succeeded(*, account: str) -> None:
-    cache.delete(_account_key(account))
+    counter_clear(_account_key(account))
 
 
 def password_attempt(*, account: str, ip: str, password: str, verify: Callable[[str], bool] | None) -> bool:

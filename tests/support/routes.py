@@ -74,6 +74,7 @@ DEVICE_MATRIX_ROUTES: dict[str, tuple[str, str]] = {
     "POST /v1/devices (a product device)": ("POST", "v1/devices"),
     "GET /v1/devices/:id": ("GET", "v1/devices/<str:device_id>"),
     "PUT /v1/devices/:id": ("PUT", "v1/devices/<str:device_id>"),
+    "PUT /v1/devices/:id (product fields)": ("PUT", "v1/devices/<str:device_id>"),
     "DELETE /v1/devices/:id": ("DELETE", "v1/devices/<str:device_id>"),
     "GET /v1/products/:p/groups": ("GET", f"{P}/groups"),
     "POST /v1/products/:p/groups": ("POST", f"{P}/groups"),
