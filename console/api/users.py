@@ -1,7 +1,8 @@
-"""API views for the signed-in user: `/v1/user`."""
+"""API views for people: sign-up (`/v1/users`) and the signed-in user (`/v1/user`)."""
 
 from __future__ import annotations
 
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -11,6 +12,34 @@ from console.api.serializers import user_body
 from console.errors import ValidationFailed
 from console.hooks import user_device_counts
 from console.services import users as user_services
+
+
+class SignupView(APIView):
+    """POST /v1/users — api-js `createUser`: `{username, password, account_info, utm}` → 200 `{ok: true}`."""
+
+    authentication_classes: list = []  # api-js sends its default Bearer token on every call; it means nothing here
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        user_services.user_signup(**_signup_fields(body(request)))
+        return Response({"ok": True})
+
+
+def _signup_fields(data: dict) -> dict:
+    info = data.get("account_info")
+    if info is None:
+        info = {}
+    if not isinstance(info, dict):
+        raise ValidationFailed("account_info must be an object", field="account_info")
+    return {
+        "email": data.get("username"),
+        "password": data.get("password"),
+        "first_name": info.get("first_name", ""),
+        "last_name": info.get("last_name", ""),
+        "company_name": info.get("company_name", ""),
+        "business_account": validation.boolean(info.get("business_account"), field="account_info.business_account",
+                                                default=False),
+    }  # `utm` (marketing attribution) is accepted and not kept
 
 
 class UserView(APIView):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
-from console.errors import Conflict, ValidationFailed
+from console import validation
+from console.errors import Conflict, Forbidden, ValidationFailed
+from console.services.audit import audit_record
 from console.services.login import current_password_check
 from console.models import AccessToken, Account, User
+from console.scoping import Principal
 from console.validation import UNSET, given
 
 
@@ -28,6 +32,49 @@ def user_create(*, email: str, password: str | None, first_name: str = "", last_
         password_check(password, User(email=email, first_name=first_name, last_name=last_name))
     return User.objects.create_user(email, password, first_name=first_name, last_name=last_name,
                                     company_name=company_name, is_staff=is_staff, is_superuser=is_staff)
+
+
+class SignupClosed(Forbidden):
+    """SIGNUP_OPEN is false: only an invitation's link makes an account."""
+
+    code = "signup_closed"
+
+
+def signup_open() -> bool:
+    return bool(settings.SIGNUP_OPEN)
+
+
+@transaction.atomic
+def user_signup(*, email: object, password: object, first_name: object = "", last_name: object = "",
+                company_name: object = "", business_account: bool = False) -> User:
+    """POST /v1/users and the console's sign-up page: a new person with their sandbox, signed up by themselves
+    (so the password must pass every validator, the similarity to their email and name included)."""
+    if not signup_open():
+        raise SignupClosed("Sign-up is by invitation only on this server; ask a team administrator to invite you")
+    return _signup(email=email, password=password, first_name=first_name, last_name=last_name,
+                   company_name=company_name, business_account=business_account)
+
+
+def _signup(*, email: object, password: object, first_name: object, last_name: object, company_name: object,
+            business_account: bool) -> User:
+    email = validation.text(email, field="username", max_length=254)
+    if password in (None, ""):
+        raise ValidationFailed("password is required", field="password")
+    if not isinstance(password, str):
+        raise ValidationFailed("password must be a string", field="password")
+    names = {
+        "first_name": validation.text(first_name, field="account_info.first_name", max_length=150, required=False),
+        "last_name": validation.text(last_name, field="account_info.last_name", max_length=150, required=False),
+        "company_name": validation.text(company_name, field="account_info.company_name", max_length=200,
+                                        required=False),
+    }
+    user = user_create(email=email, password=password, **names)
+    if business_account:
+        user.business_account = True
+        user.save(update_fields=["business_account"])
+    audit_record(principal=Principal.for_user(user), action="user.signup", target=user.email,
+                 account=sandbox_of(user))
+    return user
 
 
 def password_check(password: str, holder) -> None:

@@ -3,23 +3,51 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import logout
+from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.http import Http404
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from console.errors import ServiceError
 from console.models import Account
-from console.web.access import console_view
-from console.web.forms import LoginForm
+from console.services import users as user_services
+from console.web.access import console_view, form_error
+from console.web.forms import LoginForm, SignupForm
 from console.web.nav import account_home
 
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+SIGNUP_FIELDS = {"username": "email", "account_info.first_name": "first_name",
+                 "account_info.last_name": "last_name", "account_info.company_name": "company_name"}
 
 
 class LoginView(auth_views.LoginView):
     template_name = "console/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+
+def signup(request):
+    """/signup/: make an account and sign in to its sandbox. Closed (SIGNUP_OPEN=false): says so, no form."""
+    if request.user.is_authenticated:
+        return redirect("console:home")
+    is_open = user_services.signup_open()
+    form = SignupForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and is_open:
+        if form.is_valid():
+            try:
+                user = user_services.user_signup(**form.cleaned_data)
+            except ServiceError as exc:
+                form_error(form, exc, SIGNUP_FIELDS)
+            else:
+                login(request, user, backend=MODEL_BACKEND)
+                messages.success(request, "Welcome to Cyan. This is your sandbox: add a device or create a product.")
+                return redirect("console:home")
+        status = 400
+    elif request.method == "POST":
+        status = 403
+    return render(request, "console/signup.html", {"form": form, "signup_open": is_open}, status=status)
 
 
 @require_POST

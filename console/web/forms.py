@@ -41,6 +41,21 @@ class LoginForm(CountedSignIn, AuthenticationForm):
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
 
+class SignupForm(forms.Form):
+    """The console's sign-up: shape only; `user_signup` checks the email and the password's strength."""
+
+    email = forms.EmailField(label="Email", widget=forms.EmailInput(
+        attrs={"autocomplete": "email", "autofocus": True, "placeholder": "you@example.com"}))
+    password = forms.CharField(label="Password", strip=False, help_text="At least 8 characters, not a common one.",
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    first_name = forms.CharField(label="First name", max_length=150, required=False,
+                                 widget=forms.TextInput(attrs={"autocomplete": "given-name"}))
+    last_name = forms.CharField(label="Last name", max_length=150, required=False,
+                                widget=forms.TextInput(attrs={"autocomplete": "family-name"}))
+    company_name = forms.CharField(label="Company", max_length=200, required=False,
+                                   widget=forms.TextInput(attrs={"autocomplete": "organization"}))
+
+
 class StaffLoginForm(CountedSignIn, AdminAuthenticationForm):
     """/admin/login/: the same counted check, then Django's own rule that only staff may enter."""
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", auth.home, name="home"),
     path("login/", auth.LoginView.as_view(), name="login"),
     path("logout/", auth.logout_view, name="logout"),
+    path("signup/", auth.signup, name="signup"),
     path("switch/", auth.switch_account, name="switch-account"),
     path("authentication/", sandbox_auth.sandbox_auth, name="sandbox-auth"),
     path("authentication/tokens/<int:pk>/revoke/", sandbox_auth.token_revoke, name="token-revoke"),
