@@ -9,6 +9,7 @@ urlpatterns = [
     path("v1/access_tokens/<str:token>", tokens.TokenRevokeView.as_view(), name="token-revoke"),
     path("v1/user", users.UserView.as_view(), name="user"),
     path("v1/users", users.SignupView.as_view(), name="signup"),
+    path("v1/user/password-reset", users.PasswordResetView.as_view(), name="password-reset"),
     path("v1/clients", clients.ClientListView.as_view(), name="client-list"),
     path("v1/clients/<str:client_id>", clients.ClientDetailView.as_view(), name="client-detail"),
     path("v1/orgs", orgs.OrgListView.as_view(), name="org-list"),

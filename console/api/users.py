@@ -11,6 +11,7 @@ from console.api.base import body, client_ip, require_user
 from console.api.serializers import user_body
 from console.errors import ValidationFailed
 from console.hooks import user_device_counts
+from console.services import password_reset
 from console.services import users as user_services
 
 
@@ -40,6 +41,23 @@ def _signup_fields(data: dict) -> dict:
         "business_account": validation.boolean(info.get("business_account"), field="account_info.business_account",
                                                 default=False),
     }  # `utm` (marketing attribution) is accepted and not kept
+
+
+class PasswordResetView(APIView):
+    """POST /v1/user/password-reset `{username}` mails a link (api-js `resetPassword`); PUT `{token, password}`
+    sets the new password. No token is read: the email, then the link's token, is the request."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        password_reset.password_reset_request(email=body(request).get("username"))
+        return Response({"ok": True, "message": password_reset.SENT_MESSAGE})
+
+    def put(self, request):
+        data = body(request)
+        password_reset.password_reset_complete(token=data.get("token"), password=data.get("password"))
+        return Response({"ok": True, "message": "User's password updated."})
 
 
 class UserView(APIView):

@@ -11,9 +11,10 @@ from django.views.decorators.http import require_POST
 
 from console.errors import ServiceError
 from console.models import Account
+from console.services import password_reset
 from console.services import users as user_services
 from console.web.access import console_view, form_error
-from console.web.forms import LoginForm, SignupForm
+from console.web.forms import LoginForm, NewPasswordForm, PasswordResetRequestForm, SignupForm
 from console.web.nav import account_home
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -48,6 +49,40 @@ def signup(request):
     elif request.method == "POST":
         status = 403
     return render(request, "console/signup.html", {"form": form, "signup_open": is_open}, status=status)
+
+
+def password_reset_request(request):
+    """/password-reset/: "Forgot password?". The page says the same whether or not the email has an account."""
+    form = PasswordResetRequestForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            password_reset.password_reset_request(email=form.cleaned_data["email"])
+            return render(request, "console/password_reset_sent.html", {"email": form.cleaned_data["email"]})
+        return render(request, "console/password_reset.html", {"form": form}, status=400)
+    return render(request, "console/password_reset.html", {"form": form})
+
+
+def password_reset_confirm(request, token: str):
+    """/password-reset/<token>/: the mailed link. A bad, expired or used link says so and offers a new one."""
+    try:
+        user = password_reset.password_reset_user(token=token)
+    except ServiceError as exc:
+        return render(request, "console/password_reset_confirm.html", {"invalid": exc.description}, status=400)
+    form = NewPasswordForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                password_reset.password_reset_complete(token=token, password=form.cleaned_data["password"])
+            except ServiceError as exc:
+                form_error(form, exc)
+            else:
+                if request.user.is_authenticated:
+                    logout(request)
+                messages.success(request, "Your password was changed. Sign in with the new one.")
+                return redirect("console:login")
+        return render(request, "console/password_reset_confirm.html", {"form": form, "email": user.email},
+                      status=400)
+    return render(request, "console/password_reset_confirm.html", {"form": form, "email": user.email})
 
 
 @require_POST

@@ -56,6 +56,16 @@ class SignupForm(forms.Form):
                                    widget=forms.TextInput(attrs={"autocomplete": "organization"}))
 
 
+class PasswordResetRequestForm(forms.Form):
+    email = forms.EmailField(label="Email", widget=forms.EmailInput(
+        attrs={"autocomplete": "email", "autofocus": True, "placeholder": "you@example.com"}))
+
+
+class NewPasswordForm(forms.Form):
+    password = forms.CharField(label="New password", strip=False, help_text="At least 8 characters, not a common one.",
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password", "autofocus": True}))
+
+
 class StaffLoginForm(CountedSignIn, AdminAuthenticationForm):
     """/admin/login/: the same counted check, then Django's own rule that only staff may enter."""
 

@@ -112,6 +112,10 @@ NO_ROLE_SEMANTICS: dict[tuple[str, str], str] = {
         "the token in the path is its own credential, no Authorization is read (the CLI sends none); test_auth.py",
     ("POST", "v1/users"):
         "sign-up: anyone, no token is read (api-js sends a stray default one); tests/test_signup.py",
+    ("POST", "v1/user/password-reset"):
+        "asking for a reset mail: anyone, the same answer for every email; tests/test_password_reset.py",
+    ("PUT", "v1/user/password-reset"):
+        "the mailed token is the credential, no Authorization is read; tests/test_password_reset.py",
 }
 
 API_PREFIXES = ("v1/", "oauth/")
