@@ -3,7 +3,9 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from console.models import AccessToken, Account, AuditEntry, OAuthClient, OrgMembership, RefreshToken, User
+from console.models import (
+    AccessToken, Account, AuditEntry, Invitation, OAuthClient, OrgMembership, RefreshToken, User,
+)
 from console.web.forms import StaffLoginForm
 
 # Support staff sign in through the counted check too: /admin/login/ had no lockout at all.
@@ -86,4 +88,20 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Read-only: an invitation is made and revoked on the team pages; its token exists only in the mail."""
+
+    list_display = ["email", "where", "role", "invited_by", "created_at", "expires_at", "accepted_at", "revoked_at"]
+    list_filter = ["role", "created_at"]
+    search_fields = ["email", "where", "invited_by__email"]
+    exclude = ["token_hash", "salt"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -13,6 +13,7 @@ from console.errors import ValidationFailed
 _customer_token_issuer: Callable | None = None
 _customer_password_login: Callable | None = None
 _device_counters: list[Callable] = []
+_product_team_by_id: Callable | None = None
 
 
 def register_customer_token_issuer(fn: Callable) -> None:
@@ -51,3 +52,16 @@ def user_device_counts(user) -> tuple[int, int]:
         w, c = counter(user)
         wifi, cellular = wifi + w, cellular + c
     return wifi, cellular
+
+
+def register_product_team_by_id(fn: Callable) -> None:
+    global _product_team_by_id
+    _product_team_by_id = fn
+
+
+def product_team_by_id(product_id: int):
+    """The `Team` of the product with this id (None when it is gone): an invitation to a product team is
+    accepted here, below the app that owns products."""
+    if _product_team_by_id is None:
+        return None
+    return _product_team_by_id(product_id)

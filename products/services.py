@@ -7,7 +7,7 @@ from django.utils.text import slugify
 
 from console import validation
 from console.errors import Conflict, Forbidden, ValidationFailed
-from console.models import AccessToken, Account, OAuthClient, User
+from console.models import AccessToken, Account, Invitation, OAuthClient, User
 from console.roles import Role
 from console.scoping import Principal
 from console.services.audit import audit_record
@@ -22,6 +22,11 @@ def product_team(product: Product) -> Team:
     return Team(kind="product", target=product, membership_model=ProductMembership, fk="product",
                 owner=product.account.owner, slug=product.slug, product_id=product.pk, account=product.account,
                 invite_task=INVITE_TASK)
+
+
+def product_team_by_id(product_id: int) -> Team | None:
+    product = Product.objects.select_related("account__owner").filter(pk=product_id).first()
+    return product_team(product) if product is not None else None
 
 
 def _platform(value: object) -> Platform:
@@ -145,6 +150,7 @@ def product_delete(*, principal: Principal, product: Product, as_staff: bool = F
         raise Forbidden("Only the product's owner may delete it")
     OAuthClient.objects.filter(product_id=product.pk).delete()
     AccessToken.objects.filter(product_id=product.pk).delete()
+    Invitation.objects.filter(product_id=product.pk).delete()
     programmatic = list(User.objects.filter(productmembership__product=product, kind=User.Kind.API))
     audit_record(principal=principal, action="product.delete", target=product.slug, account=product.account,
                  product_id=product.pk)

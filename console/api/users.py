@@ -40,6 +40,7 @@ def _signup_fields(data: dict) -> dict:
         "company_name": info.get("company_name", ""),
         "business_account": validation.boolean(info.get("business_account"), field="account_info.business_account",
                                                 default=False),
+        "invitation": data.get("invitation"),  # Cyan: the token of a team invitation's link
     }  # `utm` (marketing attribution) is accepted and not kept
 
 

@@ -12,6 +12,7 @@ from console import validation
 from console.errors import Conflict, Forbidden, ValidationFailed
 from console.services.audit import audit_record
 from console.services.login import current_password_check
+from console.services.teams import invitation_accept, invitation_get
 from console.models import AccessToken, Account, User
 from console.scoping import Principal
 from console.validation import UNSET, given
@@ -46,13 +47,23 @@ def signup_open() -> bool:
 
 @transaction.atomic
 def user_signup(*, email: object, password: object, first_name: object = "", last_name: object = "",
-                company_name: object = "", business_account: bool = False) -> User:
+                company_name: object = "", business_account: bool = False, invitation: object = None) -> User:
     """POST /v1/users and the console's sign-up page: a new person with their sandbox, signed up by themselves
-    (so the password must pass every validator, the similarity to their email and name included)."""
-    if not signup_open():
+    (so the password must pass every validator, the similarity to their email and name included).
+
+    With an invitation's token (the mailed link) sign-up works even when closed, must use the invited email,
+    and seats the new person on the team with the invited role. Without it nobody joins a team, even with an
+    invited email: only the holder of the mailbox has the link."""
+    invite = invitation_get(token=invitation) if invitation not in (None, "") else None
+    if invite is None and not signup_open():
         raise SignupClosed("Sign-up is by invitation only on this server; ask a team administrator to invite you")
-    return _signup(email=email, password=password, first_name=first_name, last_name=last_name,
+    if invite is not None and validation.email(email, field="username") != invite.email:
+        raise ValidationFailed(f"This invitation is for {invite.email}; sign up with that email", field="username")
+    user = _signup(email=email, password=password, first_name=first_name, last_name=last_name,
                    company_name=company_name, business_account=business_account)
+    if invite is not None:
+        invitation_accept(invitation=invite, user=user)
+    return user
 
 
 def _signup(*, email: object, password: object, first_name: object, last_name: object, company_name: object,

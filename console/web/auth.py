@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from console.errors import ServiceError
 from console.models import Account
-from console.services import password_reset
+from console.services import password_reset, teams
 from console.services import users as user_services
 from console.web.access import console_view, form_error
 from console.web.forms import LoginForm, NewPasswordForm, PasswordResetRequestForm, SignupForm
@@ -29,26 +29,60 @@ class LoginView(auth_views.LoginView):
 
 
 def signup(request):
-    """/signup/: make an account and sign in to its sandbox. Closed (SIGNUP_OPEN=false): says so, no form."""
+    """/signup/: make an account and sign in to its sandbox. Closed (SIGNUP_OPEN=false): says so, no form.
+    `?invite=<token>` (an invitation's link) works when closed, fixes the email and joins the team; a signed-in
+    person with the invited email accepts it here instead."""
+    token = request.GET.get("invite", "")
+    invitation, invite_error = None, ""
+    if token:
+        try:
+            invitation = teams.invitation_get(token=token)
+        except ServiceError as exc:
+            invite_error = exc.description
     if request.user.is_authenticated:
-        return redirect("console:home")
-    is_open = user_services.signup_open()
-    form = SignupForm(request.POST or None)
-    status = 200
+        if invitation is None:
+            if invite_error:
+                messages.error(request, invite_error)
+            return redirect("console:home")
+        return _accept_signed_in(request, invitation)
+    is_open = user_services.signup_open() or invitation is not None
+    form = SignupForm(request.POST or None, initial={"email": invitation.email} if invitation else None)
+    if invitation is not None:
+        form.fields["email"].widget.attrs["readonly"] = True
+    status = 400 if invite_error else 200
     if request.method == "POST" and is_open:
         if form.is_valid():
             try:
-                user = user_services.user_signup(**form.cleaned_data)
+                user = user_services.user_signup(**form.cleaned_data, invitation=token or None)
             except ServiceError as exc:
                 form_error(form, exc, SIGNUP_FIELDS)
             else:
                 login(request, user, backend=MODEL_BACKEND)
-                messages.success(request, "Welcome to Cyan. This is your sandbox: add a device or create a product.")
+                if invitation is not None:
+                    messages.success(request, f"Welcome to Cyan. You joined {invitation.where} as "
+                                              f"{invitation.role_label}.")
+                else:
+                    messages.success(request, "Welcome to Cyan. This is your sandbox: add a device or create a "
+                                              "product.")
                 return redirect("console:home")
         status = 400
     elif request.method == "POST":
         status = 403
-    return render(request, "console/signup.html", {"form": form, "signup_open": is_open}, status=status)
+    return render(request, "console/signup.html", {"form": form, "signup_open": is_open, "invitation": invitation,
+                                                   "invite_error": invite_error}, status=status)
+
+
+def _accept_signed_in(request, invitation):
+    """The invited person already has an account (made without the link): join from here, signed in."""
+    if request.method == "POST":
+        try:
+            teams.invitation_accept(invitation=invitation, user=request.user)
+        except ServiceError as exc:
+            messages.error(request, exc.description)
+        else:
+            messages.success(request, f"You joined {invitation.where} as {invitation.role_label}.")
+        return redirect("console:home")
+    return render(request, "console/invitation_accept.html", {"invitation": invitation})
 
 
 def password_reset_request(request):

@@ -115,7 +115,7 @@ ROLE_CHOICES = [(r.value, r.label) for r in (Role.ADMINISTRATOR, Role.DEVELOPER,
 
 class InviteForm(forms.Form):
     username = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"placeholder": "teammate@example.com"}),
-                                help_text="They need a Cyan account with this email.")
+                                help_text="Someone without a Cyan account gets an emailed link to sign up and join.")
     role = forms.ChoiceField(choices=ROLE_CHOICES, initial=Role.DEVELOPER)
 
 

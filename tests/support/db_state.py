@@ -11,7 +11,7 @@ from __future__ import annotations
 def team_state() -> dict:
     """Everything an account, product, team or client route could write. `last_used_at` is left out: reads may
     touch it."""
-    from console.models import AccessToken, Account, AuditEntry, OAuthClient, OrgMembership, User
+    from console.models import AccessToken, Account, AuditEntry, Invitation, OAuthClient, OrgMembership, User
     from products.models import Product, ProductMembership
 
     return {
@@ -27,6 +27,8 @@ def team_state() -> dict:
         "clients": list(OAuthClient.objects.order_by("pk").values_list(
             "pk", "client_id", "name", "type", "scope", "redirect_uri", "product_id", "owner_id")),
         "tokens": list(AccessToken.objects.order_by("pk").values_list("pk", "token_hash", "kind", "scopes")),
+        "invitations": list(Invitation.objects.order_by("pk").values_list(
+            "pk", "email", "account_id", "product_id", "role", "accepted_at", "revoked_at")),
         "audit": AuditEntry.objects.count(),
     }
 
