@@ -14,6 +14,8 @@ _customer_token_issuer: Callable | None = None
 _customer_password_login: Callable | None = None
 _device_counters: list[Callable] = []
 _product_team_by_id: Callable | None = None
+_user_delete_checks: list[Callable] = []
+_user_delete_cleanups: list[Callable] = []
 
 
 def register_customer_token_issuer(fn: Callable) -> None:
@@ -65,3 +67,22 @@ def product_team_by_id(product_id: int):
     if _product_team_by_id is None:
         return None
     return _product_team_by_id(product_id)
+
+
+def register_user_delete(*, check: Callable | None = None, cleanup: Callable | None = None) -> None:
+    """`check(user)` raises a ServiceError while something the app owns keeps the account from being deleted;
+    `cleanup(user)` lets go of the app's rows of the user, inside the deletion's transaction."""
+    if check is not None and check not in _user_delete_checks:
+        _user_delete_checks.append(check)
+    if cleanup is not None and cleanup not in _user_delete_cleanups:
+        _user_delete_cleanups.append(cleanup)
+
+
+def user_delete_check(user) -> None:
+    for check in _user_delete_checks:
+        check(user)
+
+
+def user_delete_cleanup(user) -> None:
+    for cleanup in _user_delete_cleanups:
+        cleanup(user)

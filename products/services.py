@@ -24,6 +24,23 @@ def product_team(product: Product) -> Team:
                 invite_task=INVITE_TASK)
 
 
+def sandbox_products_check(user: User) -> None:
+    """An account is not deleted while a product of its sandbox has devices: they would be left in a product
+    nobody owns."""
+    busy = Product.objects.filter(account__kind=Account.Kind.SANDBOX, account__owner=user, device_count__gt=0) \
+        .order_by("name").first()
+    if busy is not None:
+        raise Conflict(f"Your product {busy.name} has {busy.device_count} device{'s' if busy.device_count != 1 else ''}"
+                       ": remove them or delete the product before deleting your account", code="owns_devices")
+
+
+def sandbox_products_delete(user: User) -> None:
+    """The account is going: its (empty) sandbox products go first, with what names them by id."""
+    principal = Principal.for_user(user)
+    for product in Product.objects.filter(account__kind=Account.Kind.SANDBOX, account__owner=user):
+        product_delete(principal=principal, product=product)
+
+
 def product_team_by_id(product_id: int) -> Team | None:
     product = Product.objects.select_related("account__owner").filter(pk=product_id).first()
     return product_team(product) if product is not None else None

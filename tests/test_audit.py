@@ -80,6 +80,7 @@ TESTED_ACTIONS = {
     "team.invitation.create": "test_account_writes_are_audited",
     "team.invitation.revoke": "test_account_writes_are_audited",
     "team.invitation.accept": "test_account_writes_are_audited",
+    "user.delete": "test_account_writes_are_audited",
 }
 
 # Actions built at run time from a prefix: the values each f-string can take.
@@ -330,3 +331,6 @@ def test_account_writes_are_audited(cast):
     password_reset.password_reset_complete(token=password_reset.password_reset_token(user),
                                            password="quiet-harbour-meadow-7")
     assert_audited("user.password_reset", actor=user, target="later@example.com", data={"tokens_revoked": 0})
+    user.refresh_from_db()
+    user_services.user_delete(user=user, password="quiet-harbour-meadow-7")
+    assert_audited("user.delete", actor=None, actor_label="later@example.com", target="later@example.com")

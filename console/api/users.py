@@ -62,12 +62,19 @@ class PasswordResetView(APIView):
 
 
 class UserView(APIView):
-    """GET|PUT /v1/user."""
+    """GET|PUT|DELETE /v1/user."""
 
     def get(self, request):
         require_user(request.auth)
         wifi, cellular = user_device_counts(request.auth.user)
         return Response(user_body(request.auth.user, wifi_devices=wifi, cellular_devices=cellular))
+
+    def delete(self, request):
+        """api-js `deleteUser({password})`."""
+        require_user(request.auth)
+        user_services.user_delete(user=request.auth.user, password=body(request).get("password"),
+                                  ip=client_ip(request))
+        return Response({"ok": True, "message": "User's account has been deleted."})
 
     def put(self, request):
         require_user(request.auth)

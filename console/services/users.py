@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
-from console import validation
+from console import hooks, validation
 from console.errors import Conflict, Forbidden, ValidationFailed
 from console.services.audit import audit_record
 from console.services.login import current_password_check
@@ -135,3 +135,24 @@ def user_update(*, user: User, first_name: str = UNSET, last_name: str = UNSET, 
     if invalidate_tokens:
         AccessToken.objects.filter(user=user, kind=AccessToken.Kind.USER).delete()
     return result
+
+
+@transaction.atomic
+def user_delete(*, user: User, password: object, ip: str = "unknown") -> None:
+    """DELETE /v1/user and the console's account page: delete a person for good, after their password (a counted
+    check). Refused while they own an organization (its products and team would have no owner) or a sandbox
+    product that has devices (the refusal names it). Otherwise their sandbox devices and SIMs are released, their
+    empty sandbox products deleted, and their tokens, OAuth clients, seats and sandbox go with the row."""
+    if not current_password_check(user=user, password=str(password or ""), ip=ip):
+        raise ValidationFailed("password is missing or incorrect", field="password")
+    user = User.objects.select_for_update().get(pk=user.pk)  # one deletion at a time, and no claim meanwhile
+    org = Account.objects.filter(kind=Account.Kind.ORGANIZATION, owner=user).order_by("name").first()
+    if org is not None:
+        raise Conflict(f"You own the organization {org.name}: delete it, or ask support to transfer it to someone "
+                       "else, before deleting your account", code="owns_organization")
+    hooks.user_delete_check(user)
+    audit_record(principal=Principal.for_user(user), action="user.delete", target=user.email)
+    hooks.user_delete_cleanup(user)
+    AccessToken.objects.filter(user=user).delete()
+    Account.objects.filter(kind=Account.Kind.SANDBOX, owner=user).delete()
+    user.delete()

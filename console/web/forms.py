@@ -66,6 +66,35 @@ class NewPasswordForm(forms.Form):
                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password", "autofocus": True}))
 
 
+class ProfileForm(forms.Form):
+    first_name = forms.CharField(label="First name", max_length=150, required=False)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    company_name = forms.CharField(label="Company", max_length=200, required=False)
+
+
+def _current_password(label: str = "Current password") -> forms.CharField:
+    return forms.CharField(label=label, strip=False,
+                           widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+class EmailChangeForm(forms.Form):
+    email = forms.EmailField(label="New email", widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+                             help_text="You sign in with it; your products, devices and tokens stay yours.")
+    current_password = _current_password()
+
+
+class PasswordChangeForm(forms.Form):
+    current_password = _current_password()
+    password = forms.CharField(label="New password", strip=False, help_text="At least 8 characters, not a common one.",
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    invalidate_tokens = forms.BooleanField(label="Also revoke my access tokens", required=False,
+                                           help_text="Your other console sessions end either way.")
+
+
+class AccountDeleteForm(forms.Form):
+    password = _current_password("Your password")
+
+
 class StaffLoginForm(CountedSignIn, AdminAuthenticationForm):
     """/admin/login/: the same counted check, then Django's own rule that only staff may enter."""
 

@@ -114,6 +114,9 @@ NO_ROLE_SEMANTICS: dict[tuple[str, str], str] = {
         "sign-up: anyone, no token is read (api-js sends a stray default one); tests/test_signup.py",
     ("POST", "v1/user/password-reset"):
         "asking for a reset mail: anyone, the same answer for every email; tests/test_password_reset.py",
+    ("DELETE", "v1/user"):
+        "deletes the caller alone, whoever they are (a person's token; other kinds get 400 unauthorized); refusals "
+        "depend on what they own, not on a seat; tests/test_account.py",
     ("PUT", "v1/user/password-reset"):
         "the mailed token is the credential, no Authorization is read; tests/test_password_reset.py",
 }
