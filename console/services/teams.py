@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -210,7 +210,12 @@ def _invitation_create(principal: Principal, team: Team, email: str, role: Role)
         expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
         **({"product_id": team.product_id} if team.kind == "product" else {"account": team.target}))
     invitation.token_hash = hash_secret(invitation_token(invitation))
-    invitation.save()
+    try:
+        with transaction.atomic():  # two invites of one email race to the one-open-invitation index
+            invitation.save()
+    except IntegrityError:
+        raise Conflict(f"{email} already has a pending invitation to this team; revoke it to invite again",
+                       field="username")
     team._audit(principal, "invitation.create", email, {"role": role.value})
     enqueue_on_commit(INVITATION_TASK, invitation_id=invitation.pk)
     return invitation

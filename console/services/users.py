@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from console import hooks, validation
 from console.errors import Conflict, Forbidden, ValidationFailed
@@ -31,8 +31,12 @@ def user_create(*, email: str, password: str | None, first_name: str = "", last_
         raise Conflict("A user with that email already exists", field="username")
     if password and validate:
         password_check(password, User(email=email, first_name=first_name, last_name=last_name))
-    return User.objects.create_user(email, password, first_name=first_name, last_name=last_name,
-                                    company_name=company_name, is_staff=is_staff, is_superuser=is_staff)
+    try:
+        with transaction.atomic():  # a savepoint: two sign-ups with one email race to the unique index
+            return User.objects.create_user(email, password, first_name=first_name, last_name=last_name,
+                                            company_name=company_name, is_staff=is_staff, is_superuser=is_staff)
+    except IntegrityError:
+        raise Conflict("A user with that email already exists", field="username")
 
 
 class SignupClosed(Forbidden):
