@@ -135,9 +135,12 @@ def test_signing_up_with_the_invited_email_but_without_the_link_joins_nothing(ca
     user = User.objects.get(email="newbie@example.com")
     assert not ProductMembership.objects.filter(user=user).exists()
     assert invitation_of().state == "pending"
-    # The real invitee, signed in, accepts from the link.
-    console = signed_in(user)
+    # The real invitee opens the link: signed out, it sends them to sign in; signed in, they accept.
     link = f"/signup/?invite={invitation_token(invitation_of())}"
+    page = client.get(link)
+    assert page.status_code == 200 and b"newbie@example.com already has an account." in page.content
+    assert b'href="/login/?next=/signup/%3Finvite%3D' in page.content
+    console = signed_in(user)
     page = console.get(link)
     assert page.status_code == 200 and b"Join as Support" in page.content
     r = console.post(link)

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from console.errors import ServiceError
-from console.models import Account
+from console.models import Account, User
 from console.services import password_reset, teams
 from console.services import users as user_services
 from console.web.access import console_view, form_error
@@ -45,6 +45,10 @@ def signup(request):
                 messages.error(request, invite_error)
             return redirect("console:home")
         return _accept_signed_in(request, invitation)
+    if invitation is not None and User.objects.filter(email=invitation.email).exists():
+        # They made their account without the link: sign in, and this page then offers to join.
+        return render(request, "console/signup.html", {"invitation": invitation, "has_account": True,
+                                                       "next": request.get_full_path()})
     is_open = user_services.signup_open() or invitation is not None
     form = SignupForm(request.POST or None, initial={"email": invitation.email} if invitation else None)
     if invitation is not None:
