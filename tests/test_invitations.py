@@ -235,8 +235,10 @@ def test_deleting_the_product_deletes_its_invitations(cast):
 def test_console_team_pages_list_and_revoke_pending_invitations(cast):
     owner = signed_in(cast.owner)
     base = f"/orgs/{cast.org.slug}/team/"
-    r = owner.post(base, {"intent": "invite", "username": "later@example.com", "role": "developer"})
-    assert r.status_code == 302
+    r = owner.post(base, {"intent": "invite", "username": "later@example.com", "role": "developer"}, follow=True)
+    assert r.redirect_chain == [(base, 302)]
+    assert ("later@example.com has no account yet: we emailed them a link to sign up and join as Developer."
+            in r.content.decode())
     page = owner.get(base).content.decode()
     assert "Pending invitations" in page and "later@example.com" in page
     assert f'action="{base}later@example.com/remove/"' in page
