@@ -2,12 +2,15 @@
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 
 from console.models import (
-    AccessToken, Account, AuditEntry, MfaRecoveryCode, OAuthClient, OrgMembership, RefreshToken, User, UserMfa,
+    AccessToken, Account, AuditEntry, Invitation, MfaRecoveryCode, OAuthClient, OrgMembership, RefreshToken, User, UserMfa,
 )
 from console.scoping import Principal
+from console.errors import ServiceError
 from console.services import mfa as mfa_services
+from console.services import users as user_services
 from console.web.forms import StaffLoginForm
 
 # Support staff sign in through the counted check too: /admin/login/ had no lockout at all.
@@ -27,6 +30,36 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+
+    # Deleting a person goes through the same service as DELETE /v1/user (less the password): refused while they
+    # own an organization or sandbox devices, and their devices, SIMs and tokens are released, not orphaned.
+    # Django's own check would refuse everyone (each person's sandbox protects them); the confirmation page
+    # shows the service's refusals instead, found by a dry run that is rolled back.
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, _protected = super().get_deleted_objects(objs, request)
+        refusals = []
+        for user in objs:
+            try:
+                with transaction.atomic():
+                    user_services.user_remove(user=user, by=Principal.for_user(request.user))
+                    raise _DryRun
+            except _DryRun:
+                pass
+            except ServiceError as exc:
+                refusals.append(f"{user.email}: {exc.description}")
+        return deleted, counts, perms_needed, refusals
+
+    def delete_model(self, request, obj):
+        user_services.user_remove(user=obj, by=Principal.for_user(request.user))
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():  # all or none
+            for user in queryset.order_by("pk"):
+                user_services.user_remove(user=user, by=Principal.for_user(request.user))
+
+
+class _DryRun(Exception):
+    """Rolls back the trial deletion of UserAdmin.get_deleted_objects."""
 
 
 class OrgMembershipInline(admin.TabularInline):
@@ -130,4 +163,20 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Read-only: an invitation is made and revoked on the team pages; its token exists only in the mail."""
+
+    list_display = ["email", "where", "role", "invited_by", "created_at", "expires_at", "accepted_at", "revoked_at"]
+    list_filter = ["role", "created_at"]
+    search_fields = ["email", "where", "invited_by__email"]
+    exclude = ["token_hash", "salt"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

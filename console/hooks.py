@@ -13,6 +13,9 @@ from console.errors import ValidationFailed
 _customer_token_issuer: Callable | None = None
 _customer_password_login: Callable | None = None
 _device_counters: list[Callable] = []
+_product_team_by_id: Callable | None = None
+_user_delete_checks: list[Callable] = []
+_user_delete_cleanups: list[Callable] = []
 
 
 def register_customer_token_issuer(fn: Callable) -> None:
@@ -51,3 +54,35 @@ def user_device_counts(user) -> tuple[int, int]:
         w, c = counter(user)
         wifi, cellular = wifi + w, cellular + c
     return wifi, cellular
+
+
+def register_product_team_by_id(fn: Callable) -> None:
+    global _product_team_by_id
+    _product_team_by_id = fn
+
+
+def product_team_by_id(product_id: int):
+    """The `Team` of the product with this id (None when it is gone): an invitation to a product team is
+    accepted here, below the app that owns products."""
+    if _product_team_by_id is None:
+        return None
+    return _product_team_by_id(product_id)
+
+
+def register_user_delete(*, check: Callable | None = None, cleanup: Callable | None = None) -> None:
+    """`check(user)` raises a ServiceError while something the app owns keeps the account from being deleted;
+    `cleanup(user)` lets go of the app's rows of the user, inside the deletion's transaction."""
+    if check is not None and check not in _user_delete_checks:
+        _user_delete_checks.append(check)
+    if cleanup is not None and cleanup not in _user_delete_cleanups:
+        _user_delete_cleanups.append(cleanup)
+
+
+def user_delete_check(user) -> None:
+    for check in _user_delete_checks:
+        check(user)
+
+
+def user_delete_cleanup(user) -> None:
+    for cleanup in _user_delete_cleanups:
+        cleanup(user)

@@ -329,3 +329,56 @@ class MfaRecoveryCode(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "code_hash"], name="one_row_per_recovery_code")]
         ordering = ["created_at", "pk"]
+
+
+class Invitation(models.Model):
+    """A team seat offered by email to someone with no account yet: signing up through its link joins the team
+    with `role`. Org invitations name the org; product ones store the product id as a plain integer (imports
+    run one way), as other rows here do. The link's token is not stored, only its SHA-256."""
+
+    email = models.EmailField(db_index=True)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, null=True, blank=True, related_name="invitations",
+                                help_text="Set for organization invitations")
+    product_id = models.BigIntegerField(null=True, blank=True, db_index=True, help_text="Set for product invitations")
+    where = models.CharField(max_length=200, help_text="The team's name, as the mail and sign-up page show it")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    salt = models.CharField(max_length=32, help_text="With SECRET_KEY, re-derives the mailed token (never stored)")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(account__isnull=False, product_id__isnull=True) | Q(account__isnull=True,
+                                                                              product_id__isnull=False),
+                name="invitation_has_exactly_one_team",
+            ),
+            # One open invitation per email and team (an expired one is revoked before a new one is made).
+            models.UniqueConstraint(fields=["email", "account"], name="one_open_org_invitation",
+                                    condition=Q(accepted_at__isnull=True, revoked_at__isnull=True,
+                                                account__isnull=False)),
+            models.UniqueConstraint(fields=["email", "product_id"], name="one_open_product_invitation",
+                                    condition=Q(accepted_at__isnull=True, revoked_at__isnull=True,
+                                                product_id__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.where} ({self.state})"
+
+    @property
+    def state(self) -> str:
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        return "expired" if self.expires_at <= timezone.now() else "pending"
+
+    @property
+    def role_label(self) -> str:
+        return Role(self.role).label

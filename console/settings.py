@@ -197,6 +197,13 @@ CYAN_ACCOUNT_FAILURE_LIMIT = env.int("ACCOUNT_FAILURE_LIMIT", default=10)  # per
 # these may say in X-Forwarded-For where the client is (console/clientaddr.py).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 CYAN_LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=30 * 60)
+# Anyone may make an account (POST /v1/users, /signup/); false = invitation links only (private installs).
+SIGNUP_OPEN = env.bool("SIGNUP_OPEN", default=True)
+# How long a mailed password-reset link works (seconds); it also dies as soon as the password changes.
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=24 * 3600)
+# How long a team invitation to someone without an account stays open.
+INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+
 # MFA (TOTP): how long the `mfa_token` of a 403 mfa_required lives, and how many wrong codes (TOTP or recovery)
 # lock the second step of one account for LOGIN_LOCKOUT_SECONDS.
 CYAN_MFA_TOKEN_SECONDS = env.int("MFA_TOKEN_SECONDS", default=5 * 60)

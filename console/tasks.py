@@ -6,8 +6,9 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from console.models import AccessToken, OrgMembership, RefreshToken
-from console.services.teams import team_invite_email
+from console.models import AccessToken, Invitation, OrgMembership, RefreshToken, User
+from console.services.password_reset import password_reset_email
+from console.services.teams import invitation_email, team_invite_email
 
 
 @shared_task(name="console.send_org_invite", autoretry_for=(OSError,))
@@ -18,6 +19,26 @@ def send_org_invite(*, seat_id: int) -> bool:
         return False
     team_invite_email(seat=seat, where=f"the organization {seat.account.name}",
                       link=f"{settings.PUBLIC_URL}/orgs/{seat.account.slug}/")
+    return True
+
+
+@shared_task(name="console.send_invitation", autoretry_for=(OSError,))
+def send_invitation(*, invitation_id: int) -> bool:
+    """Mail an invitation's sign-up link. False when it is gone or no longer open."""
+    invitation = Invitation.objects.select_related("invited_by").filter(pk=invitation_id).first()
+    if invitation is None or invitation.state != "pending":
+        return False
+    invitation_email(invitation=invitation)
+    return True
+
+
+@shared_task(name="console.send_password_reset", autoretry_for=(OSError,))
+def send_password_reset(*, user_id: int) -> bool:
+    """Mail a password-reset link. False when the person is gone or no longer signs in with a password."""
+    user = User.objects.filter(pk=user_id, kind=User.Kind.HUMAN, is_active=True).first()
+    if user is None or not user.has_usable_password():
+        return False
+    password_reset_email(user=user)
     return True
 
 

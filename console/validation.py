@@ -76,6 +76,19 @@ def text(value: object, *, field: str, max_length: int, required: bool = True, m
     return value
 
 
+def email(value: object, *, field: str) -> str:
+    """An email address as Cyan stores it: stripped, lowercased, and valid by Django's rules."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    address = text(value, field=field, max_length=254).lower()
+    try:
+        validate_email(address)
+    except ValidationError:
+        raise ValidationFailed(f"{field} must be a valid email address", field=field)
+    return address
+
+
 def slug(value: object, *, field: str = "slug", max_length: int = 100) -> str:
     """Lowercase letters, digits and dashes, and never all digits: an all-digit ident is read as an id."""
     value = text(value, field=field, max_length=max_length)

@@ -7,7 +7,7 @@ from django.utils.text import slugify
 
 from console import validation
 from console.errors import Conflict, Forbidden, ValidationFailed
-from console.models import AccessToken, Account, OAuthClient, User
+from console.models import AccessToken, Account, Invitation, OAuthClient, User
 from console.roles import Role
 from console.scoping import Principal
 from console.services.audit import audit_record
@@ -22,6 +22,28 @@ def product_team(product: Product) -> Team:
     return Team(kind="product", target=product, membership_model=ProductMembership, fk="product",
                 owner=product.account.owner, slug=product.slug, product_id=product.pk, account=product.account,
                 invite_task=INVITE_TASK)
+
+
+def sandbox_products_check(user: User) -> None:
+    """An account is not deleted while a product of its sandbox has devices: they would be left in a product
+    nobody owns."""
+    busy = Product.objects.filter(account__kind=Account.Kind.SANDBOX, account__owner=user, device_count__gt=0) \
+        .order_by("name").first()
+    if busy is not None:
+        raise Conflict(f"Your product {busy.name} has {busy.device_count} device{'s' if busy.device_count != 1 else ''}"
+                       ": remove them or delete the product before deleting your account", code="owns_devices")
+
+
+def sandbox_products_delete(user: User) -> None:
+    """The account is going: its (empty) sandbox products go first, with what names them by id."""
+    principal = Principal.for_user(user)
+    for product in Product.objects.filter(account__kind=Account.Kind.SANDBOX, account__owner=user):
+        product_delete(principal=principal, product=product)
+
+
+def product_team_by_id(product_id: int) -> Team | None:
+    product = Product.objects.select_related("account__owner").filter(pk=product_id).first()
+    return product_team(product) if product is not None else None
 
 
 def _platform(value: object) -> Platform:
@@ -145,6 +167,7 @@ def product_delete(*, principal: Principal, product: Product, as_staff: bool = F
         raise Forbidden("Only the product's owner may delete it")
     OAuthClient.objects.filter(product_id=product.pk).delete()
     AccessToken.objects.filter(product_id=product.pk).delete()
+    Invitation.objects.filter(product_id=product.pk).delete()
     programmatic = list(User.objects.filter(productmembership__product=product, kind=User.Kind.API))
     audit_record(principal=principal, action="product.delete", target=product.slug, account=product.account,
                  product_id=product.pk)

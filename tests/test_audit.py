@@ -79,11 +79,19 @@ TESTED_ACTIONS = {
     "mfa.recovery_codes_regenerated": "test_mfa_writes_are_audited",
     "mfa.disabled": "test_mfa_writes_are_audited",
     "mfa.reset": "test_mfa_writes_are_audited",
+    "user.signup": "test_account_writes_are_audited",
+    "user.password_reset.request": "test_account_writes_are_audited",
+    "user.password_reset": "test_account_writes_are_audited",
+    "team.invitation.create": "test_account_writes_are_audited",
+    "team.invitation.revoke": "test_account_writes_are_audited",
+    "team.invitation.accept": "test_account_writes_are_audited",
+    "user.delete": "test_account_writes_are_audited",
 }
 
 # Actions built at run time from a prefix: the values each f-string can take.
 DYNAMIC = {
-    "team.": ["invite", "role", "remove", "api_user.create", "api_user.update", "api_user.token"],  # Team._audit
+    "team.": ["invite", "role", "remove", "api_user.create", "api_user.update", "api_user.token",
+              "invitation.create", "invitation.revoke", "invitation.accept"],  # Team._audit
     "device.": ["update", "groups", "claim", "transfer.request", "transfer.approved", "transfer.denied", "unclaim",
                 "deny"],  # _audit_device
     "device.transfer.": ["approved", "denied"],  # DeviceTransfer.State a decision audits (a lapse is not audited)
@@ -322,3 +330,31 @@ def test_refused_writes_leave_no_audit_row(cast):
     assert AuditEntry.objects.count() == count
     assert import_devices(cast.product, 1)  # while an accepted write is
     assert AuditEntry.objects.count() == count + 1
+
+
+def test_account_writes_are_audited(cast):
+    from console.services import password_reset
+    from console.services.teams import invitation_token
+
+    owner = Principal.for_user(cast.owner)
+    team = org_team(cast.org)
+    invited = team_invite(principal=owner, team=team, username="later@example.com", role="Support")
+    assert_audited("team.invitation.create", actor=cast.owner, target="later@example.com", account=cast.org,
+                   data={"role": "support"})
+    team_remove(principal=owner, team=team, username="later@example.com")
+    assert_audited("team.invitation.revoke", actor=cast.owner, target="later@example.com", account=cast.org)
+    again = team_invite(principal=owner, team=team, username="later@example.com", role="View-only").invitation
+    user = user_services.user_signup(email="later@example.com", password="tidal-lantern-orbit-42",
+                                     invitation=invitation_token(again))
+    assert invited.invitation.pk != again.pk
+    assert_audited("user.signup", actor=user, target="later@example.com", account=user_services.sandbox_of(user))
+    assert_audited("team.invitation.accept", actor=user, target="later@example.com", account=cast.org,
+                   data={"role": "viewer"})
+    password_reset.password_reset_request(email="later@example.com")
+    assert_audited("user.password_reset.request", actor=None, actor_label="system", target="later@example.com")
+    password_reset.password_reset_complete(token=password_reset.password_reset_token(user),
+                                           password="quiet-harbour-meadow-7")
+    assert_audited("user.password_reset", actor=user, target="later@example.com", data={"tokens_revoked": 0})
+    user.refresh_from_db()
+    user_services.user_delete(user=user, password="quiet-harbour-meadow-7")
+    assert_audited("user.delete", actor=None, actor_label="later@example.com", target="later@example.com")

@@ -10,7 +10,9 @@ import json
 import pytest
 
 from console.api.parsers import unflatten
-from console.models import AccessToken, Account, AuditEntry, OAuthClient, OrgMembership, RefreshToken, User
+from console.models import (
+    AccessToken, Account, AuditEntry, Invitation, OAuthClient, OrgMembership, RefreshToken, User,
+)
 from console.roles import Role
 from console.scoping import Principal
 from console.services.clients import client_create
@@ -36,6 +38,7 @@ def db_state() -> dict:
         "clients": list(OAuthClient.objects.order_by("pk").values_list("pk", "name", "type", "scope", "redirect_uri")),
         "tokens": list(AccessToken.objects.order_by("pk").values_list("pk", "token_hash")),
         "refresh": RefreshToken.objects.count(),
+        "invitations": Invitation.objects.count(),
         "audit": AuditEntry.objects.count(),
     }
 
@@ -235,8 +238,8 @@ FIELD_CASES = [
     ("invite: role is a number", "POST", "/v1/orgs/{org}/team", {"username": "outsider@example.com", "role": 2},
      400, "role"),
     ("invite: no username", "POST", "/v1/products/{p}/team", {"role": "Support"}, 400, "username"),
-    ("invite: nobody has that email", "POST", "/v1/products/{p}/team", {"username": "ghost@example.com"}, 400,
-     "ghost@example.com"),
+    ("invite: not an email", "POST", "/v1/products/{p}/team", {"username": "ghost-at-example.com"}, 400,
+     "username must be a valid email address"),
     ("invite: an API user's address", "POST", "/v1/products/{p}/team", {"username": "{robot}"}, 400, None),
     ("invite: already a member", "POST", "/v1/products/{p}/team", {"username": "support@example.com"}, 400,
      "already"),

@@ -286,12 +286,17 @@ def test_apijs_product_team_invite_list_remove(base_url):
     assert ok(apijs(base_url, "getProduct", {"product": product.slug}, auth=bob_token))["product"]["id"] == product.pk
     assert [p["slug"] for p in ok(apijs(base_url, "listProducts", auth=bob_token))["products"]] == [product.slug]
 
-    # Inviting twice, or someone without an account: a JSON 4xx.
+    # Inviting twice: a JSON 4xx.
     dup = apijs(base_url, "inviteTeamMember", {"username": "bob@example.com", "product": product.slug}, auth=token)
     failed(dup, 400)
-    ghost = apijs(base_url, "inviteTeamMember", {"username": "ghost@example.com", "product": product.slug},
-                  auth=token)
-    failed(ghost, 400)
+    # Someone without an account: a pending invitation, listed after the members; removing it revokes it.
+    ghost = ok(apijs(base_url, "inviteTeamMember", {"username": "ghost@example.com", "product": product.slug},
+                     auth=token))
+    assert ghost["invited"]["username"] == "ghost@example.com" and ghost["invited"]["pending"] is True
+    team = ok(apijs(base_url, "listTeamMembers", {"product": product.slug}, auth=token))
+    assert usernames(team) == ["owner@example.com", "bob@example.com", "ghost@example.com"]
+    assert ok(apijs(base_url, "removeTeamMember", {"username": "ghost@example.com", "product": product.slug},
+                    auth=token)) == {"ok": True}
 
     assert ok(apijs(base_url, "removeTeamMember", {"username": "bob@example.com", "product": product.slug},
                     auth=token)) == {"ok": True}  # §9

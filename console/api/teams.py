@@ -15,6 +15,7 @@ from console.services.teams import (
     api_user_regenerate,
     api_user_update,
     ensure_not_owner,
+    pending_entries,
     team_entries,
     team_invite,
     team_remove,
@@ -30,7 +31,7 @@ class TeamViewBase(APIView):
 
     def get(self, request, **kwargs):
         team = self.team(request, "teams.users:list", **kwargs)
-        return Response({"ok": True, "team": team_entries(team)})
+        return Response({"ok": True, "team": team_entries(team) + pending_entries(team)})
 
     def post(self, request, **kwargs):
         data = body(request)
@@ -40,8 +41,11 @@ class TeamViewBase(APIView):
                                           scopes=data.get("scopes"))
             return Response({"ok": True, "created": {"username": user.email, "friendly_name": user.friendly_name,
                                                      "is_programmatic": True, "tokens": [{"token": token}]}})
-        seat = team_invite(principal=request.auth, team=team, username=data.get("username"), role=data.get("role"))
-        return Response({"ok": True, "invited": {"username": seat.user.email, "role": seat.role_label}})
+        invited = team_invite(principal=request.auth, team=team, username=data.get("username"), role=data.get("role"))
+        body_out = {"username": invited.email, "role": invited.role.label}
+        if invited.pending:  # no account yet: a sign-up link was mailed
+            body_out.update(pending=True, expires_at=invited.invitation.expires_at.isoformat().replace("+00:00", "Z"))
+        return Response({"ok": True, "invited": body_out})
 
 
 class TeamMemberViewBase(APIView):

@@ -1,7 +1,9 @@
-"""API views for the signed-in user: `/v1/user`, and its multi-factor authentication."""
+"""API views for people: sign-up (`/v1/users`), password reset, and the signed-in user (`/v1/user`) with
+its multi-factor authentication."""
 
 from __future__ import annotations
 
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,17 +14,71 @@ from console.errors import ValidationFailed
 from console.hooks import user_device_counts
 from console.selectors import mfa_enabled
 from console.services import mfa as mfa_services
+from console.services import password_reset
 from console.services import users as user_services
 
 
+class SignupView(APIView):
+    """POST /v1/users — api-js `createUser`: `{username, password, account_info, utm}` → 200 `{ok: true}`."""
+
+    authentication_classes: list = []  # api-js sends its default Bearer token on every call; it means nothing here
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        user_services.user_signup(**_signup_fields(body(request)))
+        return Response({"ok": True})
+
+
+def _signup_fields(data: dict) -> dict:
+    info = data.get("account_info")
+    if info is None:
+        info = {}
+    if not isinstance(info, dict):
+        raise ValidationFailed("account_info must be an object", field="account_info")
+    return {
+        "email": data.get("username"),
+        "password": data.get("password"),
+        "first_name": info.get("first_name", ""),
+        "last_name": info.get("last_name", ""),
+        "company_name": info.get("company_name", ""),
+        "business_account": validation.boolean(info.get("business_account"), field="account_info.business_account",
+                                                default=False),
+        "invitation": data.get("invitation"),  # Cyan: the token of a team invitation's link
+    }  # `utm` (marketing attribution) is accepted and not kept
+
+
+class PasswordResetView(APIView):
+    """POST /v1/user/password-reset `{username}` mails a link (api-js `resetPassword`); PUT `{token, password}`
+    sets the new password. No token is read: the email, then the link's token, is the request."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        password_reset.password_reset_request(email=body(request).get("username"))
+        return Response({"ok": True, "message": password_reset.SENT_MESSAGE})
+
+    def put(self, request):
+        data = body(request)
+        password_reset.password_reset_complete(token=data.get("token"), password=data.get("password"))
+        return Response({"ok": True, "message": "User's password updated."})
+
+
 class UserView(APIView):
-    """GET|PUT /v1/user."""
+    """GET|PUT|DELETE /v1/user."""
 
     def get(self, request):
         require_user(request.auth)
         wifi, cellular = user_device_counts(request.auth.user)
         return Response(user_body(request.auth.user, wifi_devices=wifi, cellular_devices=cellular,
                                   mfa_enabled=mfa_enabled(request.auth.user)))
+
+    def delete(self, request):
+        """api-js `deleteUser({password})`."""
+        require_user(request.auth)
+        user_services.user_delete(user=request.auth.user, password=body(request).get("password"),
+                                  ip=client_ip(request))
+        return Response({"ok": True, "message": "User's account has been deleted."})
 
     def put(self, request):
         require_user(request.auth)

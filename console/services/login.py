@@ -62,6 +62,11 @@ def login_succeeded(*, account: str) -> None:
     counter_clear(_account_key(account))
 
 
+def account_lockout_clear(*, account: str) -> None:
+    """Forget an account's failed sign-ins (a completed password reset); the addresses' counts stay."""
+    cache.delete(_account_key(account))
+
+
 def password_attempt(*, account: str, ip: str, password: str, verify: Callable[[str], bool] | None) -> bool:
     """One counted password check: refused outright while locked out; `verify(password)` checks it against
     the account's hash (None when there is no such account: the same hashing work is done anyway, so the

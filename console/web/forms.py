@@ -43,6 +43,60 @@ class LoginForm(CountedSignIn, AuthenticationForm):
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
 
+class SignupForm(forms.Form):
+    """The console's sign-up: shape only; `user_signup` checks the email and the password's strength."""
+
+    email = forms.EmailField(label="Email", widget=forms.EmailInput(
+        attrs={"autocomplete": "email", "autofocus": True, "placeholder": "you@example.com"}))
+    password = forms.CharField(label="Password", strip=False, help_text="At least 8 characters, not a common one.",
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    first_name = forms.CharField(label="First name", max_length=150, required=False,
+                                 widget=forms.TextInput(attrs={"autocomplete": "given-name"}))
+    last_name = forms.CharField(label="Last name", max_length=150, required=False,
+                                widget=forms.TextInput(attrs={"autocomplete": "family-name"}))
+    company_name = forms.CharField(label="Company", max_length=200, required=False,
+                                   widget=forms.TextInput(attrs={"autocomplete": "organization"}))
+
+
+class PasswordResetRequestForm(forms.Form):
+    email = forms.EmailField(label="Email", widget=forms.EmailInput(
+        attrs={"autocomplete": "email", "autofocus": True, "placeholder": "you@example.com"}))
+
+
+class NewPasswordForm(forms.Form):
+    password = forms.CharField(label="New password", strip=False, help_text="At least 8 characters, not a common one.",
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password", "autofocus": True}))
+
+
+class ProfileForm(forms.Form):
+    first_name = forms.CharField(label="First name", max_length=150, required=False)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    company_name = forms.CharField(label="Company", max_length=200, required=False)
+
+
+def _current_password(label: str = "Current password") -> forms.CharField:
+    return forms.CharField(label=label, strip=False,
+                           widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+class EmailChangeForm(forms.Form):
+    email = forms.EmailField(label="New email", widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+                             help_text="You sign in with it; your products, devices and tokens stay yours.")
+    current_password = _current_password()
+
+
+class PasswordChangeForm(forms.Form):
+    current_password = _current_password()
+    password = forms.CharField(label="New password", strip=False, help_text="At least 8 characters, not a common one.",
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    invalidate_tokens = forms.BooleanField(label="Also revoke my access tokens", required=False,
+                                           help_text="Your other console sessions end either way.")
+
+
+class AccountDeleteForm(forms.Form):
+    password = _current_password("Your password")
+
+
 class StaffLoginForm(CountedSignIn, AdminAuthenticationForm):
     """/admin/login/: the same counted check, then Django's own rule that only staff may enter, then the
     code of a staff member with MFA (the admin signs a session in as fully as the console does, so it asks
@@ -136,7 +190,7 @@ ROLE_CHOICES = [(r.value, r.label) for r in (Role.ADMINISTRATOR, Role.DEVELOPER,
 
 class InviteForm(forms.Form):
     username = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"placeholder": "teammate@example.com"}),
-                                help_text="They need a Cyan account with this email.")
+                                help_text="Someone without a Cyan account gets an emailed link to sign up and join.")
     role = forms.ChoiceField(choices=ROLE_CHOICES, initial=Role.DEVELOPER)
 
 

@@ -21,6 +21,7 @@ from console.services.teams import (
     Team,
     api_user_create,
     api_user_regenerate,
+    pending_entries,
     team_entries,
     team_invite,
     team_remove,
@@ -77,13 +78,17 @@ def team_page(request, resolve: Resolver):
             invite_form = InviteForm(request.POST)
             if invite_form.is_valid():
                 try:
-                    seat = team_invite(principal=request.principal, team=tp.team,
-                                       username=invite_form.cleaned_data["username"],
-                                       role=invite_form.cleaned_data["role"])
+                    invited = team_invite(principal=request.principal, team=tp.team,
+                                          username=invite_form.cleaned_data["username"],
+                                          role=invite_form.cleaned_data["role"])
                 except ServiceError as exc:
                     form_error(invite_form, exc)
                 else:
-                    messages.success(request, f"{seat.user.email} joined the team as {seat.role_label}.")
+                    if invited.pending:
+                        messages.success(request, f"{invited.email} has no account yet: we emailed them a link to "
+                                                  f"sign up and join as {invited.role.label}.")
+                    else:
+                        messages.success(request, f"{invited.email} joined the team as {invited.role.label}.")
                     return redirect(tp.page_url)
             open_dialog, status = "invite-dialog", 400
         elif intent == "api_user":
@@ -119,8 +124,9 @@ def team_page(request, resolve: Resolver):
     people, programs = _rows(request, tp)
     selected = set(api_form["scopes"].value() or [])
     scope_groups = [(label, [(s, s in selected) for s in scopes]) for label, scopes in SCOPE_GROUPS]
+    pending = [dict(entry, remove_url=tp.remove_url(entry["username"])) for entry in pending_entries(tp.team)]
     return render(request, "console/team/page.html", {
-        "place": tp.place, "tp": tp, "people": people, "programs": programs,
+        "place": tp.place, "tp": tp, "people": people, "programs": programs, "pending": pending,
         "invite_form": invite_form, "api_form": api_form, "scope_groups": scope_groups,
         "revealed": revealed, "open_dialog": open_dialog, "role_form": RoleForm(),
     }, status=status)
@@ -159,9 +165,10 @@ def team_set_role_view(request, resolve: Resolver, username: str):
 def team_remove_view(request, resolve: Resolver, username: str):
     tp = resolve(request, "teams.users:remove")
     try:
-        team_remove(principal=request.principal, team=tp.team, username=username)
+        removed = team_remove(principal=request.principal, team=tp.team, username=username)
     except ServiceError as exc:
         messages.error(request, exc.description)
     else:
-        messages.success(request, f"{username} was removed from the team.")
+        messages.success(request, f"The invitation to {username} was revoked." if removed == "invitation"
+                         else f"{username} was removed from the team.")
     return redirect(tp.page_url)

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from console.web import auth, mfa, orgs, sandbox_auth
+from console.web import account, auth, mfa, orgs, sandbox_auth
 
 app_name = "console"
 
@@ -10,7 +10,11 @@ urlpatterns = [
     path("login/code/", mfa.login_mfa, name="login-mfa"),
     path("logout/", auth.logout_view, name="logout"),
     path("account/mfa/", mfa.account_mfa, name="account-mfa"),
+    path("signup/", auth.signup, name="signup"),
+    path("password-reset/", auth.password_reset_request, name="password-reset"),
+    path("password-reset/<str:token>/", auth.password_reset_confirm, name="password-reset-confirm"),
     path("switch/", auth.switch_account, name="switch-account"),
+    path("account/", account.account_page, name="account"),
     path("authentication/", sandbox_auth.sandbox_auth, name="sandbox-auth"),
     path("authentication/tokens/<int:pk>/revoke/", sandbox_auth.token_revoke, name="token-revoke"),
     path("authentication/clients/<str:client_id>/delete/", sandbox_auth.client_delete, name="client-delete"),

@@ -14,7 +14,7 @@ from console.scoping import Principal
 from console.services.audit import audit_record
 from console.validation import UNSET, given
 from devices.identifiers import DEVICE_NAME
-from devices.models import Device, DeviceGroupMembership
+from devices.models import Device, DeviceGroupMembership, SimCard
 from devices.services.audit import audit_device
 from devices.services.groups import device_set_groups
 from products.models import DeviceGroup, Product
@@ -94,6 +94,20 @@ def device_unclaim(*, principal: Principal, device: Device) -> Device:
     device.save(update_fields=["owner", "customer", "updated_at"])
     audit_device(principal, device, "unclaim", {"was": before})
     return device
+
+
+def user_devices_release(user) -> None:
+    """The user's account is being deleted: every device claimed to them is unclaimed (a sandbox device also
+    loses the name and notes they gave it; a product device keeps the product's), and their sandbox SIMs are
+    released (deactivated, owned by nobody), so the next owner can claim them."""
+    now = timezone.now()
+    Device.objects.filter(owner=user, product__isnull=True).update(owner=None, name="", notes="", updated_at=now)
+    Device.objects.filter(owner=user).update(owner=None, updated_at=now)
+    sandbox_sims = SimCard.objects.filter(user=user, product__isnull=True)
+    sandbox_sims.filter(status=SimCard.Status.ACTIVE).update(deactivations_count=F("deactivations_count") + 1)
+    sandbox_sims.update(user=None, status=SimCard.Status.INACTIVE, last_status_change_action="release",
+                        updated_at=now)
+    SimCard.objects.filter(user=user).update(user=None, updated_at=now)
 
 
 def _leave_product(device: Device) -> None:

@@ -12,7 +12,7 @@ def team_state() -> dict:
     """Everything an account, product, team or client route could write. `last_used_at` is left out: reads may
     touch it."""
     from console.models import (
-        AccessToken, Account, AuditEntry, MfaRecoveryCode, OAuthClient, OrgMembership, User, UserMfa,
+        AccessToken, Account, AuditEntry, Invitation, MfaRecoveryCode, OAuthClient, OrgMembership, User, UserMfa,
     )
     from products.models import Product, ProductMembership
 
@@ -31,6 +31,8 @@ def team_state() -> dict:
         "tokens": list(AccessToken.objects.order_by("pk").values_list("pk", "token_hash", "kind", "scopes")),
         "mfa": list(UserMfa.objects.order_by("pk").values_list("pk", "user_id", "secret", "enabled_at", "last_step")),
         "recovery_codes": list(MfaRecoveryCode.objects.order_by("pk").values_list("pk", "code_hash", "used_at")),
+        "invitations": list(Invitation.objects.order_by("pk").values_list(
+            "pk", "email", "account_id", "product_id", "role", "accepted_at", "revoked_at")),
         "audit": AuditEntry.objects.count(),
     }
 

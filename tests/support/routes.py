@@ -114,6 +114,15 @@ NO_ROLE_SEMANTICS: dict[tuple[str, str], str] = {
         "sign-in: the credentials are the request (password, client, refresh grants); tests/test_auth.py",
     ("DELETE", "v1/access_tokens/<str:token>"):
         "the token in the path is its own credential, no Authorization is read (the CLI sends none); test_auth.py",
+    ("POST", "v1/users"):
+        "sign-up: anyone, no token is read (api-js sends a stray default one); tests/test_signup.py",
+    ("POST", "v1/user/password-reset"):
+        "asking for a reset mail: anyone, the same answer for every email; tests/test_password_reset.py",
+    ("DELETE", "v1/user"):
+        "deletes the caller alone, whoever they are (a person's token; other kinds get 400 unauthorized); refusals "
+        "depend on what they own, not on a seat; tests/test_account.py",
+    ("PUT", "v1/user/password-reset"):
+        "the mailed token is the credential, no Authorization is read; tests/test_password_reset.py",
 }
 
 API_PREFIXES = ("v1/", "oauth/")
