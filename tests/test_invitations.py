@@ -18,7 +18,6 @@ from console.scoping import Principal
 from console.services.teams import invitation_token, org_team, team_invite, team_remove
 from products.models import ProductMembership
 from products.services import product_delete, product_team
-from tests.factories import UserFactory
 from tests.support.api import Api
 from tests.support.browser import browser_tab, screenshot
 from tests.support.console import signed_in

@@ -64,7 +64,7 @@ def login_succeeded(*, account: str) -> None:
 
 def account_lockout_clear(*, account: str) -> None:
     """Forget an account's failed sign-ins (a completed password reset); the addresses' counts stay."""
-    cache.delete(_account_key(account))
+    counter_clear(_account_key(account))
 
 
 def password_attempt(*, account: str, ip: str, password: str, verify: Callable[[str], bool] | None) -> bool:
