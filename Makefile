@@ -48,9 +48,11 @@ test: install
 	CYAN_DATA_DIR=$${CYAN_DATA_DIR:-var/test} $(BIN)/python -m console.embedded_redis run -- \
 	  $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
-# The import direction of DESIGN.md §2 (.importlinter); CI runs it before the tests.
+# The import direction of DESIGN.md §2 (.importlinter), and pyflakes' checks (ruff's F rules: undefined and
+# unused names, which a merge can leave behind); CI runs both before the tests.
 lint: install
 	$(BIN)/lint-imports
+	$(BIN)/ruff check --select F --exclude tests/clients .
 
 stop-redis:
 	$(BIN)/python -c "from pathlib import Path; from console.embedded_redis import stop_embedded_redis as s; [s(p.resolve()) for p in [Path('var'), Path('var/test'), *Path('var/test').glob('gw*')]]"
