@@ -1,5 +1,6 @@
-"""Races that row locks settle (PostgreSQL: real row locks, two connections): an import against a product
-delete, and two claims against the last free-plan slot.
+"""Races that locks and unique indexes settle (PostgreSQL: real locks, separate connections): an import
+against a product delete, two claims against the last free-plan slot, and two sign-ups or two invitations of
+one email (both pass their own duplicate check; the unique index turns the loser into the duplicate's 400).
 
 Device.product has no database constraint, so only Django's SET_NULL releases a deleted product's devices;
 the delete must therefore wait for a running import, or the devices that import adds would point at a
@@ -106,3 +107,79 @@ def test_two_claims_cannot_both_take_the_last_free_device(transactional_db):
     other.join(10)
     assert outcome == {"first": "claimed", "second": "refused"}
     assert limits.sandbox_device_count(user) == limits.FREE_DEVICE_LIMIT
+
+
+def _race_on_insert(table: str, request) -> list:
+    """Run `request` in two threads at once, each with its own connection, while a third holds `table` in SHARE
+    mode: both requests read (no row yet, so both pass their own duplicate check) and then wait on their
+    INSERT; the lock is let go once both wait, and the unique index decides between them. Returns both
+    responses."""
+    locked, release = threading.Event(), threading.Event()
+    results: list = []
+
+    def hold_lock():
+        try:
+            with connections["default"].cursor() as cur:
+                cur.execute("BEGIN")
+                cur.execute(f"LOCK TABLE {table} IN SHARE MODE")
+                locked.set()
+                release.wait(20)
+                cur.execute("COMMIT")
+        finally:
+            connections.close_all()
+
+    def run():
+        try:
+            results.append(request())
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    assert locked.wait(10)
+    racers = [threading.Thread(target=run) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    with connection.cursor() as cur:
+        for _ in range(200):  # both INSERTs are queued behind the lock
+            cur.execute("SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted", [table])
+            if cur.fetchone()[0] == 2:
+                break
+            threading.Event().wait(0.05)
+        else:
+            release.set()
+            raise AssertionError("the two requests never both reached their INSERT")
+    release.set()
+    holder.join(20)
+    for racer in racers:
+        racer.join(20)
+    return results
+
+
+def test_two_sign_ups_racing_for_one_email_make_one_account_and_one_400(transactional_db):
+    from console.models import User
+    from tests.support.api import Api
+
+    body = {"username": "race@example.com", "password": "a-long-unusual-passphrase-42"}
+    answers = _race_on_insert("console_user", lambda: Api().post("/v1/users", body))
+    assert sorted(r.status_code for r in answers) == [200, 400]
+    loser = next(r for r in answers if r.status_code == 400)
+    assert loser.json() == {"error": "conflict", "error_description": "A user with that email already exists",
+                            "field": "username"}
+    assert User.objects.filter(email="race@example.com").count() == 1
+
+
+def test_two_invites_racing_for_one_email_leave_one_invitation_and_one_400(transactional_db):
+    from console.models import Invitation
+    from tests.support.api import Api, user_token
+
+    owner = UserFactory(email="inviter@example.com")
+    product = make_product(make_org(owner, "Invite Org"), name="Invite Race", platform_id=13)
+    api = Api(user_token(owner))
+    answers = _race_on_insert("console_invitation", lambda: api.post(
+        f"/v1/products/{product.slug}/team", {"username": "newbie@example.com", "role": "Support"}))
+    assert sorted(r.status_code for r in answers) == [200, 400]
+    loser = next(r for r in answers if r.status_code == 400)
+    assert loser.json()["error_description"] == \
+        "newbie@example.com already has a pending invitation to this team; revoke it to invite again"
+    assert Invitation.objects.filter(email="newbie@example.com").count() == 1
