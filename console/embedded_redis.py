@@ -93,9 +93,9 @@ def socket_url(socket_path: Path, db: int = 0) -> str:
 
 
 def _servers_under(data_dir: Path) -> set[Path]:
-    """The data directories, `data_dir` and the ones right below it (the test workers'), whose embedded server
-    answers now."""
-    candidates = [data_dir, *(p for p in data_dir.iterdir() if p.is_dir())] if data_dir.is_dir() else []
+    """The data directories, `data_dir` and its pytest-xdist workers' (`gw0`, `gw1`, … below it), whose embedded
+    server answers now. Other folders below (`var/test` under `make run`'s `var`) belong to other commands."""
+    candidates = [data_dir, *sorted(data_dir.glob("gw[0-9]*"))] if data_dir.is_dir() else []
     return {path for path in candidates if _alive(socket_for(path))}
 
 

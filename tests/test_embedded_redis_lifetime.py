@@ -70,3 +70,17 @@ def test_the_makefile_wraps_run_and_test():
     test = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "console.embedded_redis run --" in run and "serve" in run
     assert "console.embedded_redis run --" in test and "pytest" in test
+
+
+def test_another_commands_server_below_the_data_dir_is_not_stopped(tmp_path):
+    """`make run` (data dir var/) ends while `make test` (var/test) runs: the test run's server stays up."""
+    data = tmp_path / "d"
+    other = data / "test"
+    try:
+        proc = _wrapper(data, START + f"e(Path({str(other)!r}))")
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        assert _alive(socket_for(other))
+        assert not _alive(socket_for(data)) and not _alive(socket_for(data / "gw0"))
+    finally:
+        stop_embedded_redis(other)
