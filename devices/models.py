@@ -106,6 +106,8 @@ class Device(models.Model):
     last_heard = models.DateTimeField(null=True, blank=True)
     last_handshake_at = models.DateTimeField(null=True, blank=True)
     last_ip_address = models.GenericIPAddressField(null=True, blank=True)
+    # The first time the device ever came online (onboarding sets it once): metered billing starts here.
+    first_connected_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     objects = DeviceQuerySet.as_manager()
@@ -273,3 +275,55 @@ class ImportJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class DeviceKey(models.Model):
+    """A device's public key, which the gateway's handshake checks: manufactured with the device, or uploaded
+    with `POST /v1/provisioning/:id` (`particle keys send`)."""
+
+    device = models.OneToOneField(Device, primary_key=True, on_delete=models.CASCADE, related_name="key",
+                                  db_constraint=False)
+    algorithm = models.CharField(max_length=8, default="rsa")
+    public_key = models.BinaryField(help_text="SubjectPublicKeyInfo DER")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+
+class Onboarding(models.Model):
+    """One connection's request to come online, decided by a worker (DESIGN.md "Durable work"): the gateway
+    writes the row with what the device's Hello said, a task claims it with a conditional UPDATE, decides
+    (online, quarantined or refused) and records the outcome in the same transaction as its effects."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    class Outcome(models.TextChoices):
+        ONLINE = "online", "Online"
+        QUARANTINED = "quarantined", "Quarantined"
+        REFUSED = "refused", "Refused"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="onboardings", db_constraint=False)
+    gateway = models.CharField(max_length=64, help_text="The gateway process holding the connection")
+    session = models.CharField(max_length=32, help_text="That connection's id on the gateway")
+    hello_product_id = models.PositiveIntegerField()
+    hello_firmware_version = models.PositiveIntegerField()
+    hello_platform_id = models.PositiveIntegerField()
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    claim_code = models.CharField(max_length=63, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["state", "claimed_at"], name="onboarding_state",
+                                condition=~Q(state="done")),
+                   models.Index(fields=["device", "created_at"], name="onboarding_device")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {self.state} {self.outcome}"

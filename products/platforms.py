@@ -4,6 +4,7 @@ can add to it in the admin."""
 # (id, slug, name, connectivity, generation, deprecated)
 PLATFORMS = [
     (0, "core", "Core", "wifi", 1, True),
+    (3, "virtual", "Virtual device", "wifi", 2, False),  # Device OS's Linux build (hal/src/gcc)
     (6, "photon", "Photon", "wifi", 2, True),
     (8, "p1", "P1", "wifi", 2, True),
     (10, "electron", "Electron / E-Series", "cellular", 2, True),

@@ -1,0 +1,139 @@
+"""Where each connected device is, and how web processes and workers reach it: all in Redis.
+
+A device's connection lives in one gateway process. The gateway records it in one hash (device id →
+"<gateway> <session>"), keeps an expiring heartbeat key while it runs, and holds **one** pub/sub subscription,
+to its own command channel. Anything else that wants a device (an API call, an approval in the console, a
+worker's onboarding decision) looks the device up here and publishes to that gateway's channel; a request
+that expects an answer names a reply list, which the caller waits on with BLPOP. So any web process reaches a
+device on any gateway, and N gateways can sit behind a TCP load balancer.
+
+Keys (all under the cache's key prefix, so parallel test runs and deployments sharing a Redis stay apart;
+pub/sub channel names are global to a Redis server, so they carry the prefix too):
+    <p>:gw:where               HASH  device id -> "<gateway id> <session id>"
+    <p>:gw:devices:<gw>        SET   the device ids that gateway holds (for the reaper)
+    <p>:gw:all                 SET   every gateway id that registered
+    <p>:gw:alive:<gw>          STR   that gateway's heartbeat, with a TTL
+    <p>:gw:cmd:<gw>            CHAN  commands for devices on that gateway (JSON)
+    <p>:gw:reply:<request>     LIST  the one answer to a request (JSON), expiring
+    <p>:gw:heard               HASH  device id -> last heard (Unix seconds), written in batches by gateways
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+
+REQUEST_TIMEOUT = 30.0  # seconds a device has to answer a function call or variable read (particle-api.md)
+REPLY_TTL = 60
+
+
+class DeviceOffline(Exception):
+    """The device is not connected to any gateway (or its gateway has gone)."""
+
+
+class DeviceTimedOut(Exception):
+    """The device is connected but did not answer in time."""
+
+
+def prefix() -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'cyan')}:gw"
+
+
+def where_key() -> str:
+    return f"{prefix()}:where"
+
+
+def devices_key(gateway: str) -> str:
+    return f"{prefix()}:devices:{gateway}"
+
+
+def all_gateways_key() -> str:
+    return f"{prefix()}:all"
+
+
+def alive_key(gateway: str) -> str:
+    return f"{prefix()}:alive:{gateway}"
+
+
+def command_channel(gateway: str) -> str:
+    return f"{prefix()}:cmd:{gateway}"
+
+
+def reply_key(request: str) -> str:
+    return f"{prefix()}:reply:{request}"
+
+
+def heard_key() -> str:
+    return f"{prefix()}:heard"
+
+
+@lru_cache(maxsize=None)
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=REQUEST_TIMEOUT + 5, health_check_interval=30)
+
+
+def client() -> redis.Redis:
+    """The process's Redis connection pool for presence (thread-safe; each call borrows a connection)."""
+    return _client(settings.REDIS_URL)
+
+
+@dataclass(frozen=True)
+class Location:
+    gateway: str
+    session: str
+
+
+def device_location(device_id: str) -> Location | None:
+    raw = client().hget(where_key(), device_id)
+    if not raw:
+        return None
+    gateway, _, session = raw.decode().partition(" ")
+    return Location(gateway, session)
+
+
+def devices_connected(device_ids: list[str]) -> set[str]:
+    """Which of `device_ids` hold a gateway connection right now (one round trip)."""
+    if not device_ids:
+        return set()
+    found = client().hmget(where_key(), device_ids)
+    return {d for d, raw in zip(device_ids, found) if raw}
+
+
+def device_notify(device_id: str, op: str, **args) -> bool:
+    """Tell the gateway holding `device_id` to do `op` (no answer awaited): "admit" (onboarding let it in),
+    "close" (deny: disconnect it), "event" (send it an event). False when the device is not connected."""
+    where = device_location(device_id)
+    if where is None:
+        return False
+    message = {"op": op, "device": device_id, "session": where.session, "args": args}
+    return client().publish(command_channel(where.gateway), json.dumps(message)) > 0
+
+
+def device_request(device_id: str, op: str, *, timeout: float = REQUEST_TIMEOUT, **args) -> dict:
+    """Ask the device `op` ("function" name/arg, "variable" name, "ping", "signal" on, "describe") through
+    its gateway and wait for the answer, a dict with "ok" and the op's fields. Raises DeviceOffline at once
+    when it is not connected, DeviceTimedOut after `timeout` seconds without an answer."""
+    where = device_location(device_id)
+    if where is None:
+        raise DeviceOffline(device_id)
+    request = secrets.token_hex(8)
+    message = {"op": op, "device": device_id, "session": where.session, "args": args, "reply": request,
+               "deadline": time.time() + timeout}
+    r = client()
+    if r.publish(command_channel(where.gateway), json.dumps(message)) == 0:
+        raise DeviceOffline(device_id)  # nobody listens on that channel: the gateway is gone
+    got = r.blpop([reply_key(request)], timeout=timeout)
+    if got is None:
+        raise DeviceTimedOut(device_id)
+    answer = json.loads(got[1])
+    if answer.get("error") == "offline":
+        raise DeviceOffline(device_id)
+    if answer.get("error") == "timed out":
+        raise DeviceTimedOut(device_id)
+    return answer
