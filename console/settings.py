@@ -131,6 +131,9 @@ CACHES = {
     }
 }
 
+# --- Device gateway (devices/gateway, docs/device-protocol.md) ---------------------------------------------
+DEVICE_REQUEST_TIMEOUT = env.float("DEVICE_REQUEST_TIMEOUT", default=30.0)  # function/variable answer, then 408
+
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

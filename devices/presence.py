@@ -29,7 +29,6 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
-REQUEST_TIMEOUT = 30.0  # seconds a device has to answer a function call or variable read (particle-api.md)
 REPLY_TTL = 60
 
 
@@ -75,7 +74,7 @@ def heard_key() -> str:
 
 @lru_cache(maxsize=None)
 def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=REQUEST_TIMEOUT + 5, health_check_interval=30)
+    return redis.Redis.from_url(url, socket_timeout=None, health_check_interval=30)
 
 
 def client() -> redis.Redis:
@@ -115,10 +114,16 @@ def device_notify(device_id: str, op: str, **args) -> bool:
     return client().publish(command_channel(where.gateway), json.dumps(message)) > 0
 
 
-def device_request(device_id: str, op: str, *, timeout: float = REQUEST_TIMEOUT, **args) -> dict:
+def request_timeout() -> float:
+    """Seconds a device has to answer a function call or variable read (Particle: about 30 s, then 408)."""
+    return float(getattr(settings, "DEVICE_REQUEST_TIMEOUT", 30.0))
+
+
+def device_request(device_id: str, op: str, *, timeout: float | None = None, **args) -> dict:
     """Ask the device `op` ("function" name/arg, "variable" name, "ping", "signal" on, "describe") through
     its gateway and wait for the answer, a dict with "ok" and the op's fields. Raises DeviceOffline at once
     when it is not connected, DeviceTimedOut after `timeout` seconds without an answer."""
+    timeout = request_timeout() if timeout is None else timeout
     where = device_location(device_id)
     if where is None:
         raise DeviceOffline(device_id)
