@@ -133,6 +133,16 @@ CACHES = {
 
 # --- Device gateway (devices/gateway, docs/device-protocol.md) ---------------------------------------------
 DEVICE_REQUEST_TIMEOUT = env.float("DEVICE_REQUEST_TIMEOUT", default=30.0)  # function/variable answer, then 408
+GATEWAY_HOST = env.str("GATEWAY_HOST", default="0.0.0.0")
+GATEWAY_PORT = env.int("GATEWAY_PORT", default=5683)  # Device OS always dials 5683 over TCP
+GATEWAY_FLUSH_SECONDS = env.float("GATEWAY_FLUSH_SECONDS", default=15.0)  # last_heard to Redis and the rows
+GATEWAY_IDLE_TIMEOUT = env.float("GATEWAY_IDLE_TIMEOUT", default=40.0)  # silence before a device is dropped
+GATEWAY_HANDSHAKE_TIMEOUT = env.float("GATEWAY_HANDSHAKE_TIMEOUT", default=20.0)
+GATEWAY_HEARTBEAT_TTL = env.int("GATEWAY_HEARTBEAT_TTL", default=15)  # a gateway silent this long is reaped
+GATEWAY_MAX_HANDSHAKES_PER_ADDRESS = env.int("GATEWAY_MAX_HANDSHAKES_PER_ADDRESS", default=500)
+GATEWAY_MAX_MESSAGES_PER_SECOND = env.int("GATEWAY_MAX_MESSAGES_PER_SECOND", default=50)  # per connection
+GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=4)
+DEVICE_SERVER_HOST = env.str("DEVICE_SERVER_HOST", default="127.0.0.1")  # the address in the server key file
 
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True

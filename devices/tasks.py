@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from devices.services import devices, jobs, transfers
+from devices.services import devices, jobs, liveness, transfers
 from products.models import Product
 
 
@@ -33,3 +33,10 @@ def recount_devices() -> int:
 def send_transfer_email(*, transfer_id: int) -> bool:
     """Tell the owner about a new transfer request, or the requester about the decision."""
     return transfers.transfer_email_send(transfer_id=transfer_id)
+
+
+@shared_task(name="devices.reap_gateways")
+def reap_gateways() -> int:
+    """Devices of a gateway process that died (its heartbeat expired) go offline, even when no other gateway
+    is running to notice."""
+    return liveness.gateways_reap()

@@ -82,6 +82,8 @@ class Hub:
         self.tasks: list[asyncio.Task] = []
         self.server: asyncio.AbstractServer | None = None
         self.stopping = False
+        self.stopped = False
+        self.aborted = False
         self.stats = defaultdict(int)
 
     # --- lifecycle -------------------------------------------------------------------------------------------
@@ -119,6 +121,28 @@ class Hub:
         await self.pubsub.aclose()
         await self.redis.aclose()
         self.executor.shutdown(wait=True)
+        self.stopped = True
+
+    async def abort(self) -> None:
+        """Drop everything the way a killed process would (no offline marking, presence left in Redis, the
+        heartbeat left to expire); the reaper then cleans up after this gateway. For crash tests, and for a
+        second Ctrl-C."""
+        self.stopping = self.aborted = True
+        for task in self.tasks:
+            task.cancel()
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.reason = "gateway aborted"
+                conn.state = "closed"
+                conn.transport.abort()
+        self.sessions.clear()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.pubsub.aclose()
+        await self.redis.aclose()
+        self.executor.shutdown(wait=False)
+        self.stopped = True
 
     async def _heartbeat_once(self) -> None:
         await self.redis.set(presence.alive_key(self.id), str(int(time.time())),
@@ -254,7 +278,7 @@ class Hub:
     def session_gone(self, session: Session) -> None:
         if self.sessions.get(session.device_id) is session:
             del self.sessions[session.device_id]
-        if session.state == "hello":
+        if session.state == "hello" or self.aborted:
             return
         self.loop.create_task(self._release(session))
 
