@@ -47,10 +47,50 @@ def _keys_in_order(device_ids: list[str]) -> list[bytes | None]:
     return [found.get(d) for d in device_ids]
 
 
-def _closed(items: list[tuple[str, datetime, str | None]]) -> None:
-    """Sessions that ended and were still their devices' current ones: last heard, then offline."""
-    liveness.devices_heard({d: (at, ip) for d, at, ip in items})
-    sessions.sessions_closed([d for d, _, _ in items])
+_RELEASE = """
+local where = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+if where == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+def _open(gateway: str, hellos: list[sessions.Hello]) -> list[sessions.Verdict]:
+    """Record the devices' new locations (telling any gateway that held an older connection of one to close
+    it), then ask onboarding for the verdicts: one Redis pipeline and one service call per batch."""
+    r = presence.client()
+    pipe = r.pipeline(transaction=False)
+    for hello in hellos:
+        pipe.eval(_CLAIM, 2, presence.where_key(), presence.devices_key(gateway), hello.device_id,
+                  f"{gateway} {hello.session}")
+    replaced = pipe.execute()
+    pipe = r.pipeline(transaction=False)
+    for hello, previous in zip(hellos, replaced):
+        if previous:
+            old_gateway, _, old_session = previous.decode().partition(" ")
+            if old_gateway != gateway:
+                pipe.publish(presence.command_channel(old_gateway), json.dumps(
+                    {"op": "close", "device": hello.device_id, "session": old_session,
+                     "args": {"reason": "the device connected again through another gateway"}}))
+    pipe.execute()
+    return sessions.sessions_open(hellos)
+
+
+def _closed(gateway: str, items: list[tuple[str, str, datetime, str | None]]) -> None:
+    """Sessions that ended: forget the locations that still name them; those devices' last heard, then
+    offline. A device that already connected again (here or elsewhere) keeps its new session."""
+    r = presence.client()
+    pipe = r.pipeline(transaction=False)
+    for device_id, session_id, _, _ in items:
+        pipe.eval(_RELEASE, 2, presence.where_key(), presence.devices_key(gateway), device_id,
+                  f"{gateway} {session_id}")
+    released = [item for item, gone in zip(items, pipe.execute()) if gone]
+    if released:
+        liveness.devices_heard({d: (at, ip) for d, _, at, ip in released})
+        sessions.sessions_closed([d for d, _, _, _ in released])
 
 
 def _setting(name: str, default):
@@ -65,7 +105,9 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self.connections: set = set()
         self.handshaking_by_ip: dict[str | None, int] = defaultdict(int)
-        self.redis = aioredis.Redis.from_url(settings.REDIS_URL)
+        # Waits for a free connection rather than failing when many replies go out at once.
+        self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=32, timeout=20))
         self.executor = ThreadPoolExecutor(max_workers=_setting("GATEWAY_DB_THREADS", 4),
                                            thread_name_prefix="gateway-db")
         self.flush_seconds = _setting("GATEWAY_FLUSH_SECONDS", 15.0)
@@ -74,8 +116,10 @@ class Hub:
         self.max_handshakes_per_address = _setting("GATEWAY_MAX_HANDSHAKES_PER_ADDRESS", 500)
         self.max_messages_per_second = _setting("GATEWAY_MAX_MESSAGES_PER_SECOND", 50)
         self.keys = Batcher("keys", _keys_in_order, self.executor, size=200, delay=0.005)
-        self.opens = Batcher("sessions_open", sessions.sessions_open, self.executor, size=200, delay=0.02)
-        self.closes = Batcher("sessions_closed", _closed, self.executor, size=500, delay=0.1)
+        self.opens = Batcher("sessions_open", lambda hellos: _open(self.id, hellos), self.executor, size=200,
+                             delay=0.02)
+        self.closes = Batcher("sessions_closed", lambda items: _closed(self.id, items), self.executor, size=500,
+                              delay=0.1)
         self.claims = Batcher("claim_codes", self._claim_codes, self.executor, size=50, delay=0.05)
         self.describes = Batcher("describes", liveness.describes_received, self.executor, size=200, delay=0.1)
         self.events = Batcher("events", events.events_publish, self.executor, size=500, delay=0.05)
@@ -237,15 +281,6 @@ class Hub:
         self.loop.create_task(self._open(session))
 
     async def _open(self, session: Session) -> None:
-        where = f"{self.id} {session.session_id}"
-        previous = await self.redis.eval(_CLAIM, 2, presence.where_key(), presence.devices_key(self.id),
-                                         session.device_id, where)
-        if previous and previous.decode() != where:
-            gateway, _, old_session = previous.decode().partition(" ")
-            if gateway != self.id:
-                await self.redis.publish(presence.command_channel(gateway), json.dumps(
-                    {"op": "close", "device": session.device_id, "session": old_session,
-                     "args": {"reason": "the device connected again elsewhere"}}))
         hello = sessions.Hello(device_id=session.device_id, gateway=self.id, session=session.session_id,
                                product_id=session.product_id, firmware_version=session.firmware_version,
                                platform_id=session.platform_id, flags=session.flags,
@@ -267,11 +302,15 @@ class Hub:
             if session.state != "online":
                 session.state = "online"
                 self.stats["online"] += 1
+                early, session.early_events = session.early_events, []
+                for event in early:
+                    self.device_event(session, *event)
                 # Devices that describe themselves do so right after the Hello; ask the others.
                 if not session.describe.known:
                     self.loop.call_later(2.0, session.ask_describe)
         elif outcome == "quarantined":
             session.state = "quarantined"
+            session.early_events = []
         elif outcome == "pending":
             session.state = "pending"
 
@@ -280,29 +319,9 @@ class Hub:
             del self.sessions[session.device_id]
         if session.state == "hello" or self.aborted:
             return
-        self.loop.create_task(self._release(session))
-
-    async def _release(self, session: Session) -> None:
-        # The session key under which this session is recorded: "<gateway> <session>".
-        script = """
-local where = redis.call('HGET', KEYS[1], ARGV[1])
-if where == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('SREM', KEYS[2], ARGV[1])
-  return 1
-end
-return 0
-"""
-        try:
-            released = await self.redis.eval(script, 2, presence.where_key(), presence.devices_key(self.id),
-                                              session.device_id, f"{self.id} {session.session_id}")
-        except Exception:
-            log.exception("gateway %s: releasing %s failed", self.id, session.device_id)
-            return
-        if released:
-            last = time.time() - (time.monotonic() - session.last_received)
-            self.closes.submit((session.device_id, datetime.fromtimestamp(last, timezone.utc),
-                                session.transport.peer_ip), want_result=False)
+        last = time.time() - (time.monotonic() - session.last_received)
+        self.closes.submit((session.device_id, session.session_id, datetime.fromtimestamp(last, timezone.utc),
+                            session.transport.peer_ip), want_result=False)
 
     def describe(self, session: Session, describe: Describe | None, system_version: str | None) -> None:
         self.describes.submit(liveness.Described(
@@ -316,6 +335,12 @@ return 0
         system = name.startswith(SYSTEM_EVENTS_FROM_DEVICE)
         if name.startswith(("spark", "particle")) and not system:
             return  # names starting with "spark" belong to the cloud
+        if session.state == "pending":
+            # The connect-time events arrive in the milliseconds before onboarding's verdict: hold a few,
+            # publish them if the device comes online.
+            if len(session.early_events) < 16:
+                session.early_events.append((name, data, ttl, public))
+            return
         if session.state != "online":
             return
         if name == "spark/device/safemode":

@@ -91,6 +91,7 @@ class Session:
         self.window_count = 0
         self.closed = False
         self.describe_asked = False
+        self.early_events: list[tuple] = []
 
     # --- from the device -------------------------------------------------------------------------------------
     def received(self, msg: coap.Message, now: float) -> None:
@@ -218,6 +219,12 @@ class Session:
                 self.by_mid.pop(pending.message_id, None)
         else:
             pending = self.by_mid.pop(msg.message_id, None)
+            if pending is None and msg.code == coap.EMPTY:
+                # Device OS ACKs the server's empty ping with its own next message id, not ours: an empty ACK
+                # that matches nothing answers the oldest ping in flight.
+                pending = next((p for p in self.by_mid.values() if p.op == "ping"), None)
+                if pending is not None:
+                    del self.by_mid[pending.message_id]
         if pending is None:
             return
         if msg.type == coap.RST:
