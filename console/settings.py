@@ -98,6 +98,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if DATABASES["default"]["NAME"] not in ("", ":memory:"):
         private_file(Path(DATABASES["default"]["NAME"]))
     # WAL lets the web process read while a worker writes; the busy timeout rides out short locks.
+    # Tests get a file too, not Django's shared-cache in-memory database: the gateway, the Celery worker and the
+    # test share it from several threads, and shared-cache table locks fail at once (SQLITE_LOCKED) where a
+    # file database in WAL mode waits out the busy timeout, as the embedded default does in production.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "timeout": 20,
          "transaction_mode": "IMMEDIATE"}
@@ -140,6 +144,7 @@ GATEWAY_IDLE_TIMEOUT = env.float("GATEWAY_IDLE_TIMEOUT", default=40.0)  # silenc
 GATEWAY_HANDSHAKE_TIMEOUT = env.float("GATEWAY_HANDSHAKE_TIMEOUT", default=20.0)
 GATEWAY_HEARTBEAT_TTL = env.int("GATEWAY_HEARTBEAT_TTL", default=15)  # a gateway silent this long is reaped
 GATEWAY_MAX_HANDSHAKES_PER_ADDRESS = env.int("GATEWAY_MAX_HANDSHAKES_PER_ADDRESS", default=500)
+GATEWAY_MAX_HANDSHAKES_PER_SECOND = env.float("GATEWAY_MAX_HANDSHAKES_PER_SECOND", default=1000.0)  # per process
 GATEWAY_MAX_MESSAGES_PER_SECOND = env.int("GATEWAY_MAX_MESSAGES_PER_SECOND", default=50)  # per connection
 GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=4)
 DEVICE_SERVER_HOST = env.str("DEVICE_SERVER_HOST", default="127.0.0.1")  # the address in the server key file

@@ -115,6 +115,12 @@ class Hub:
         self.handshake_timeout = _setting("GATEWAY_HANDSHAKE_TIMEOUT", 20.0)
         self.max_handshakes_per_address = _setting("GATEWAY_MAX_HANDSHAKES_PER_ADDRESS", 500)
         self.max_messages_per_second = _setting("GATEWAY_MAX_MESSAGES_PER_SECOND", 50)
+        # A token bucket on new connections: past it a device is closed before the nonce and backs off (1 s,
+        # then longer), so a fleet cut off at once — a gateway restart — comes back spread over seconds rather
+        # than queueing RSA work it would time out on.
+        self.handshake_rate = _setting("GATEWAY_MAX_HANDSHAKES_PER_SECOND", 1000.0)
+        self.bucket = self.handshake_rate
+        self.bucket_at = time.monotonic()
         self.keys = Batcher("keys", _keys_in_order, self.executor, size=200, delay=0.005)
         self.opens = Batcher("sessions_open", lambda hellos: _open(self.id, hellos), self.executor, size=200,
                              delay=0.02)
@@ -243,6 +249,13 @@ class Hub:
     def admit_connection(self, conn) -> str:
         if self.stopping:
             return "gateway shutting down"
+        now = time.monotonic()
+        self.bucket = min(self.handshake_rate, self.bucket + (now - self.bucket_at) * self.handshake_rate)
+        self.bucket_at = now
+        if self.bucket < 1:
+            self.stats["refused_busy"] += 1
+            return f"busy: more than {self.handshake_rate:g} new connections a second"
+        self.bucket -= 1
         if self.handshaking_by_ip[conn.peer_ip] >= self.max_handshakes_per_address:
             self.stats["refused_flood"] += 1
             return f"flood: {self.max_handshakes_per_address} handshakes already in progress from this address"
