@@ -133,6 +133,8 @@ CACHES = {
 
 # --- Device gateway (devices/gateway, docs/device-protocol.md) ---------------------------------------------
 DEVICE_REQUEST_TIMEOUT = env.float("DEVICE_REQUEST_TIMEOUT", default=30.0)  # function/variable answer, then 408
+# The server's RSA-2048 key pair (PEM); empty: `server_key.pem` in DATA_DIR, made on first use (devices/keys.py)
+DEVICE_SERVER_KEY_FILE = env.str("DEVICE_SERVER_KEY_FILE", default="")
 
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
