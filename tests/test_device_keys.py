@@ -427,3 +427,32 @@ def test_self_provision_counts_against_the_free_limit_and_leaves_nothing_when_re
     assert r.status_code == 400
     assert assert_json_error(r)["error"] == "device_limit_reached"
     assert Device.objects.count() == registered and SerialNumber.objects.count() == registered
+
+
+# --- the admin ----------------------------------------------------------------------------------------------------
+
+
+def test_support_staff_give_an_admin_registered_device_its_key(client, db):
+    from django.urls import reverse
+
+    staff = UserFactory(email="staff@cyan.test")
+    staff.is_staff = staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    device_id = manufacture(6, 1)[0].device_id  # as the admin's device form registers it: no key
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    url = reverse("admin:devices_devicekey_add")
+    bad = client.post(url, {"device": device_id, "public_key_pem": "not a key"})
+    assert bad.status_code == 200 and b"not a PEM public key" in bad.content
+    assert keys.device_public_key(device_id) is None
+    r = client.post(url, {"device": device_id, "public_key_pem": pem_public(key)})
+    assert r.status_code == 302, r.content[:800]
+    assert keys.device_public_key(device_id) == spki(key)
+    assert_audited("device.key.upload", actor=staff, target=device_id,
+                   data={"fingerprint": key_fingerprint(spki(key)), "replaced": None})
+    again = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    r = client.post(reverse("admin:devices_devicekey_change", args=[device_id]), {"public_key_pem": pem_public(again)})
+    assert r.status_code == 302, r.content[:800]
+    assert keys.device_public_key(device_id) == spki(again)
+    page = client.get(reverse("admin:devices_devicekey_changelist"), {"q": device_id})
+    assert key_fingerprint(spki(again)).encode() in page.content
