@@ -148,6 +148,8 @@ GATEWAY_MAX_HANDSHAKES_PER_SECOND = env.float("GATEWAY_MAX_HANDSHAKES_PER_SECOND
 GATEWAY_MAX_MESSAGES_PER_SECOND = env.int("GATEWAY_MAX_MESSAGES_PER_SECOND", default=50)  # per connection
 GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=4)
 DEVICE_SERVER_HOST = env.str("DEVICE_SERVER_HOST", default="127.0.0.1")  # the address in the server key file
+# The server's RSA-2048 key pair (PEM); empty: `server_key.pem` in DATA_DIR, made on first use (devices/keys.py)
+DEVICE_SERVER_KEY_FILE = env.str("DEVICE_SERVER_KEY_FILE", default="")
 
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True

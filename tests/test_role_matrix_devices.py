@@ -316,6 +316,38 @@ def _devices_claim(w: World) -> Target:
     return Target("/v1/devices", {"id": member}, scope="devices:import", verify=verify)
 
 
+def _devices_self_provision(w: World) -> Target:
+    """POST /v1/devices {product_id}: a new device id in the product, for whoever may import into it."""
+    def verify(w, role, r):
+        device = Device.objects.get(pk=r.json()["id"])
+        assert device.product_id == w.p and device.platform_id == w.cast.product.platform_id
+        assert device.owner_id is None and device.customer_id is None and r.json()["product_id"] == w.p
+
+    return Target("/v1/devices", {"product_id": w.p}, scope="devices:import", verify=verify)
+
+
+def _provisioning(w: World) -> Target:
+    """POST /v1/provisioning/:id (particle keys send): the device's owner or the product's writers re-key it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from devices.keys import device_public_key
+
+    member = import_devices(w.cast.product)[0]
+    Device.objects.filter(pk=member).update(customer=w.bob)
+    public = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+
+    def verify(w, role, r):
+        assert r.json() == {"ok": True}
+        assert device_public_key(member) == public.public_bytes(serialization.Encoding.DER,
+                                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return Target(f"/v1/provisioning/{member}", {"deviceID": member, "publicKey": pem, "algorithm": "rsa"},
+                  scope="devices:update", verify=verify, device=member,
+                  refusals={"own_customer": "Customers cannot change a device's key"})
+
+
 def _device_get(w: World) -> Target:
     member = import_devices(w.cast.product)[0]
     Device.objects.filter(pk=member).update(customer=w.bob)  # someone else's, for the customer column
@@ -657,10 +689,13 @@ MATRIX: list[tuple[str, Callable[[World], Target], tuple[int, ...], tuple[int, i
     # stay the team's (403: the caller can see the device)
     ("GET /v1/devices",                             _devices_list,            (200,) * 6 + (400,) * 3 + (200,), (200, 200)),
     ("POST /v1/devices (a product device)",         _devices_claim,           (200, 200, 200, 403, 403, 404, 400, 400, 400, 400), (400, 404)),
+    ("POST /v1/devices (self-provision)",           _devices_self_provision,  DEV(200), NOT_THEIRS),
     ("GET /v1/devices/:id",                         _device_get,              READ,     (200, 200)),
     ("PUT /v1/devices/:id",                         _device_put,              DEV(200), (200, 200)),
     ("PUT /v1/devices/:id (product fields)",        _device_put_product_fields, DEV(200), (403, 403)),
     ("DELETE /v1/devices/:id",                      _device_unclaim,          DEV(200), (200, 200)),
+    # keys: the owner (a former member too) may re-key their device; a customer may not (403: it sees it)
+    ("POST /v1/provisioning/:id",                   _provisioning,            DEV(200), (403, 200)),
     # groups
     ("GET /v1/products/:p/groups",                  _groups_list,             READ,     NOT_THEIRS),
     ("POST /v1/products/:p/groups",                 _group_create,            DEV(201), NOT_THEIRS),
@@ -808,6 +843,8 @@ OTHER_PRODUCT_ROUTES = [
     ("GET", "/v1/devices/{dev}", None, "devices:get"),
     ("PUT", "/v1/devices/{dev}", {"name": "hijacked"}, "devices:update"),
     ("DELETE", "/v1/devices/{dev}", None, "devices:release"),
+    ("POST", "/v1/provisioning/{dev}", {"publicKey": "-----BEGIN PUBLIC KEY-----"}, "devices:update"),
+    ("POST", "/v1/devices", {"product_id": "{product_id}"}, "devices:import"),
     ("GET", "{P}/groups", None, "groups:list"),
     ("POST", "{P}/groups", {"name": "hijack"}, "groups:create"),
     ("GET", "{P}/sims", None, "sims:list"),
@@ -851,7 +888,7 @@ def test_tokens_for_one_product_get_404_on_another(world, role, which, method, p
         token = api_user_token(cast, DEVICE_SCOPES)
     else:
         token = world.tokens[role]
-    subst = {"P": f"/v1/products/{other.pk}", "dev": dev, "iccid": sim.iccid if sim else FAKE_ICCID, "free": free}
+    subst = {"P": f"/v1/products/{other.pk}", "product_id": other.pk, "dev": dev, "iccid": sim.iccid if sim else FAKE_ICCID, "free": free}
     before = device_state()
     r = Api(token).call(method, _fill(path, subst), _fill(data, subst))
     assert r.status_code == 404, (role, which, r.status_code, r.content[:300])
