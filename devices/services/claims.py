@@ -107,7 +107,7 @@ def device_claim_by_code(*, code: str, device_id: str) -> bool:
     """A device presented `code` (`spark/device/claim/code`): claim it to the code's user, or to the code's
     customer when it is a device of the customer's product, by the same rules as a claim by id — the free
     limit, and never a device someone else holds. The code is used up. False (logged) when refused."""
-    claim = ClaimCode.objects.select_for_update().filter(
+    claim = ClaimCode.objects.select_for_update(of=("self",)).filter(
         code=code, used_at__isnull=True, expires_at__gt=timezone.now()).select_related("user", "customer").first()
     if claim is None:
         log.info("claim code for device %s: unknown, used or expired", device_id)
