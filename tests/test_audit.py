@@ -32,6 +32,7 @@ from products.services import product_create, product_delete, product_move, prod
 from tests.factories import UserFactory
 from tests.support.audit import assert_audited
 from tests.support.fleet import ids, import_devices, manufacture
+from tests.support.presence import connect
 
 pytestmark = pytest.mark.django_db
 
@@ -230,8 +231,10 @@ def test_device_writes_are_audited(cast):
 def test_claims_and_transfers_are_audited(db):
     keeper, asker, other = (UserFactory(email=f"{n}@example.com") for n in ("keeper", "asker", "other"))
     first, second = ids(manufacture(12, 2))
+    connect(first)  # claiming by id needs the device online
     claims.device_claim(principal=Principal.for_user(keeper), device_id=first)
     assert_audited("device.claim", actor=keeper, target=first, product_id=None, data={"user": keeper.email})
+    connect(second)  # claiming by id needs the device online
     claims.device_claim(principal=Principal.for_user(keeper), device_id=second)
 
     asked = claims.device_claim(principal=Principal.for_user(asker), device_id=first,

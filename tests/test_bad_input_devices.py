@@ -26,6 +26,7 @@ from tests.support.api import Api, user_token
 from tests.support.db_state import assert_device_counts, device_state
 from tests.support.fleet import ids, import_devices, manufacture
 from tests.factories import UserFactory, make_product
+from tests.support.presence import connect
 
 pytestmark = pytest.mark.django_db
 
@@ -564,6 +565,7 @@ def test_claiming_a_denied_device_is_refused(cast, dev):
     device = import_devices(cast.product, 1)[0]
     assert dev.delete(f"/v1/products/{cast.product.pk}/devices/{device}", {"deny": True}).status_code == 204
     before = device_state()
+    connect(device)  # claiming by id needs the device online
     refused(dev.post("/v1/devices", {"id": device}), before, status=403)  # the developer sees it: 403, not 404
 
 

@@ -57,6 +57,7 @@ from tests.support.errors import assert_json_error
 from tests.support.fleet import customer_token, ids, import_devices, manufacture
 from tests.support.routes import DEVICE_MATRIX_ROUTES
 from tests.factories import UserFactory, make_org, make_product, seat
+from tests.support.presence import connect
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +124,7 @@ def hand_over(world: World, role: str, device_id: str | None) -> None:
     elif role == "ex_member":
         if device_id:
             Device.objects.filter(pk=device_id).update(customer=None, owner=None)
+            connect(device_id)  # claiming by id needs the device online
             claims.device_claim(principal=Principal.for_user(world.former), device_id=device_id)
         team_remove(principal=Principal.for_user(world.cast.owner), team=product_team(world.cast.product),
                     username=world.former.email)
@@ -822,6 +824,7 @@ def test_outsider_claiming_a_product_device_looks_like_an_unknown_id(world):
     member = import_devices(world.cast.product)[0]
     outsider = world.api("outsider")
     before = device_state()
+    connect(member)  # claiming by id needs the device online
     real = outsider.post("/v1/devices", {"id": member})
     fake = outsider.post("/v1/devices", {"id": FAKE_ID})
     assert fake.status_code == 404
@@ -1031,6 +1034,7 @@ def test_a_device_claimed_by_someone_else_cannot_be_claimed(world, holder):
         Device.objects.filter(pk=device).update(owner=cast.developer)
         thief = cast.api("admin")
     before = device_state()
+    connect(device)  # claiming by id needs the device online
     r = thief.post("/v1/devices", {"id": device})
     assert r.status_code == 403, r.content  # the thief can see the device (it is in their product or registry)
     assert_json_error(r)
@@ -1058,8 +1062,10 @@ def test_free_limit_counts_sandbox_claims_plus_free_product_members(db):
     assert sandbox_device_count(user) == 99
     spare = manufacture(12, 2)
     more = manufacture(13, 3)
+    connect(spare[0].device_id)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": spare[0].device_id}).status_code == 200  # the 100th
     before = device_state()
+    connect(spare[1].device_id)  # claiming by id needs the device online
     r = api.post("/v1/devices", {"id": spare[1].device_id})
     assert r.status_code == 400, r.content
     body = assert_json_error(r)
@@ -1103,11 +1109,14 @@ def test_org_product_devices_claimed_to_the_user_do_not_count(cast):
     assert sandbox_device_count(user) == 99
     # claiming one more org-product device is fine, and does not count
     extra = import_devices(cast.product)[0]
+    connect(extra)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": extra}).status_code == 200
     assert sandbox_device_count(user) == 99
     # one sandbox device still fits (the 100th); the next does not
     spare = manufacture(12, 2)
+    connect(spare[0].device_id)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": spare[0].device_id}).status_code == 200
+    connect(spare[1].device_id)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": spare[1].device_id}).status_code == 400
     # importing into the org product is never limited by the sandbox
     r = api.post(f"/v1/products/{cast.product.pk}/devices", {"ids": ids(manufacture(13, 3))})
@@ -1118,6 +1127,7 @@ def test_moving_the_free_product_into_an_org_frees_the_sandbox(db):
     user, product, api = _free_user("grower@example.com")
     _fill_sandbox(user, product, in_product=100, claimed_outside=0)
     spare = manufacture(12, 1)[0].device_id
+    connect(spare)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": spare}).status_code == 400
     org = make_org(user, "Growth Co")
     product_move(principal=None, product=product, to_account=org)
@@ -1150,6 +1160,7 @@ def test_a_team_member_claiming_in_someone_elses_free_product_does_not_use_their
     _fill_sandbox(helper, Product.objects.filter(account__owner=helper).first(), in_product=0, claimed_outside=100)
     member = manufacture(13, 1)[0].device_id
     assert maker_api.post(f"/v1/products/{product.pk}/devices", {"id": member}).json()["updated"] == 1
+    connect(member)  # claiming by id needs the device online
     r = helper_api.post("/v1/devices", {"id": member})
     assert r.status_code == 200, r.content  # counted in the maker's free product, not the helper's sandbox
     assert sandbox_device_count(helper) == 100 and sandbox_device_count(maker) == 1
