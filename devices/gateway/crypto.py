@@ -45,10 +45,12 @@ def open_device_message(server_key: rsa.RSAPrivateKey, ciphertext: bytes, nonce:
         plain = server_key.decrypt(ciphertext, padding.PKCS1v15())
     except ValueError:
         raise HandshakeError("the handshake message does not decrypt with the server key") from None
+    # Nonce first: OpenSSL's implicit rejection answers a bad block with random plaintext of any length, and
+    # that must read as the same failure as a forged nonce.
+    if len(plain) < NONCE_BYTES or not std_hmac.compare_digest(plain[:NONCE_BYTES], nonce):
+        raise HandshakeError("wrong nonce")
     if len(plain) < NONCE_BYTES + DEVICE_ID_BYTES + 1:
         raise HandshakeError(f"the handshake message is {len(plain)} bytes")
-    if not std_hmac.compare_digest(plain[:NONCE_BYTES], nonce):
-        raise HandshakeError("wrong nonce")
     device_id = plain[NONCE_BYTES:NONCE_BYTES + DEVICE_ID_BYTES].hex()
     return DeviceHello(device_id, plain[NONCE_BYTES + DEVICE_ID_BYTES:])
 
