@@ -9,6 +9,7 @@ import json
 
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,6 +23,19 @@ from products.selectors import product_get
 # Names that are routes of their own under a device (issue 13's event stream among them), never a variable
 # or function name in the URL conf: devices/api/urls.py's `particle_name` converter refuses them.
 RESERVED_NAMES = ("events", "ping", "owner")
+
+
+class ParticleFormat(DefaultContentNegotiation):
+    """`?format=raw` is Particle's (the bare value), not DRF's renderer override, which would 404 on it:
+    these views always render JSON, and answer `format=raw` with a plain HttpResponse themselves."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        renderer = renderers[0]
+        return renderer, renderer.media_type
+
+
+class RemoteView(APIView):
+    content_negotiation_class = ParticleFormat
 
 
 def _wants_raw(request) -> bool:
@@ -83,7 +97,7 @@ def _product_device(request, product: str, device_id: str, action: str) -> Devic
     return device_selectors.product_device_get(product=found, device_id=device_id)
 
 
-class DeviceRemoteView(APIView):
+class DeviceRemoteView(RemoteView):
     """GET (variable) and POST (function) /v1/devices/:id/:name."""
 
     @extend_schema(summary="Read a device's variable (format=raw: the bare value)", tags=["devices"])
@@ -96,7 +110,7 @@ class DeviceRemoteView(APIView):
         return _function(request, _device(request, device_id, "devices.function:call"), name)
 
 
-class ProductDeviceRemoteView(APIView):
+class ProductDeviceRemoteView(RemoteView):
     """GET (variable) and POST (function) /v1/products/:p/devices/:id/:name."""
 
     @extend_schema(summary="Read a product device's variable (format=raw: the bare value)", tags=["devices"])
@@ -108,7 +122,7 @@ class ProductDeviceRemoteView(APIView):
         return _function(request, _product_device(request, product, device_id, "devices.function:call"), name)
 
 
-class DevicePingView(APIView):
+class DevicePingView(RemoteView):
     """PUT /v1/devices/:id/ping."""
 
     @extend_schema(summary="Ping a device: is it connected right now? ({online, ok})", tags=["devices"])
@@ -116,7 +130,7 @@ class DevicePingView(APIView):
         return _ping(request, _device(request, device_id, "devices:ping"))
 
 
-class ProductDevicePingView(APIView):
+class ProductDevicePingView(RemoteView):
     """PUT /v1/products/:p/devices/:id/ping."""
 
     @extend_schema(summary="Ping a product device ({online, ok})", tags=["devices"])
