@@ -695,15 +695,6 @@ MATRIX: list[tuple[str, Callable[[World], Target], tuple[int, ...], tuple[int, i
     ("PUT /v1/devices/:id",                         _device_put,              DEV(200), (200, 200)),
     ("PUT /v1/devices/:id (product fields)",        _device_put_product_fields, DEV(200), (403, 403)),
     ("DELETE /v1/devices/:id",                      _device_unclaim,          DEV(200), (200, 200)),
-    # variables, functions, ping, signal: Support and up (particle-api.md §9); a customer on its own device
-    ("GET /v1/products/:p/devices/:id/:var",        lambda w: _variable(w, f"/v1/products/{w.p}"), SUP(408), NOT_THEIRS),
-    ("POST /v1/products/:p/devices/:id/:fn",        lambda w: _function(w, f"/v1/products/{w.p}"), SUP(408), NOT_THEIRS),
-    ("PUT /v1/products/:p/devices/:id/ping",        lambda w: _ping(w, f"/v1/products/{w.p}"),     SUP(200), NOT_THEIRS),
-    ("PUT /v1/products/:p/devices/:id (signal)",    lambda w: _signal(w, f"/v1/products/{w.p}"),   SUP(200), NOT_THEIRS),
-    ("GET /v1/devices/:id/:var",                    lambda w: _variable(w, "/v1"),  SUP(408), (408, 408)),
-    ("POST /v1/devices/:id/:fn",                    lambda w: _function(w, "/v1"),  SUP(408), (408, 408)),
-    ("PUT /v1/devices/:id/ping",                    lambda w: _ping(w, "/v1"),      SUP(200), (200, 200)),
-    ("PUT /v1/devices/:id (signal)",                lambda w: _signal(w, "/v1"),    SUP(200), (200, 200)),
     # groups
     ("GET /v1/products/:p/groups",                  _groups_list,             READ,     NOT_THEIRS),
     ("POST /v1/products/:p/groups",                 _group_create,            DEV(201), NOT_THEIRS),
@@ -737,6 +728,15 @@ MATRIX: list[tuple[str, Callable[[World], Target], tuple[int, ...], tuple[int, i
     # serial numbers
     # (no product in the path: an API user without devices:get cannot reach the device at all, a 404, not a 403)
     ("GET /v1/serial_numbers/:sn",                  _serial_lookup,           (200, 200, 200, 200, 200, 404, 200, 404, 200, 404), (200, 200)),
+    # variables, functions, ping, signal: Support and up (particle-api.md §9); a customer on its own device
+    ("GET /v1/products/:p/devices/:id/:var",        lambda w: _variable(w, f"/v1/products/{w.p}"), SUP(408), NOT_THEIRS),
+    ("POST /v1/products/:p/devices/:id/:fn",        lambda w: _function(w, f"/v1/products/{w.p}"), SUP(408), NOT_THEIRS),
+    ("PUT /v1/products/:p/devices/:id/ping",        lambda w: _ping(w, f"/v1/products/{w.p}"),     SUP(200), NOT_THEIRS),
+    ("PUT /v1/products/:p/devices/:id (signal)",    lambda w: _signal(w, f"/v1/products/{w.p}"),   SUP(200), NOT_THEIRS),
+    ("GET /v1/devices/:id/:var",                    lambda w: _variable(w, "/v1"),  SUP(408), (408, 408)),
+    ("POST /v1/devices/:id/:fn",                    lambda w: _function(w, "/v1"),  SUP(408), (408, 408)),
+    ("PUT /v1/devices/:id/ping",                    lambda w: _ping(w, "/v1"),      SUP(200), (200, 200)),
+    ("PUT /v1/devices/:id (signal)",                lambda w: _signal(w, "/v1"),    SUP(200), (200, 200)),
 ]
 
 CELLS = [
@@ -855,9 +855,6 @@ OTHER_PRODUCT_ROUTES = [
     ("PUT", "{P}/devices/{dev}", {"name": "hijacked"}, "devices:update"),
     ("DELETE", "{P}/devices/{dev}", {}, "devices:remove"),
     ("DELETE", "{P}/devices/{dev}/owner", None, "devices:release"),
-    ("GET", "/v1/devices/{dev}", None, "devices:get"),
-    ("PUT", "/v1/devices/{dev}", {"name": "hijacked"}, "devices:update"),
-    ("DELETE", "/v1/devices/{dev}", None, "devices:release"),
     ("GET", "{P}/devices/{dev}/temperature", None, "devices.variable:get"),
     ("POST", "{P}/devices/{dev}/led", {"arg": "on"}, "devices.function:call"),
     ("PUT", "{P}/devices/{dev}/ping", None, "devices:ping"),
@@ -866,6 +863,9 @@ OTHER_PRODUCT_ROUTES = [
     ("POST", "/v1/devices/{dev}/led", {"args": "on"}, "devices.function:call"),
     ("PUT", "/v1/devices/{dev}/ping", None, "devices:ping"),
     ("PUT", "/v1/devices/{dev}", {"signal": "0"}, "devices:ping"),
+    ("GET", "/v1/devices/{dev}", None, "devices:get"),
+    ("PUT", "/v1/devices/{dev}", {"name": "hijacked"}, "devices:update"),
+    ("DELETE", "/v1/devices/{dev}", None, "devices:release"),
     ("GET", "{P}/groups", None, "groups:list"),
     ("POST", "{P}/groups", {"name": "hijack"}, "groups:create"),
     ("GET", "{P}/sims", None, "sims:list"),

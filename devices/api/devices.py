@@ -15,9 +15,10 @@ from devices.api.serializers import customer_usernames_body, device_body
 from devices.models import Device
 from devices.selectors import devices as device_selectors
 from devices.selectors.groups import groups_of
-from devices.services import claims, importing, remote
+from devices.services import claims, importing
 from devices.services import devices as device_services
 from devices.services import groups as group_services
+from devices.services import remote as remote_services
 from products.selectors import product_get
 
 
@@ -67,7 +68,7 @@ def _update(request, device: Device, fields: dict, *, product_form: bool) -> dic
     elif signal is None:
         device_services.device_update(principal=request.auth, device=device, product_form=product_form)
     if signal is not None:
-        reached = remote.device_signal(principal=request.auth, device=device, on=signal)
+        reached = remote_services.device_signal(principal=request.auth, device=device, on=signal)
         out.update(connected=reached, signaling=bool(signal and reached))
     return out
 

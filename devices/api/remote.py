@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from django.http import HttpResponse
+from django.urls import register_converter
 from drf_spectacular.utils import extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
@@ -23,6 +24,21 @@ from products.selectors import product_get
 # Names that are routes of their own under a device (issue 13's event stream among them), never a variable
 # or function name in the URL conf: devices/api/urls.py's `particle_name` converter refuses them.
 RESERVED_NAMES = ("events", "ping", "owner")
+
+
+class ParticleNameConverter:
+    """A function or variable name in a device path: any one segment except RESERVED_NAMES."""
+
+    regex = r"(?!(?:%s)(?:/|$))[^/]+" % "|".join(RESERVED_NAMES)
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(ParticleNameConverter, "particle_name")
 
 
 class ParticleFormat(DefaultContentNegotiation):

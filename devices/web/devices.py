@@ -25,7 +25,8 @@ from devices.selectors import groups as group_selectors
 from devices.services import devices as device_services
 from devices.services import groups as group_services
 from devices.services import importing
-from devices.web import common, remote
+from devices.web import common
+from devices.web import remote
 from devices.web.forms import (PER_PAGE_CHOICES, BulkForm, DeviceDevelopmentForm, DeviceFirmwareForm, DeviceGroupsForm,
                                DeviceNameForm, DeviceNotesForm)
 from products.models import Product

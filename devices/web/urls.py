@@ -3,7 +3,8 @@ device list. Included from console/web/urls.py (by string), so names read `conso
 
 from django.urls import path
 
-from devices.web import customers, devices, groups, imports, remote, sandbox, sims
+from devices.web import customers, devices, groups, imports, sandbox, sims
+from devices.web import remote
 
 app_name = "devices"
 
