@@ -2,7 +2,7 @@ from django.urls import path
 
 from devices.api import claims, customers, devices, groups, serials, sims
 
-from devices.api import remote  # noqa: E402 - apart from the line above, which other branches edit; registers `particle_name`
+from devices.api import remote  # noqa: E402 - its own line; registers `particle_name`
 
 urlpatterns = [
     path("v1/sims", sims.SandboxSimListView.as_view(), name="sim-list"),
