@@ -100,4 +100,4 @@ def device_live(request, product: str, device_id: str):
     """The online badge and recent events, polled by the device page."""
     found = common.product_for(request, product, "devices:get")
     device = device_selectors.product_device_get(product=found, device_id=device_id)
-    return render(request, "devices/_live.html", live_context(request, found, device))
+    return render(request, "devices/_live.html", {**live_context(request, found, device), "oob": True})
