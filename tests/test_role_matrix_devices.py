@@ -402,6 +402,40 @@ def _device_unclaim(w: World) -> Target:
     return Target(f"/v1/devices/{member}", scope="devices:release", verify=verify, device=member)
 
 
+# talking to the device: no gateway holds it here, so whoever may talk gets Particle's 408 at once (the
+# access check is all these cells test; tests/test_device_remote*.py test the answers)
+
+
+def _remote(w: World, prefix: str, suffix: str, scope: str, body: dict | None = None,
+            verify: Callable | None = None) -> Target:
+    member = import_devices(w.cast.product)[0]
+    Device.objects.filter(pk=member).update(customer=w.bob)  # someone else's, for the customer column
+    return Target(f"{prefix}/devices/{member}{suffix}", body, scope=scope, write=False, device=member,
+                  verify=verify)
+
+
+def _variable(w: World, prefix: str) -> Target:
+    return _remote(w, prefix, "/temperature", "devices.variable:get")
+
+
+def _function(w: World, prefix: str) -> Target:
+    return _remote(w, prefix, "/led", "devices.function:call", {"arg": "on"})
+
+
+def _ping(w: World, prefix: str) -> Target:
+    def verify(w, role, r):
+        assert r.json() == {"online": False, "ok": True}, r.json()
+
+    return _remote(w, prefix, "/ping", "devices:ping", {}, verify)
+
+
+def _signal(w: World, prefix: str) -> Target:
+    def verify(w, role, r):
+        assert r.json() == {"id": r.json()["id"], "connected": False, "signaling": False}, r.json()
+
+    return _remote(w, prefix, "", "devices:ping", {"signal": "1"}, verify)
+
+
 # groups
 
 
@@ -731,6 +765,15 @@ MATRIX: list[tuple[str, Callable[[World], Target], tuple[int, ...], tuple[int, i
     # serial numbers
     # (no product in the path: an API user without devices:get cannot reach the device at all, a 404, not a 403)
     ("GET /v1/serial_numbers/:sn",                  _serial_lookup,           (200, 200, 200, 200, 200, 404, 200, 404, 200, 404), (200, 200)),
+    # variables, functions, ping, signal: Support and up (particle-api.md §9); a customer on its own device
+    ("GET /v1/products/:p/devices/:id/:var",        lambda w: _variable(w, f"/v1/products/{w.p}"), SUP(408), NOT_THEIRS),
+    ("POST /v1/products/:p/devices/:id/:fn",        lambda w: _function(w, f"/v1/products/{w.p}"), SUP(408), NOT_THEIRS),
+    ("PUT /v1/products/:p/devices/:id/ping",        lambda w: _ping(w, f"/v1/products/{w.p}"),     SUP(200), NOT_THEIRS),
+    ("PUT /v1/products/:p/devices/:id (signal)",    lambda w: _signal(w, f"/v1/products/{w.p}"),   SUP(200), NOT_THEIRS),
+    ("GET /v1/devices/:id/:var",                    lambda w: _variable(w, "/v1"),  SUP(408), (408, 408)),
+    ("POST /v1/devices/:id/:fn",                    lambda w: _function(w, "/v1"),  SUP(408), (408, 408)),
+    ("PUT /v1/devices/:id/ping",                    lambda w: _ping(w, "/v1"),      SUP(200), (200, 200)),
+    ("PUT /v1/devices/:id (signal)",                lambda w: _signal(w, "/v1"),    SUP(200), (200, 200)),
 ]
 
 CELLS = [
@@ -800,6 +843,13 @@ FAKE_ICCID = "89014103211118510720"
     ("GET", "/v1/devices/{id}", None),
     ("PUT", "/v1/devices/{id}", {"name": "pwned"}),
     ("DELETE", "/v1/devices/{id}", None),
+    ("GET", "/v1/products/{p}/devices/{id}/temperature", None),
+    ("POST", "/v1/products/{p}/devices/{id}/led", {"arg": "on"}),
+    ("PUT", "/v1/products/{p}/devices/{id}/ping", None),
+    ("GET", "/v1/devices/{id}/temperature", None),
+    ("POST", "/v1/devices/{id}/led", {"args": "on"}),
+    ("PUT", "/v1/devices/{id}/ping", None),
+    ("PUT", "/v1/devices/{id}", {"signal": "1"}),
     ("GET", "/v1/sims/{iccid}", None),
     ("PUT", "/v1/sims/{iccid}", {"action": "deactivate"}),
     ("DELETE", "/v1/sims/{iccid}", None),
@@ -843,6 +893,14 @@ OTHER_PRODUCT_ROUTES = [
     ("PUT", "{P}/devices/{dev}", {"name": "hijacked"}, "devices:update"),
     ("DELETE", "{P}/devices/{dev}", {}, "devices:remove"),
     ("DELETE", "{P}/devices/{dev}/owner", None, "devices:release"),
+    ("GET", "{P}/devices/{dev}/temperature", None, "devices.variable:get"),
+    ("POST", "{P}/devices/{dev}/led", {"arg": "on"}, "devices.function:call"),
+    ("PUT", "{P}/devices/{dev}/ping", None, "devices:ping"),
+    ("PUT", "{P}/devices/{dev}", {"signal": "1"}, "devices:ping"),
+    ("GET", "/v1/devices/{dev}/temperature", None, "devices.variable:get"),
+    ("POST", "/v1/devices/{dev}/led", {"args": "on"}, "devices.function:call"),
+    ("PUT", "/v1/devices/{dev}/ping", None, "devices:ping"),
+    ("PUT", "/v1/devices/{dev}", {"signal": "0"}, "devices:ping"),
     ("GET", "/v1/devices/{dev}", None, "devices:get"),
     ("PUT", "/v1/devices/{dev}", {"name": "hijacked"}, "devices:update"),
     ("DELETE", "/v1/devices/{dev}", None, "devices:release"),
@@ -989,12 +1047,7 @@ def test_customer_of_another_product_reaches_nothing_here(world):
 # --- Support: ping, functions, variables (particle-api.md §6, §9) ---------------------------------
 
 
-GATEWAY = pytest.mark.xfail(strict=True, reason="ping, functions and variables need the device gateway, "
-                            "which arrives with a later issue (the routes answer 404 until then)")
-
-
-@pytest.mark.parametrize("role,expected", [pytest.param("support", "let through", marks=GATEWAY),
-                                           pytest.param("viewer", 403, marks=GATEWAY),
+@pytest.mark.parametrize("role,expected", [("support", "let through"), ("viewer", 403),
                                            ("outsider", 404), ("customer", 404)])
 @pytest.mark.parametrize("method,path,data", [
     ("PUT", "/v1/products/{p}/devices/{id}/ping", None),

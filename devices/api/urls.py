@@ -2,6 +2,8 @@ from django.urls import path
 
 from devices.api import claims, customers, devices, groups, keys, serials, sims
 
+from devices.api import remote  # noqa: E402 - its own line; registers `particle_name`
+
 urlpatterns = [
     path("v1/sims", sims.SandboxSimListView.as_view(), name="sim-list"),
     path("v1/sims/<str:iccid>", sims.SimDetailView.as_view(), name="sim-detail"),
@@ -27,4 +29,12 @@ urlpatterns = [
          name="product-device-owner"),
     path("v1/products/<str:product>/groups", groups.GroupListView.as_view(), name="group-list"),
     path("v1/products/<str:product>/groups/<str:name>", groups.GroupDetailView.as_view(), name="group-detail"),
+    # A device's variables (GET) and functions (POST), last: the converter leaves `ping`, `owner` and
+    # `events` to their own routes, and any fixed word added above wins over a name.
+    path("v1/devices/<str:device_id>/ping", remote.DevicePingView.as_view(), name="device-ping"),
+    path("v1/devices/<str:device_id>/<particle_name:name>", remote.DeviceRemoteView.as_view(), name="device-remote"),
+    path("v1/products/<str:product>/devices/<str:device_id>/ping", remote.ProductDevicePingView.as_view(),
+         name="product-device-ping"),
+    path("v1/products/<str:product>/devices/<str:device_id>/<particle_name:name>",
+         remote.ProductDeviceRemoteView.as_view(), name="product-device-remote"),
 ]

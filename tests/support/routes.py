@@ -104,6 +104,14 @@ DEVICE_MATRIX_ROUTES: dict[str, tuple[str, str]] = {
     "POST /v1/device_claims": ("POST", "v1/device_claims"),
     "POST /v1/products/:p/device_claims": ("POST", f"{P}/device_claims"),
     "GET /v1/serial_numbers/:sn": ("GET", "v1/serial_numbers/<str:serial>"),
+    "GET /v1/products/:p/devices/:id/:var": ("GET", f"{P}/devices/<str:device_id>/<particle_name:name>"),
+    "POST /v1/products/:p/devices/:id/:fn": ("POST", f"{P}/devices/<str:device_id>/<particle_name:name>"),
+    "PUT /v1/products/:p/devices/:id/ping": ("PUT", f"{P}/devices/<str:device_id>/ping"),
+    "PUT /v1/products/:p/devices/:id (signal)": ("PUT", f"{P}/devices/<str:device_id>"),
+    "GET /v1/devices/:id/:var": ("GET", "v1/devices/<str:device_id>/<particle_name:name>"),
+    "POST /v1/devices/:id/:fn": ("POST", "v1/devices/<str:device_id>/<particle_name:name>"),
+    "PUT /v1/devices/:id/ping": ("PUT", "v1/devices/<str:device_id>/ping"),
+    "PUT /v1/devices/:id (signal)": ("PUT", "v1/devices/<str:device_id>"),
 }
 
 MATRIX_REGISTRIES = {"tests/test_role_matrix.py": TEAM_MATRIX_ROUTES,
