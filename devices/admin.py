@@ -10,7 +10,7 @@ from console.errors import ServiceError
 from console.scoping import Principal
 from devices.keys import public_key_der
 from devices.models import (ClaimCode, Customer, Device, DeviceGroupMembership, DeviceKey, DeviceTransfer, ImportJob,
-                            SerialNumber, SimCard, SimUsage)
+                            Onboarding, SerialNumber, SimCard, SimUsage)
 from devices.services.importing import device_import
 from devices.services.keys import device_key_upload, key_fingerprint
 from devices.services.registry import device_register, registry_device_id, registry_iccid, registry_serial
@@ -211,3 +211,22 @@ class DeviceGroupMembershipAdmin(admin.ModelAdmin):
     list_filter = ["group__product"]
     search_fields = ["device__id", "group__name"]
     raw_id_fields = ["device", "group"]
+
+
+@admin.register(Onboarding)
+class OnboardingAdmin(admin.ModelAdmin):
+    """Read-only: each connection's onboarding request and the worker's verdict, for support staff asking why
+    a device was refused. Workers write these rows; an edit here would bypass the claim on them."""
+
+    list_display = ["device", "state", "outcome", "reason", "gateway", "hello_product_id", "created_at",
+                    "decided_at"]
+    list_filter = ["state", "outcome"]
+    search_fields = ["=device__id", "reason"]
+    list_select_related = ["device"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
