@@ -27,7 +27,6 @@ from devices.services.onboarding import GONE, onboardings_requeue_stale, onboard
 from devices.services.sessions import Hello, claim_code_presented, sessions_closed, sessions_open
 from products.models import Product
 from tests.factories import UserFactory
-from tests.support.api import Api
 from tests.support.audit import assert_audited
 from tests.support.fleet import ids, import_devices, manufacture
 from tests.support.presence import TEST_GATEWAY, connect
@@ -470,3 +469,22 @@ def test_sigkill_mid_onboarding_loses_nothing_and_doubles_nothing(cast, tmp_path
     imports = AuditEntry.objects.filter(action="devices.import", product_id=cast.product.pk)
     assert sum(e.data["added"] for e in imports) == 1000
     app.control.purge()
+
+
+def test_a_decision_whose_claim_was_taken_over_writes_nothing(cast):
+    """A run whose rows went stale and were handed to another run records nothing: its effects roll back with
+    it (the guard on `claimed_at`), and the other run decides."""
+    from django.db import transaction
+
+    from devices.services.onboarding import _ClaimLost, _decide
+
+    device_id = manufacture(13, 1)[0].device_id
+    connect_and_open(hello(device_id, cast.product.pk, 13))
+    mine = timezone.now() - timedelta(minutes=2)
+    Onboarding.objects.filter(device_id=device_id).update(state="running", claimed_at=timezone.now())  # theirs
+    row = Onboarding.objects.get(device_id=device_id)
+    with pytest.raises(_ClaimLost), transaction.atomic():
+        _decide([row], mine)
+    device = Device.objects.get(pk=device_id)
+    assert (device.product_id, device.quarantined) == (None, False)
+    assert Onboarding.objects.get(pk=row.pk).decided_at is None
