@@ -27,7 +27,7 @@ from devices.services import claims, customers, groups, sims, transfers
 from devices.services import devices as device_services
 from devices.services.importing import device_import
 from devices.models import Customer, Device, DeviceTransfer, SimCard
-from products.models import DeviceGroup
+from products.models import DeviceGroup, Product
 from products.services import product_create, product_delete, product_move, product_team, product_update
 from tests.factories import UserFactory
 from tests.support.audit import assert_audited
@@ -61,6 +61,7 @@ TESTED_ACTIONS = {
     "device.deny": "test_device_writes_are_audited",
     "device.remove": "test_device_writes_are_audited",
     "device.claim": "test_claims_and_transfers_are_audited",
+    "devices.quarantine": "test_onboarding_writes_are_audited",
     "device.transfer.request": "test_claims_and_transfers_are_audited",
     "device.transfer.approved": "test_claims_and_transfers_are_audited",
     "device.transfer.denied": "test_claims_and_transfers_are_audited",
@@ -201,6 +202,37 @@ def test_team_writes_are_audited(cast, where):
 
 
 # --- devices, groups, claims ----------------------------------------------------------------------------
+
+
+def test_onboarding_writes_are_audited(cast):
+    """A device that presents a product's firmware without being a member waits in quarantine (audited as Cyan,
+    once per product and batch); auto-approve is an import by Cyan; a claim code claims as the code's owner."""
+    from devices.models import ClaimCode, Onboarding
+    from devices.services.onboarding import onboardings_run
+    from devices.services.sessions import Hello, claim_code_presented, sessions_open
+
+    def onboard(*device_ids, product):
+        connect(*device_ids)
+        sessions_open([Hello(device_id=d, gateway="gw-test", session="s1", product_id=product.pk,
+                             firmware_version=2, platform_id=product.platform_id, flags=0, ip_address=None)
+                       for d in device_ids])
+        return onboardings_run(list(Onboarding.objects.filter(state="pending").values_list("pk", flat=True)))
+
+    waiting = ids(manufacture(13, 2))
+    assert onboard(*waiting, product=cast.product) == 2
+    assert_audited("devices.quarantine", actor=None, actor_label="Cyan onboarding", target=cast.product.slug,
+                   account=cast.org, product_id=cast.product.pk, data={"devices": 2, "ids": sorted(waiting)})
+    Product.objects.filter(pk=cast.product.pk).update(quarantine=False)
+    cast.product.refresh_from_db()
+    approved = ids(manufacture(13, 1))
+    assert onboard(*approved, product=cast.product) == 1
+    assert_audited("devices.import", actor=None, actor_label="Cyan auto-approve", target=cast.product.slug,
+                   product_id=cast.product.pk, data={"lines": 1, "added": 1, "existing": 0, "rejected": 0})
+    code = claims.claim_code_create(principal=Principal.for_user(cast.developer)).code
+    claim_code_presented(approved[0], code)
+    assert ClaimCode.objects.get(code=code).used_at is not None
+    assert_audited("device.claim", actor=cast.developer, target=approved[0], product_id=cast.product.pk,
+                   data={"user": cast.developer.email, "via": "claim code"})
 
 
 def test_device_writes_are_audited(cast):

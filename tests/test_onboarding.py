@@ -27,7 +27,6 @@ from devices.services.onboarding import GONE, onboardings_requeue_stale, onboard
 from devices.services.sessions import Hello, claim_code_presented, sessions_closed, sessions_open
 from products.models import Product
 from tests.factories import UserFactory
-from tests.support.api import Api
 from tests.support.audit import assert_audited
 from tests.support.fleet import ids, import_devices, manufacture
 from tests.support.presence import TEST_GATEWAY, connect
@@ -161,7 +160,8 @@ def test_a_missed_offline_is_published_before_the_online(cast):
 def test_a_fast_batch_is_a_handful_of_queries(cast, django_assert_max_num_queries):
     members = import_devices(cast.product, 50)
     Device.objects.filter(pk__in=members).update(first_connected_at=timezone.now())
-    with django_assert_max_num_queries(4):
+    # The devices, then in a savepoint: one UPDATE for what the rows share, one for the addresses.
+    with django_assert_max_num_queries(5):
         assert set(connect_and_open(*[hello(d, cast.product.pk, 13) for d in members])) == {"online"}
     assert Device.objects.filter(pk__in=members, online=True).count() == 50
 
@@ -440,14 +440,16 @@ def test_sigkill_mid_onboarding_loses_nothing_and_doubles_nothing(cast, tmp_path
     rows = Onboarding.objects.filter(device_id__in=fleet)
     first = _start_worker(tmp_path / "worker1.log")
     try:
-        assert _wait(lambda: rows.filter(state="done").count() >= 100, 120), (tmp_path / "worker1.log").read_text()
+        # Kill it in the middle of a batch: some rows done, a batch claimed and being decided.
+        assert _wait(lambda: rows.filter(state="done").count() >= 100 and rows.filter(state="running").exists(),
+                     120), (tmp_path / "worker1.log").read_text()
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
         if first.poll() is None:
             first.kill()
     left = rows.exclude(state="done").count()
-    assert left > 0, "the worker finished everything before it was killed: the test proved nothing"
+    assert left > 0 and rows.filter(state="running").exists(), "the worker was not killed mid-batch"
     # Time passes: the dead worker's claims go stale (moved back instead of waiting 60 s), the requeuer runs.
     rows.filter(state="running").update(claimed_at=timezone.now() - timedelta(minutes=2))
     rows.filter(state="pending").update(created_at=timezone.now() - timedelta(minutes=2))
@@ -470,3 +472,22 @@ def test_sigkill_mid_onboarding_loses_nothing_and_doubles_nothing(cast, tmp_path
     imports = AuditEntry.objects.filter(action="devices.import", product_id=cast.product.pk)
     assert sum(e.data["added"] for e in imports) == 1000
     app.control.purge()
+
+
+def test_a_decision_whose_claim_was_taken_over_writes_nothing(cast):
+    """A run whose rows went stale and were handed to another run records nothing: its effects roll back with
+    it (the guard on `claimed_at`), and the other run decides."""
+    from django.db import transaction
+
+    from devices.services.onboarding import _ClaimLost, _decide
+
+    device_id = manufacture(13, 1)[0].device_id
+    connect_and_open(hello(device_id, cast.product.pk, 13))
+    mine = timezone.now() - timedelta(minutes=2)
+    Onboarding.objects.filter(device_id=device_id).update(state="running", claimed_at=timezone.now())  # theirs
+    row = Onboarding.objects.get(device_id=device_id)
+    with pytest.raises(_ClaimLost), transaction.atomic():
+        _decide([row], mine)
+    device = Device.objects.get(pk=device_id)
+    assert (device.product_id, device.quarantined) == (None, False)
+    assert Onboarding.objects.get(pk=row.pk).decided_at is None

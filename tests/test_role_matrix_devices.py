@@ -310,6 +310,7 @@ def _devices_list(w: World) -> Target:
 def _devices_claim(w: World) -> Target:
     """Claim an unclaimed device of the product (seed 002: developers claim the test devices on their desks)."""
     member = import_devices(w.cast.product)[0]
+    connect(member)  # claiming by id needs the device online
 
     def verify(w, role, r):
         assert r.json()["claimed"] is True and r.json()["deviceID"] == member

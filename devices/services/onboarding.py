@@ -199,10 +199,9 @@ def _announce(rows: list[Onboarding], claim) -> None:
         f"onboarding:{r.pk}": [events.event_make(device_id=r.device_id, name="spark/status", data="online",
                                                  product_id=products.get(r.device_id), published_at=stamp)]
         for r in online})
-    for row in decided.values():
-        if row.reason in (GONE, SUPERSEDED):
-            continue  # nobody to tell: that connection has gone (or a newer one is told)
-        presence.device_notify(row.device_id, "admit", outcome=row.outcome, reason=row.reason)
+    # Nobody to tell for a connection that has gone (or whose newer connection is told).
+    presence.devices_notify([(row.device_id, "admit", {"outcome": row.outcome, "reason": row.reason})
+                             for row in decided.values() if row.reason not in (GONE, SUPERSEDED)])
     Onboarding.objects.filter(pk__in=list(decided), state=Onboarding.State.RUNNING, claimed_at=claim).update(
         state=Onboarding.State.DONE)
 

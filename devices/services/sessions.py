@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from console.queue import enqueue_on_commit
@@ -80,34 +82,59 @@ def status_event(device: Device, data: str, now_iso: str | None = None) -> event
 
 def devices_mark_online(devices: list[Device], *, now, contact: dict[str, str | None] | None = None
                         ) -> list[events.DeviceEvent]:
-    """Write the rows of devices that are now online (one bulk statement) and return their `spark/status`
-    events, to publish once the caller's transaction commits. `contact`: device id -> IP address, when this
-    is a new connection (the handshake time and address change too); without it (an approval letting a
-    waiting connection in) only the online state and last heard change. Shared by the reconnect fast path,
-    the onboarding worker and the approval of a quarantined device, so the three write the same thing."""
+    """Write the rows of devices that are now online and return their `spark/status` events, to publish once
+    the caller's transaction commits. `contact`: device id -> IP address, when this is a new connection (the
+    handshake time and address change too); without it (an approval letting a waiting connection in) only
+    the online state and last heard change. Shared by the reconnect fast path, the onboarding worker and the
+    approval of a quarantined device, so the three write the same thing.
+
+    One UPDATE for what every row shares, and (new connections) one more for the addresses: Django's
+    bulk_update writes a CASE per field and row, which PostgreSQL took 1.5 s to run for 200 rows here."""
     if not devices:
         return []
-    fields = ["online", "last_heard", "first_connected_at"]
-    if contact is not None:
-        fields += ["last_handshake_at", "last_ip_address"]
     stamp = events.now_iso()
     out: list[events.DeviceEvent] = []
     for device in devices:
         if device.online:  # the row still says online: the previous connection's end was missed
             out.append(status_event(device, "offline", stamp))
-        device.online = True
-        device.last_heard = now
-        if device.first_connected_at is None:
-            # Metered billing starts here (DESIGN.md §4 "Billing"): the device counts from its first connect
-            # ever. When billing meters devices, it counts `first_connected_at` within the period (or hooks in
-            # at this line); nothing else needs to change.
-            device.first_connected_at = now
+        out.append(status_event(device, "online", stamp))
+    shared = {"online": True, "last_heard": now,
+              # Metered billing starts here (DESIGN.md §4 "Billing"): a device counts from its first connect
+              # ever. When billing meters devices it counts `first_connected_at` within the period (or hooks
+              # in at this line); nothing else needs to change.
+              "first_connected_at": Coalesce("first_connected_at", Value(now))}
+    if contact is not None:
+        shared["last_handshake_at"] = now
+    device_ids = [d.id for d in devices]
+    for start in range(0, len(device_ids), 500):
+        Device.objects.filter(pk__in=device_ids[start:start + 500]).update(**shared)
+    if contact is not None:
+        _write_addresses({d: ip for d, ip in contact.items() if ip})
+    for device in devices:  # keep the caller's objects true to the rows
+        device.online, device.last_heard = True, now
+        device.first_connected_at = device.first_connected_at or now
         if contact is not None:
             device.last_handshake_at = now
             device.last_ip_address = contact.get(device.id) or device.last_ip_address
-        out.append(status_event(device, "online", stamp))
-    Device.objects.bulk_update(devices, fields, batch_size=500)
     return out
+
+
+def _write_addresses(address: dict[str, str]) -> None:
+    """Each device's last IP address: one statement joined to two arrays on PostgreSQL, one UPDATE per
+    distinct address elsewhere."""
+    if not address:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as c:
+            c.execute("UPDATE devices_device d SET last_ip_address = v.ip::inet "
+                      "FROM unnest(%s::text[], %s::text[]) AS v(id, ip) WHERE d.id = v.id",
+                      [list(address), list(address.values())])
+        return
+    by_ip: dict[str, list[str]] = {}
+    for device_id, ip in address.items():
+        by_ip.setdefault(ip, []).append(device_id)
+    for ip, device_ids in by_ip.items():
+        Device.objects.filter(pk__in=device_ids).update(last_ip_address=ip)
 
 
 def sessions_open(hellos: list[Hello]) -> list[Verdict]:
@@ -215,8 +242,7 @@ def devices_admit_approved(*, product: Product, device_ids: list[str], now) -> N
 
     def tell() -> None:
         events.events_publish(published)
-        for device_id in ids:
-            presence.device_notify(device_id, "admit", outcome="online")
+        presence.devices_notify([(device_id, "admit", {"outcome": "online"}) for device_id in ids])
 
     transaction.on_commit(tell)
 
