@@ -140,8 +140,8 @@ async def run_fleet(options: dict, out: IO[str], stop: asyncio.Event | None = No
             out.flush()
         else:
             progress.show(numbers())
+    final = numbers()           # as it was running; then every socket closes
     await fleet.stop()
-    final = numbers()
     if child:
         out.write(json.dumps({**final, "final": True}) + "\n")
         out.flush()
