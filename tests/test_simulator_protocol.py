@@ -98,6 +98,16 @@ def test_without_product_firmware_the_hello_says_the_platform():
     run(scenario)
 
 
+def test_a_confirmable_server_hello_is_acked_with_its_own_id():
+    async def scenario():
+        async with world(cloud=dict(hello_con=True)) as (mini, fleet):
+            _, connection = await online(mini, fleet)
+            acks = [m for m in connection.messages if m.type == ACK]
+            assert [(m.code, m.message_id, m.token) for m in acks] == [(coap.EMPTY, 2, b"")]
+            assert connection.messages[1] is acks[0]            # before the connect-time events
+    run(scenario)
+
+
 def test_it_gives_up_without_a_server_hello_and_retries_after_a_backoff():
     async def scenario():
         async with world(cloud=dict(answer_hello=False), hello_timeout=0.3, backoff_unit=0.2) as (mini, fleet):

@@ -464,6 +464,8 @@ class SimulatedDevice(asyncio.Protocol):
         first = path[0] if path else ""
         if self.state == HELLO:
             if first == "h" and code == coap.POST:
+                if message.type == CON:
+                    self._ack(message)        # Device OS ACKs a confirmable Hello with the request's id
                 self._online()
             return
         if first in ("v", "f", "d", "s", "u", "c") and not self._needs_token(message):
