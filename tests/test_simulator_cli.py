@@ -107,3 +107,27 @@ def test_it_says_what_is_wrong_with_the_secrets_file(tmp_path):
     path.write_text("not json\n")
     with pytest.raises(CommandError, match="not JSON"):
         call_command("simulate_fleet", secrets=str(path), duration=1, stdout=StringIO())
+
+
+def test_running_fleet_drives_a_fleet_from_synchronous_code():
+    from tests.support.simulator import running_fleet
+
+    specs = device_specs(2)
+    with cloud_in_thread() as cloud:
+        with running_fleet(specs, "127.0.0.1", cloud.port, server_key=server_key_file(SERVER.public_key()),
+                           record=True) as sim:
+            assert sim.wait_connected(timeout=10)
+            sim.call(lambda fleet: fleet.devices[0].publish("sim/test", "42"))
+            deadline = time.monotonic() + 5
+            first = None
+            while first is None and time.monotonic() < deadline:
+                connection = next(c for c in cloud.connections if c.device_id == specs[0].device_id)
+                first = next((m for m in list(connection.messages) if m.path == ["E", "sim/test"]), None)
+                time.sleep(0.02)
+            assert first is not None and first.payload == b"42"
+            assert sim.call(lambda fleet: fleet.snapshot()["connected"]) == 2
+        assert all(device.state == "stopped" for device in sim.devices)
+        deadline = time.monotonic() + 5
+        while not all(c.closed for c in cloud.connections) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(c.closed for c in cloud.connections)
