@@ -49,6 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
 
+def raise_open_file_limit() -> None:
+    """Every device is a socket: lift the soft limit on open files to the hard one."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def rss_bytes() -> int:
     """This process's resident memory, from /proc (0 where there is none)."""
     try:
@@ -113,6 +124,7 @@ def _endpoint(options: dict, secrets_host: str | None, secrets_port: int | None)
 
 async def run_fleet(options: dict, out: IO[str], stop: asyncio.Event | None = None) -> dict:
     """Run one process's slice of the fleet until `--for` passes or a stop signal; return the final numbers."""
+    raise_open_file_limit()
     secrets = read_secrets(options["secrets"], offset=options.get("offset") or 0, count=options.get("count"))
     host, port = _endpoint(options, secrets.host, secrets.port)
     product_id = options.get("product_id")

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from .secrets import DeviceSpec
 
 # States, as the progress line counts them.
-IDLE, CONNECTING, HANDSHAKING, HELLO, ONLINE, BACKOFF, STOPPED = (
-    "idle", "connecting", "handshaking", "hello", "online", "backoff", "stopped")
+IDLE, CONNECTING, HANDSHAKING, HELLO, ONLINE, CLOSING, BACKOFF, STOPPED = (
+    "idle", "connecting", "handshaking", "hello", "online", "closing", "backoff", "stopped")
 
 HELLO_FLAGS = 0x36          # diagnostics, immediate updates, goodbye supported, device-initiated describe
 FLAG_OTA_DONE = 0x01
@@ -44,7 +44,7 @@ class SimulatedDevice(asyncio.Protocol):
         "fleet", "device_id", "id_bytes", "platform_id", "private_key", "shared_key", "shared_public_der",
         "state", "transport", "buffer", "channel", "key", "next_id", "next_token", "timer", "keepalive",
         "publisher", "last_receive", "ping_sent", "close_reason", "handshake_started", "boot_time",
-        "claim_code", "last_reset", "updates_forced", "led", "signaling", "paused",
+        "claim_code", "last_reset", "updates_forced", "led", "signaling", "paused", "was_online",
         # counters and what tests look at
         "connected_at", "handshake_time", "hello_at", "last_error", "connects", "failures",
         "consecutive_failures", "messages_in", "messages_out", "pings_sent", "server_time", "reconnect_now",
@@ -80,6 +80,7 @@ class SimulatedDevice(asyncio.Protocol):
         self.led = False
         self.signaling = False
         self.paused = False
+        self.was_online = False
         self.connected_at: float | None = None
         self.handshake_time: float | None = None
         self.hello_at: float | None = None
@@ -153,21 +154,25 @@ class SimulatedDevice(asyncio.Protocol):
         self.close_reason = reason
         self.reconnect_now = reconnect
         if self.transport is not None:
+            self.state = CLOSING        # not connected from now, though the socket closes a moment later
             self.transport.close()
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        if self.fleet.stopping:             # the connect finished after stop() began
+            transport.close()
+            return
         self.state = HANDSHAKING
         self.buffer = bytearray()
         self.channel = None
         self.close_reason = ""
         self.reconnect_now = True
+        self.was_online = False
         self._deadline(self.fleet.handshake_timeout, "handshake: no nonce within the timeout")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        was = self.state
         self.transport = None
         self.channel = None
         self.key = None
@@ -180,7 +185,8 @@ class SimulatedDevice(asyncio.Protocol):
                 setattr(self, name, None)
         reason = self.close_reason or (f"connection lost: {exc}" if exc else "closed by the server")
         fleet = self.fleet
-        if was == ONLINE:
+        if self.was_online:
+            self.was_online = False
             fleet.online_lost += 1
             self.last_error = reason
             if fleet.stopping or not fleet.reconnect or not self.reconnect_now:
@@ -262,7 +268,7 @@ class SimulatedDevice(asyncio.Protocol):
 
     def _read_messages(self) -> None:
         buffer = self.buffer
-        while len(buffer) >= 2 and self.channel is not None:
+        while len(buffer) >= 2 and self.channel is not None and self.state != CLOSING:
             length = (buffer[0] << 8) | buffer[1]
             if length > MAX_RECEIVE:
                 raise ChannelError(f"a {length}-byte message is over the device's receive buffer")
@@ -328,6 +334,7 @@ class SimulatedDevice(asyncio.Protocol):
         fleet = self.fleet
         self._cancel_timer()
         self.state = ONLINE
+        self.was_online = True
         self.hello_at = time.time()
         self.connected_at = self.hello_at
         self.connects += 1
