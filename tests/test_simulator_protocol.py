@@ -380,3 +380,30 @@ def test_churn_drops_and_reconnects_devices_and_stop_closes_everything():
                 await connection.wait_closed(2)
             assert all(device.state == "stopped" and device.transport is None for device in fleet.devices)
     run(scenario)
+
+
+def test_a_paused_device_goes_silent_without_closing():
+    async def scenario():
+        async with world(ping_interval=0.3, ping_timeout=0.3) as (mini, fleet):
+            device, connection = await online(mini, fleet)
+            device.paused = True
+            count = len(connection.messages)
+            connection.send(request(coap.GET, ["v", "uptime"], b"\x09"))
+            await asyncio.sleep(1.2)             # four ping intervals: no ping, no answer, no close
+            assert len(connection.messages) == count and not connection.closed
+            assert device.connected and device.pings_sent == 0
+            device.paused = False
+            await connection.wait_for(lambda m: m.type == CON and m.code == coap.EMPTY, 2)
+    run(scenario)
+
+
+def test_a_device_told_not_to_reconnect_stays_down_even_mid_handshake():
+    async def scenario():
+        async with world(cloud=dict(answer_hello=False), hello_timeout=5) as (mini, fleet):
+            device = fleet.devices[0]
+            assert await fleet.wait_until(lambda: device.state == "hello", 3)
+            device.disconnect("test", reconnect=False)
+            assert await fleet.wait_until(lambda: device.state == "stopped", 2)
+            await asyncio.sleep(0.3)
+            assert len(mini.connections) == 1 and device.failures == 1
+    run(scenario)

@@ -137,13 +137,13 @@ class SimulatedDevice(asyncio.Protocol):
         except (OSError, asyncio.TimeoutError) as exc:
             self._failed(f"connect: {exc.__class__.__name__}: {exc}".rstrip(": "))
 
-    def _failed(self, reason: str) -> None:
+    def _failed(self, reason: str, *, retry: bool = True) -> None:
         """A connection attempt that never got a server Hello: count it and back off as Device OS does."""
         self.last_error = reason
         self.failures += 1
         self.consecutive_failures += 1
         self.fleet.failures += 1
-        if self.fleet.reconnect and not self.fleet.stopping:
+        if retry and self.fleet.reconnect and not self.fleet.stopping:
             self.schedule_connect(self.fleet.backoff_delay(self.consecutive_failures))
         else:
             self.state = STOPPED
@@ -198,7 +198,7 @@ class SimulatedDevice(asyncio.Protocol):
         elif fleet.stopping:
             self.state = STOPPED
         else:
-            self._failed(reason)
+            self._failed(reason, retry=self.reconnect_now)
 
     def data_received(self, data: bytes) -> None:
         if self.paused:
@@ -369,6 +369,9 @@ class SimulatedDevice(asyncio.Protocol):
         if self.state != ONLINE:
             return
         fleet = self.fleet
+        if self.paused:                 # a dead device keeps its socket open and says nothing at all
+            self._arm_keepalive(fleet.ping_interval)
+            return
         now = fleet.loop.time()
         quiet = now - self.last_receive
         if self.ping_sent:
@@ -377,8 +380,7 @@ class SimulatedDevice(asyncio.Protocol):
                 return
             self._arm_keepalive(self.ping_sent + fleet.ping_timeout - now)
         elif quiet >= fleet.ping_interval:
-            if not self.paused:
-                self.send(Message(CON, coap.EMPTY, self.message_id()))
+            self.send(Message(CON, coap.EMPTY, self.message_id()))
             self.pings_sent += 1
             fleet.pings += 1
             self.ping_sent = now
