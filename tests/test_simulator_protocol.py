@@ -77,7 +77,8 @@ def test_it_says_hello_then_the_connect_time_sequence():
             assert all(m.type == NON and len(m.option_values(coap.URI_PATH)) == 2 for m in messages[1:7])  # one name option
             describe = messages[7]
             assert (describe.type, describe.code, describe.path, describe.queries) == (CON, coap.POST, ["d"], [b"\x02"])
-            assert len(describe.token) == 1
+            assert describe.token == b""
+            assert coap.encode(describe)[4:8] == bytes.fromhex("b164" "4102")     # Uri-Path d, Uri-Query 02
             assert json.loads(describe.payload) == {"f": ["led", "echo"],
                                                     "v": {"temperature": 9, "uptime": 2, "name": 4}}
             assert [(m.path, m.queries) for m in messages[8:10]] == [(["e", "spark"], [b"u"]),

@@ -346,7 +346,8 @@ class SimulatedDevice(asyncio.Protocol):
         self.publish("spark/device/last_reset", self.last_reset)
         self.publish("particle/device/updates/enabled", "true")
         self.publish("particle/device/updates/forced", "true" if self.updates_forced else "false")
-        self.send(Message(CON, coap.POST, self.message_id(), token=self.token(),
+        # Device OS's describe post carries no token (its header is written by hand: 40 02 id b1 'd' 41 flags).
+        self.send(Message(CON, coap.POST, self.message_id(),
                           options=[(coap.URI_PATH, b"d"), (coap.URI_QUERY, b"\x02")],
                           payload=self._describe(2)))
         if fleet.subscribe:
