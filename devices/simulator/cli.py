@@ -201,7 +201,9 @@ async def run_processes(options: dict, out: IO[str], stop: asyncio.Event | None 
 
     def summed() -> dict:
         keys = set(COUNTERS) | {"rss"}
-        return {key: sum(numbers.get(key, 0) for numbers in latest) for key in keys}
+        numbers = {key: sum(child.get(key, 0) for child in latest) for key in keys}
+        numbers["rss"] += rss_bytes()          # this parent too: the figure is the whole simulator's
+        return numbers
 
     waiting = loop.create_task(asyncio.wait([loop.create_task(child.wait()) for child in children]))
     while not waiting.done():
