@@ -77,7 +77,8 @@ def test_it_says_hello_then_the_connect_time_sequence():
             assert all(m.type == NON and len(m.option_values(coap.URI_PATH)) == 2 for m in messages[1:7])  # one name option
             describe = messages[7]
             assert (describe.type, describe.code, describe.path, describe.queries) == (CON, coap.POST, ["d"], [b"\x02"])
-            assert len(describe.token) == 1
+            assert describe.token == b""
+            assert coap.encode(describe)[4:8] == bytes.fromhex("b164" "4102")     # Uri-Path d, Uri-Query 02
             assert json.loads(describe.payload) == {"f": ["led", "echo"],
                                                     "v": {"temperature": 9, "uptime": 2, "name": 4}}
             assert [(m.path, m.queries) for m in messages[8:10]] == [(["e", "spark"], [b"u"]),
@@ -95,6 +96,16 @@ def test_without_product_firmware_the_hello_says_the_platform():
         async with world() as (mini, fleet):
             _, connection = await online(mini, fleet)
             assert connection.messages[0].payload == struct.pack(">HHBBH", 6, 0xFFFF, 0, 0x36, 6)
+    run(scenario)
+
+
+def test_a_confirmable_server_hello_is_acked_with_its_own_id():
+    async def scenario():
+        async with world(cloud=dict(hello_con=True)) as (mini, fleet):
+            _, connection = await online(mini, fleet)
+            acks = [m for m in connection.messages if m.type == ACK]
+            assert [(m.code, m.message_id, m.token) for m in acks] == [(coap.EMPTY, 2, b"")]
+            assert connection.messages[1] is acks[0]            # before the connect-time events
     run(scenario)
 
 
@@ -369,4 +380,31 @@ def test_churn_drops_and_reconnects_devices_and_stop_closes_everything():
             for connection in mini.connections:
                 await connection.wait_closed(2)
             assert all(device.state == "stopped" and device.transport is None for device in fleet.devices)
+    run(scenario)
+
+
+def test_a_paused_device_goes_silent_without_closing():
+    async def scenario():
+        async with world(ping_interval=0.3, ping_timeout=0.3) as (mini, fleet):
+            device, connection = await online(mini, fleet)
+            device.paused = True
+            count = len(connection.messages)
+            connection.send(request(coap.GET, ["v", "uptime"], b"\x09"))
+            await asyncio.sleep(1.2)             # four ping intervals: no ping, no answer, no close
+            assert len(connection.messages) == count and not connection.closed
+            assert device.connected and device.pings_sent == 0
+            device.paused = False
+            await connection.wait_for(lambda m: m.type == CON and m.code == coap.EMPTY, 2)
+    run(scenario)
+
+
+def test_a_device_told_not_to_reconnect_stays_down_even_mid_handshake():
+    async def scenario():
+        async with world(cloud=dict(answer_hello=False), hello_timeout=5) as (mini, fleet):
+            device = fleet.devices[0]
+            assert await fleet.wait_until(lambda: device.state == "hello", 3)
+            device.disconnect("test", reconnect=False)
+            assert await fleet.wait_until(lambda: device.state == "stopped", 2)
+            await asyncio.sleep(0.3)
+            assert len(mini.connections) == 1 and device.failures == 1
     run(scenario)

@@ -50,6 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
 
+def raise_open_file_limit() -> None:
+    """Every device is a socket: lift the soft limit on open files to the hard one."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def rss_bytes() -> int:
     """This process's resident memory, from /proc (0 where there is none)."""
     try:
@@ -114,6 +125,7 @@ def _endpoint(options: dict, secrets_host: str | None, secrets_port: int | None)
 
 async def run_fleet(options: dict, out: IO[str], stop: asyncio.Event | None = None) -> dict:
     """Run one process's slice of the fleet until `--for` passes or a stop signal; return the final numbers."""
+    raise_open_file_limit()
     secrets = read_secrets(options["secrets"], offset=options.get("offset") or 0, count=options.get("count"))
     host, port = _endpoint(options, secrets.host, secrets.port)
     product_id = options.get("product_id") or secrets.product_id  # --product, else the file's
@@ -141,8 +153,8 @@ async def run_fleet(options: dict, out: IO[str], stop: asyncio.Event | None = No
             out.flush()
         else:
             progress.show(numbers())
+    final = numbers()           # as it was running; then every socket closes
     await fleet.stop()
-    final = numbers()
     if child:
         out.write(json.dumps({**final, "final": True}) + "\n")
         out.flush()
@@ -190,7 +202,9 @@ async def run_processes(options: dict, out: IO[str], stop: asyncio.Event | None 
 
     def summed() -> dict:
         keys = set(COUNTERS) | {"rss"}
-        return {key: sum(numbers.get(key, 0) for numbers in latest) for key in keys}
+        numbers = {key: sum(child.get(key, 0) for child in latest) for key in keys}
+        numbers["rss"] += rss_bytes()          # this parent too: the figure is the whole simulator's
+        return numbers
 
     waiting = loop.create_task(asyncio.wait([loop.create_task(child.wait()) for child in children]))
     while not waiting.done():

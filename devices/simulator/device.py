@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from .secrets import DeviceSpec
 
 # States, as the progress line counts them.
-IDLE, CONNECTING, HANDSHAKING, HELLO, ONLINE, BACKOFF, STOPPED = (
-    "idle", "connecting", "handshaking", "hello", "online", "backoff", "stopped")
+IDLE, CONNECTING, HANDSHAKING, HELLO, ONLINE, CLOSING, BACKOFF, STOPPED = (
+    "idle", "connecting", "handshaking", "hello", "online", "closing", "backoff", "stopped")
 
 HELLO_FLAGS = 0x36          # diagnostics, immediate updates, goodbye supported, device-initiated describe
 FLAG_OTA_DONE = 0x01
@@ -44,7 +44,7 @@ class SimulatedDevice(asyncio.Protocol):
         "fleet", "device_id", "id_bytes", "platform_id", "private_key", "shared_key", "shared_public_der",
         "state", "transport", "buffer", "channel", "key", "next_id", "next_token", "timer", "keepalive",
         "publisher", "last_receive", "ping_sent", "close_reason", "handshake_started", "boot_time",
-        "claim_code", "last_reset", "updates_forced", "led", "signaling", "paused",
+        "claim_code", "last_reset", "updates_forced", "led", "signaling", "paused", "was_online",
         # counters and what tests look at
         "connected_at", "handshake_time", "hello_at", "last_error", "connects", "failures",
         "consecutive_failures", "messages_in", "messages_out", "pings_sent", "server_time", "reconnect_now",
@@ -80,6 +80,7 @@ class SimulatedDevice(asyncio.Protocol):
         self.led = False
         self.signaling = False
         self.paused = False
+        self.was_online = False
         self.connected_at: float | None = None
         self.handshake_time: float | None = None
         self.hello_at: float | None = None
@@ -136,13 +137,13 @@ class SimulatedDevice(asyncio.Protocol):
         except (OSError, asyncio.TimeoutError) as exc:
             self._failed(f"connect: {exc.__class__.__name__}: {exc}".rstrip(": "))
 
-    def _failed(self, reason: str) -> None:
+    def _failed(self, reason: str, *, retry: bool = True) -> None:
         """A connection attempt that never got a server Hello: count it and back off as Device OS does."""
         self.last_error = reason
         self.failures += 1
         self.consecutive_failures += 1
         self.fleet.failures += 1
-        if self.fleet.reconnect and not self.fleet.stopping:
+        if retry and self.fleet.reconnect and not self.fleet.stopping:
             self.schedule_connect(self.fleet.backoff_delay(self.consecutive_failures))
         else:
             self.state = STOPPED
@@ -153,21 +154,25 @@ class SimulatedDevice(asyncio.Protocol):
         self.close_reason = reason
         self.reconnect_now = reconnect
         if self.transport is not None:
+            self.state = CLOSING        # not connected from now, though the socket closes a moment later
             self.transport.close()
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        if self.fleet.stopping:             # the connect finished after stop() began
+            transport.close()
+            return
         self.state = HANDSHAKING
         self.buffer = bytearray()
         self.channel = None
         self.close_reason = ""
         self.reconnect_now = True
+        self.was_online = False
         self._deadline(self.fleet.handshake_timeout, "handshake: no nonce within the timeout")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        was = self.state
         self.transport = None
         self.channel = None
         self.key = None
@@ -180,7 +185,8 @@ class SimulatedDevice(asyncio.Protocol):
                 setattr(self, name, None)
         reason = self.close_reason or (f"connection lost: {exc}" if exc else "closed by the server")
         fleet = self.fleet
-        if was == ONLINE:
+        if self.was_online:
+            self.was_online = False
             fleet.online_lost += 1
             self.last_error = reason
             if fleet.stopping or not fleet.reconnect or not self.reconnect_now:
@@ -192,7 +198,7 @@ class SimulatedDevice(asyncio.Protocol):
         elif fleet.stopping:
             self.state = STOPPED
         else:
-            self._failed(reason)
+            self._failed(reason, retry=self.reconnect_now)
 
     def data_received(self, data: bytes) -> None:
         if self.paused:
@@ -262,7 +268,7 @@ class SimulatedDevice(asyncio.Protocol):
 
     def _read_messages(self) -> None:
         buffer = self.buffer
-        while len(buffer) >= 2 and self.channel is not None:
+        while len(buffer) >= 2 and self.channel is not None and self.state != CLOSING:
             length = (buffer[0] << 8) | buffer[1]
             if length > MAX_RECEIVE:
                 raise ChannelError(f"a {length}-byte message is over the device's receive buffer")
@@ -328,6 +334,7 @@ class SimulatedDevice(asyncio.Protocol):
         fleet = self.fleet
         self._cancel_timer()
         self.state = ONLINE
+        self.was_online = True
         self.hello_at = time.time()
         self.connected_at = self.hello_at
         self.connects += 1
@@ -339,7 +346,8 @@ class SimulatedDevice(asyncio.Protocol):
         self.publish("spark/device/last_reset", self.last_reset)
         self.publish("particle/device/updates/enabled", "true")
         self.publish("particle/device/updates/forced", "true" if self.updates_forced else "false")
-        self.send(Message(CON, coap.POST, self.message_id(), token=self.token(),
+        # Device OS's describe post carries no token (its header is written by hand: 40 02 id b1 'd' 41 flags).
+        self.send(Message(CON, coap.POST, self.message_id(),
                           options=[(coap.URI_PATH, b"d"), (coap.URI_QUERY, b"\x02")],
                           payload=self._describe(2)))
         if fleet.subscribe:
@@ -362,6 +370,9 @@ class SimulatedDevice(asyncio.Protocol):
         if self.state != ONLINE:
             return
         fleet = self.fleet
+        if self.paused:                 # a dead device keeps its socket open and says nothing at all
+            self._arm_keepalive(fleet.ping_interval)
+            return
         now = fleet.loop.time()
         quiet = now - self.last_receive
         if self.ping_sent:
@@ -370,8 +381,7 @@ class SimulatedDevice(asyncio.Protocol):
                 return
             self._arm_keepalive(self.ping_sent + fleet.ping_timeout - now)
         elif quiet >= fleet.ping_interval:
-            if not self.paused:
-                self.send(Message(CON, coap.EMPTY, self.message_id()))
+            self.send(Message(CON, coap.EMPTY, self.message_id()))
             self.pings_sent += 1
             fleet.pings += 1
             self.ping_sent = now
@@ -464,6 +474,8 @@ class SimulatedDevice(asyncio.Protocol):
         first = path[0] if path else ""
         if self.state == HELLO:
             if first == "h" and code == coap.POST:
+                if message.type == CON:
+                    self._ack(message)        # Device OS ACKs a confirmable Hello with the request's id
                 self._online()
             return
         if first in ("v", "f", "d", "s", "u", "c") and not self._needs_token(message):

@@ -136,8 +136,9 @@ class Connection:
         if message.type == NON and path[:1] == ["h"]:
             self.hello = message.payload
             if cloud.answer_hello:
-                self.send(Message(NON, coap.POST, self.message_id(), options=[(coap.URI_PATH, b"h")],
-                                  payload=b"\x00" * 8))
+                confirmable = cloud.hello_con
+                self.send(Message(CON if confirmable else NON, coap.POST, self.message_id(),
+                                  b"\x01" if confirmable else b"", [(coap.URI_PATH, b"h")], b"\x00" * 8))
         elif message.type == CON:
             if not cloud.answer_pings and message.code == coap.EMPTY:
                 return
@@ -153,13 +154,14 @@ class MiniCloud:
 
     def __init__(self, *, private_key: rsa.RSAPrivateKey, device_keys: dict[str, bytes] | None = None,
                  answer_hello: bool = True, answer_pings: bool = True, bad_signature: bool = False,
-                 last_block_iv: bool = False, keep: bool = True):
+                 last_block_iv: bool = False, hello_con: bool = False, keep: bool = True):
         self.private_key = private_key
         self.device_keys = device_keys or {}
         self.answer_hello = answer_hello
         self.answer_pings = answer_pings
         self.bad_signature = bad_signature
         self.last_block_iv = last_block_iv
+        self.hello_con = hello_con
         self.keep = keep
         self.connections: list[Connection] = []
         self.handshakes = 0
