@@ -33,6 +33,10 @@ NO_FIRMWARE = 0xFFFF
 VARIABLE_TYPES = {1: "bool", 2: "int32", 4: "string", 9: "double"}
 MAX_EVENT_NAME = 64
 MAX_EVENT_DATA = 1024
+# What Device OS accepts (MAX_FUNCTION_ARG_LENGTH, MAX_EVENT_DATA_LENGTH on Gen 2): longer arguments arrive cut
+# to 622 bytes, and a message near its ~880-byte receive buffer crashed the virtual device, so nothing longer
+# is ever sent.
+MAX_TO_DEVICE = 622
 
 
 class Transport(Protocol):
@@ -231,6 +235,11 @@ class Session:
             self._finish(pending, {"ok": False, "error": "refused"})
             return
         pending.acked = True
+        if msg.code >= 0x80:
+            # The device refused the request in its ACK (a 4.00 for an argument it cannot take), with or
+            # without a token: that is the answer, even if it later runs the function anyway.
+            self._finish(pending, {"ok": False, "error": f"device answered {coap.code_text(msg.code)}"})
+            return
         if pending.op in ("ping", "signal") or (msg.code != coap.EMPTY and msg.token):
             self._finish(pending, self._answer(pending, msg))
 
@@ -307,6 +316,8 @@ class Session:
             if self.describe.known and name not in self.describe.functions:
                 return {"ok": False, "error": "not_found"}
             arg = str(args.get("arg") or "").encode()
+            if len(arg) > MAX_TO_DEVICE:
+                return {"ok": False, "error": f"an argument of {len(arg)} bytes (the device takes {MAX_TO_DEVICE})"}
             future = self.send_request("function", coap.POST, coap.path_options("f", name) + [(coap.URI_QUERY, arg)],
                                        name=name)
         elif op == "variable":
@@ -340,7 +351,12 @@ class Session:
             self.send_request("describe", coap.GET, coap.path_options("d") + [(coap.URI_QUERY, b"\x02")])
 
     def send_event(self, name: str, data: str) -> None:
-        """An event to the device (its subscriptions and control events): NON, never ACKed over TCP."""
+        """An event to the device (its subscriptions and control events): NON, never ACKed over TCP. Data past
+        what Device OS takes is refused here: a 900-byte event made it drop the connection."""
+        if len(data.encode()) > MAX_TO_DEVICE or len(name) > MAX_EVENT_NAME:
+            log.info("device %s: event %s of %d bytes not sent (the device takes %d)", self.device_id, name[:64],
+                     len(data.encode()), MAX_TO_DEVICE)
+            return
         self.transport.send(coap.Message(coap.NON, coap.POST, self._mid(), b"",
                                          coap.path_options("E", name), data.encode()))
 
