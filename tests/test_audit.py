@@ -60,6 +60,7 @@ TESTED_ACTIONS = {
     "device.unclaim": "test_device_writes_are_audited",
     "device.deny": "test_device_writes_are_audited",
     "device.remove": "test_device_writes_are_audited",
+    "device.key.upload": "test_device_key_uploads_are_audited",
     "device.claim": "test_claims_and_transfers_are_audited",
     "devices.quarantine": "test_onboarding_writes_are_audited",
     "device.transfer.request": "test_claims_and_transfers_are_audited",
@@ -258,6 +259,27 @@ def test_device_writes_are_audited(cast):
     assert_audited("device.deny", actor=cast.developer, target=second, **where)
     device_services.device_remove(principal=dev, device=Device.objects.get(pk=third))
     assert_audited("device.remove", actor=cast.developer, target=third, **where)
+
+
+def test_device_key_uploads_are_audited(cast):
+    """A key upload names the new key and the one it replaced (SHA-256 of each SPKI DER), in the device's product."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from devices.services.keys import device_key_upload, key_fingerprint
+
+    member = import_devices(cast.product)[0]
+    fingerprints = []
+    for _ in range(2):
+        public = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+        device_key_upload(principal=Principal.for_user(cast.developer), device=Device.objects.get(pk=member),
+                          public_key=public.public_bytes(serialization.Encoding.PEM,
+                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+        fingerprints.append(key_fingerprint(public.public_bytes(serialization.Encoding.DER,
+                                                                serialization.PublicFormat.SubjectPublicKeyInfo)))
+    where = {"actor": cast.developer, "target": member, "account": cast.org, "product_id": cast.product.pk}
+    assert_audited("device.key.upload", data={"fingerprint": fingerprints[0], "replaced": None}, **where)
+    assert_audited("device.key.upload", data={"fingerprint": fingerprints[1], "replaced": fingerprints[0]}, **where)
 
 
 def test_claims_and_transfers_are_audited(db):
