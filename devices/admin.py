@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from console.errors import ServiceError
 from console.scoping import Principal
 from devices.models import (ClaimCode, Customer, Device, DeviceGroupMembership, DeviceTransfer, ImportJob,
-                            Onboarding, SerialNumber, SimCard, SimUsage)
+                            SerialNumber, SimCard, SimUsage)
 from devices.services.importing import device_import
 from devices.services.registry import device_register, registry_device_id, registry_iccid, registry_serial
 from devices.services.sims import sim_release
@@ -167,22 +167,3 @@ class DeviceGroupMembershipAdmin(admin.ModelAdmin):
     list_filter = ["group__product"]
     search_fields = ["device__id", "group__name"]
     raw_id_fields = ["device", "group"]
-
-
-@admin.register(Onboarding)
-class OnboardingAdmin(admin.ModelAdmin):
-    """Each connection's onboarding (devices.services.onboarding): read-only, for support to see why a device
-    was quarantined or refused, and whether work is stuck (state running with an old claim)."""
-
-    list_display = ["device", "state", "outcome", "reason", "hello_product_id", "gateway", "created_at",
-                    "decided_at"]
-    list_filter = ["state", "outcome"]
-    search_fields = ["=device__id", "gateway", "reason"]
-    raw_id_fields = ["device"]
-    show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
