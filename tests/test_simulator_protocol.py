@@ -120,7 +120,7 @@ def test_it_gives_up_without_a_server_hello_and_retries_after_a_backoff():
             # after its Hello wait and came back after a backoff step (0.2 s ±20 %).
             assert [m.path for m in first.messages] == [["h"]]
             gap = second.connected_at - first.arrived_at[0]
-            assert 0.3 + 0.16 - 0.05 <= gap <= 0.3 + 0.24 + 0.3
+            assert 0.3 + 0.16 - 0.05 <= gap <= 0.3 + 0.24 + 0.6   # upper bound: room for a busy machine
             assert not device.connected and "Hello" in device.last_error and device.failures >= 1
     run(scenario)
 
@@ -279,7 +279,7 @@ def test_it_pings_after_receiving_nothing_and_its_own_sends_do_not_count():
             quiet_from = time.monotonic()
             ping = await connection.wait_for(lambda m: m.type == CON and m.code == coap.EMPTY, 2)
             index = connection.messages.index(ping)
-            assert 0.2 <= connection.arrived_at[index] - quiet_from <= 0.8
+            assert 0.2 <= connection.arrived_at[index] - quiet_from <= 1.2
             assert [m for m in connection.messages if m.path == ["E", "temperature"]]
             await asyncio.sleep(1.0)
             assert device.connected and device.pings_sent >= 2 and len(mini.connections) == 1
@@ -294,10 +294,10 @@ def test_it_reconnects_when_a_ping_goes_unanswered():
             sent = connection.arrived_at[connection.messages.index(ping)]
             await connection.wait_closed(2)
             closed = time.monotonic()
-            assert 0.2 <= closed - sent <= 0.7
+            assert 0.2 <= closed - sent <= 1.2
             assert "ping" in device.last_error
             assert await fleet.wait_until(lambda: len(mini.connections) == 2, 2)
-            assert mini.connections[1].connected_at - closed < 0.5    # a lost session reconnects at once
+            assert mini.connections[1].connected_at - closed < 1.0    # a lost session reconnects at once
     run(scenario)
 
 
@@ -309,18 +309,22 @@ def test_it_backs_off_as_device_os_does_after_failed_attempts():
     assert len({round(d, 6) for d in delays[:5]}) == 5          # jittered, not in lock step
 
     async def scenario():
-        # Nothing listens on the port: every attempt fails, at 0.1 s steps then 0.2 s steps.
+        # Nothing listens on the port: every attempt fails, and the device waits 0.1 s five times, then 0.2 s.
         probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
         port = probe.sockets[0].getsockname()[1]
         probe.close()
         await probe.wait_closed()
-        refused = Fleet(SPECS[:1], "127.0.0.1", port, server_key=KEY_FILE, backoff_unit=0.1)
+        refused = Fleet(SPECS[:1], "127.0.0.1", port, server_key=KEY_FILE, backoff_unit=0.1, record=True)
         await refused.start()
-        await asyncio.sleep(1.0)
-        failures = refused.devices[0].failures
+        device = refused.devices[0]
+        assert await refused.wait_until(lambda: len(device.attempts) >= 8, 10)
         await refused.stop()
-        assert 6 <= failures <= 9, failures          # 5 × 0.1 s, then 0.2 s each: 7 or 8 in a second
-        assert refused.devices[0].last_error.startswith("connect: ")
+        gaps = [b - a for a, b in zip(device.attempts, device.attempts[1:])][:7]
+        # A busy machine only makes the waits longer, so the lower bounds are the test; the upper bounds are
+        # loose (the timers' own lateness), but still tell 0.1 s steps from 0.2 s ones.
+        assert all(0.08 <= gap < 0.2 for gap in gaps[:5]), gaps
+        assert all(0.16 <= gap for gap in gaps[5:]), gaps
+        assert device.failures >= 8 and device.last_error.startswith("connect: ")
     run(scenario)
 
 

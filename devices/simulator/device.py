@@ -48,7 +48,7 @@ class SimulatedDevice(asyncio.Protocol):
         # counters and what tests look at
         "connected_at", "handshake_time", "hello_at", "last_error", "connects", "failures",
         "consecutive_failures", "messages_in", "messages_out", "pings_sent", "server_time", "reconnect_now",
-        "received", "events", "on_nonce",
+        "received", "events", "attempts", "on_nonce",
     )
 
     def __init__(self, fleet: Fleet, spec: DeviceSpec, *, claim_code: str | None = None):
@@ -95,6 +95,7 @@ class SimulatedDevice(asyncio.Protocol):
         self.reconnect_now = False
         self.received: list[Message] | None = [] if fleet.record else None
         self.events: list[tuple[str, bytes]] | None = [] if fleet.record else None
+        self.attempts: list[float] | None = [] if fleet.record else None     # time.monotonic() of each connect
         # Test hook: called with (device, nonce); what it returns is sent instead of the proper 256 bytes
         # (None sends nothing), so a test can send a truncated handshake, a wrong nonce or garbage.
         self.on_nonce: Callable[[SimulatedDevice, bytes], bytes | None] | None = None
@@ -127,6 +128,8 @@ class SimulatedDevice(asyncio.Protocol):
             return
         self.state = CONNECTING
         self.handshake_started = time.monotonic()
+        if self.attempts is not None:
+            self.attempts.append(self.handshake_started)
         self.fleet.loop.create_task(self._connect())
 
     async def _connect(self) -> None:
