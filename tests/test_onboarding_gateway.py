@@ -16,9 +16,16 @@ from devices.services.importing import device_import  # noqa: E402
 from tests.factories import UserFactory, make_product  # noqa: E402
 from tests.support.gateway import running_gateway  # noqa: E402
 from tests.support.simulator import running_fleet  # noqa: E402
-from tests.test_simulator_gateway import options, photons, wait_for, worker  # noqa: E402,F401
+from tests.support.worker import running_celery_worker  # noqa: E402
+from tests.test_simulator_gateway import options, photons, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def worker(transactional_db):
+    with running_celery_worker():
+        yield
 
 
 def test_quarantine_then_approval_lets_the_waiting_device_in_without_reconnecting(worker):
