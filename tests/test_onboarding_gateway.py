@@ -1,0 +1,49 @@
+"""Onboarding end to end: simulated devices (devices/simulator) → Cyan's gateway (tests/support/gateway.py) →
+sessions_open → a real Celery worker → the device let in, or held in quarantine until an approval lets it in
+without reconnecting."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("devices.gateway.hub", reason="the device gateway (devices/gateway/) is not merged yet")
+
+from console.scoping import Principal  # noqa: E402
+from console.services.users import sandbox_of  # noqa: E402
+from devices import events  # noqa: E402
+from devices.models import Device, Onboarding  # noqa: E402
+from devices.services.importing import device_import  # noqa: E402
+from tests.factories import UserFactory, make_product  # noqa: E402
+from tests.support.gateway import running_gateway  # noqa: E402
+from tests.support.simulator import running_fleet  # noqa: E402
+from tests.support.worker import running_celery_worker  # noqa: E402
+from tests.test_simulator_gateway import options, photons, wait_for  # noqa: E402
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def worker(transactional_db):
+    with running_celery_worker():
+        yield
+
+
+def test_quarantine_then_approval_lets_the_waiting_device_in_without_reconnecting(worker):
+    owner = UserFactory(email="maker@example.com")
+    product = make_product(sandbox_of(owner), name="Photon Lamps", platform_id=6)
+    specs = photons(1)
+    device_id = specs[0].device_id
+    # Product firmware: the product's id and a version (65535 would mean "no product firmware").
+    with running_gateway() as gw, running_fleet(specs, "127.0.0.1", gw.port,
+                                                **options(product_id=product.pk, firmware_version=3)) as sim:
+        assert sim.wait_connected(timeout=15), [d.last_error for d in sim.devices]
+        assert wait_for(lambda: Onboarding.objects.filter(device_id=device_id, state="done",
+                                                          outcome="quarantined").exists(), 20), \
+            list(Onboarding.objects.values_list("state", "outcome", "reason"))
+        device = Device.objects.get(pk=device_id)
+        assert (device.product_id, device.quarantined, device.online) == (product.pk, True, False)
+        device_import(principal=Principal.for_user(owner), product=product, values=[(1, device_id)])
+        assert wait_for(lambda: Device.objects.filter(pk=device_id, online=True, quarantined=False).exists(), 15)
+        assert sim.devices[0].connects == 1  # let in on the connection that waited
+        assert [e["data"] for e in events.device_events_recent(device_id) if e["name"] == "spark/status"] == [
+            "online"]
