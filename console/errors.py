@@ -77,3 +77,24 @@ class MfaRequired(ServiceError):
 class InvalidClient(ServiceError):
     status = 401
     code = "invalid_client"
+
+
+class DeviceError(ServiceError):
+    """A device operation refused the way Particle words it: `{"ok": false, "error": "<Particle's words>"}`.
+    The API adds `ok: false` (the clients read `error`) and keeps `error_description` like every other error."""
+
+    ok_false = True
+
+
+class DeviceTimedOut(DeviceError):
+    """The device is not connected (answered at once), or connected but silent past the timeout: Particle's
+    408 `{"ok": false, "error": "timed out"}` either way."""
+
+    status = 408
+    code = "timed out"
+
+
+class DeviceNameNotFound(DeviceError):
+    """The device is connected but has no function / variable of that name (Particle: 404)."""
+
+    status = 404

@@ -57,6 +57,7 @@ from tests.support.errors import assert_json_error
 from tests.support.fleet import customer_token, ids, import_devices, manufacture
 from tests.support.routes import DEVICE_MATRIX_ROUTES
 from tests.factories import UserFactory, make_org, make_product, seat
+from tests.support.presence import connect
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +124,7 @@ def hand_over(world: World, role: str, device_id: str | None) -> None:
     elif role == "ex_member":
         if device_id:
             Device.objects.filter(pk=device_id).update(customer=None, owner=None)
+            connect(device_id)  # claiming by id needs the device online
             claims.device_claim(principal=Principal.for_user(world.former), device_id=device_id)
         team_remove(principal=Principal.for_user(world.cast.owner), team=product_team(world.cast.product),
                     username=world.former.email)
@@ -308,12 +310,45 @@ def _devices_list(w: World) -> Target:
 def _devices_claim(w: World) -> Target:
     """Claim an unclaimed device of the product (seed 002: developers claim the test devices on their desks)."""
     member = import_devices(w.cast.product)[0]
+    connect(member)  # claiming by id needs the device online
 
     def verify(w, role, r):
         assert r.json()["claimed"] is True and r.json()["deviceID"] == member
         assert Device.objects.get(pk=member).owner == role_user(w, role)
 
     return Target("/v1/devices", {"id": member}, scope="devices:import", verify=verify)
+
+
+def _devices_self_provision(w: World) -> Target:
+    """POST /v1/devices {product_id}: a new device id in the product, for whoever may import into it."""
+    def verify(w, role, r):
+        device = Device.objects.get(pk=r.json()["id"])
+        assert device.product_id == w.p and device.platform_id == w.cast.product.platform_id
+        assert device.owner_id is None and device.customer_id is None and r.json()["product_id"] == w.p
+
+    return Target("/v1/devices", {"product_id": w.p}, scope="devices:import", verify=verify)
+
+
+def _provisioning(w: World) -> Target:
+    """POST /v1/provisioning/:id (particle keys send): the device's owner or the product's writers re-key it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from devices.keys import device_public_key
+
+    member = import_devices(w.cast.product)[0]
+    Device.objects.filter(pk=member).update(customer=w.bob)
+    public = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+
+    def verify(w, role, r):
+        assert r.json() == {"ok": True}
+        assert device_public_key(member) == public.public_bytes(serialization.Encoding.DER,
+                                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return Target(f"/v1/provisioning/{member}", {"deviceID": member, "publicKey": pem, "algorithm": "rsa"},
+                  scope="devices:update", verify=verify, device=member,
+                  refusals={"own_customer": "Customers cannot change a device's key"})
 
 
 def _device_get(w: World) -> Target:
@@ -366,6 +401,40 @@ def _device_unclaim(w: World) -> Target:
         assert device.customer_id is None and device.owner_id is None and device.product_id == w.p
 
     return Target(f"/v1/devices/{member}", scope="devices:release", verify=verify, device=member)
+
+
+# talking to the device: no gateway holds it here, so whoever may talk gets Particle's 408 at once (the
+# access check is all these cells test; tests/test_device_remote*.py test the answers)
+
+
+def _remote(w: World, prefix: str, suffix: str, scope: str, body: dict | None = None,
+            verify: Callable | None = None) -> Target:
+    member = import_devices(w.cast.product)[0]
+    Device.objects.filter(pk=member).update(customer=w.bob)  # someone else's, for the customer column
+    return Target(f"{prefix}/devices/{member}{suffix}", body, scope=scope, write=False, device=member,
+                  verify=verify)
+
+
+def _variable(w: World, prefix: str) -> Target:
+    return _remote(w, prefix, "/temperature", "devices.variable:get")
+
+
+def _function(w: World, prefix: str) -> Target:
+    return _remote(w, prefix, "/led", "devices.function:call", {"arg": "on"})
+
+
+def _ping(w: World, prefix: str) -> Target:
+    def verify(w, role, r):
+        assert r.json() == {"online": False, "ok": True}, r.json()
+
+    return _remote(w, prefix, "/ping", "devices:ping", {}, verify)
+
+
+def _signal(w: World, prefix: str) -> Target:
+    def verify(w, role, r):
+        assert r.json() == {"id": r.json()["id"], "connected": False, "signaling": False}, r.json()
+
+    return _remote(w, prefix, "", "devices:ping", {"signal": "1"}, verify)
 
 
 # groups
@@ -657,10 +726,13 @@ MATRIX: list[tuple[str, Callable[[World], Target], tuple[int, ...], tuple[int, i
     # stay the team's (403: the caller can see the device)
     ("GET /v1/devices",                             _devices_list,            (200,) * 6 + (400,) * 3 + (200,), (200, 200)),
     ("POST /v1/devices (a product device)",         _devices_claim,           (200, 200, 200, 403, 403, 404, 400, 400, 400, 400), (400, 404)),
+    ("POST /v1/devices (self-provision)",           _devices_self_provision,  DEV(200), NOT_THEIRS),
     ("GET /v1/devices/:id",                         _device_get,              READ,     (200, 200)),
     ("PUT /v1/devices/:id",                         _device_put,              DEV(200), (200, 200)),
     ("PUT /v1/devices/:id (product fields)",        _device_put_product_fields, DEV(200), (403, 403)),
     ("DELETE /v1/devices/:id",                      _device_unclaim,          DEV(200), (200, 200)),
+    # keys: the owner (a former member too) may re-key their device; a customer may not (403: it sees it)
+    ("POST /v1/provisioning/:id",                   _provisioning,            DEV(200), (403, 200)),
     # groups
     ("GET /v1/products/:p/groups",                  _groups_list,             READ,     NOT_THEIRS),
     ("POST /v1/products/:p/groups",                 _group_create,            DEV(201), NOT_THEIRS),
@@ -694,6 +766,15 @@ MATRIX: list[tuple[str, Callable[[World], Target], tuple[int, ...], tuple[int, i
     # serial numbers
     # (no product in the path: an API user without devices:get cannot reach the device at all, a 404, not a 403)
     ("GET /v1/serial_numbers/:sn",                  _serial_lookup,           (200, 200, 200, 200, 200, 404, 200, 404, 200, 404), (200, 200)),
+    # variables, functions, ping, signal: Support and up (particle-api.md §9); a customer on its own device
+    ("GET /v1/products/:p/devices/:id/:var",        lambda w: _variable(w, f"/v1/products/{w.p}"), SUP(408), NOT_THEIRS),
+    ("POST /v1/products/:p/devices/:id/:fn",        lambda w: _function(w, f"/v1/products/{w.p}"), SUP(408), NOT_THEIRS),
+    ("PUT /v1/products/:p/devices/:id/ping",        lambda w: _ping(w, f"/v1/products/{w.p}"),     SUP(200), NOT_THEIRS),
+    ("PUT /v1/products/:p/devices/:id (signal)",    lambda w: _signal(w, f"/v1/products/{w.p}"),   SUP(200), NOT_THEIRS),
+    ("GET /v1/devices/:id/:var",                    lambda w: _variable(w, "/v1"),  SUP(408), (408, 408)),
+    ("POST /v1/devices/:id/:fn",                    lambda w: _function(w, "/v1"),  SUP(408), (408, 408)),
+    ("PUT /v1/devices/:id/ping",                    lambda w: _ping(w, "/v1"),      SUP(200), (200, 200)),
+    ("PUT /v1/devices/:id (signal)",                lambda w: _signal(w, "/v1"),    SUP(200), (200, 200)),
 ]
 
 CELLS = [
@@ -763,6 +844,13 @@ FAKE_ICCID = "89014103211118510720"
     ("GET", "/v1/devices/{id}", None),
     ("PUT", "/v1/devices/{id}", {"name": "pwned"}),
     ("DELETE", "/v1/devices/{id}", None),
+    ("GET", "/v1/products/{p}/devices/{id}/temperature", None),
+    ("POST", "/v1/products/{p}/devices/{id}/led", {"arg": "on"}),
+    ("PUT", "/v1/products/{p}/devices/{id}/ping", None),
+    ("GET", "/v1/devices/{id}/temperature", None),
+    ("POST", "/v1/devices/{id}/led", {"args": "on"}),
+    ("PUT", "/v1/devices/{id}/ping", None),
+    ("PUT", "/v1/devices/{id}", {"signal": "1"}),
     ("GET", "/v1/sims/{iccid}", None),
     ("PUT", "/v1/sims/{iccid}", {"action": "deactivate"}),
     ("DELETE", "/v1/sims/{iccid}", None),
@@ -787,6 +875,7 @@ def test_outsider_claiming_a_product_device_looks_like_an_unknown_id(world):
     member = import_devices(world.cast.product)[0]
     outsider = world.api("outsider")
     before = device_state()
+    connect(member)  # claiming by id needs the device online
     real = outsider.post("/v1/devices", {"id": member})
     fake = outsider.post("/v1/devices", {"id": FAKE_ID})
     assert fake.status_code == 404
@@ -805,9 +894,19 @@ OTHER_PRODUCT_ROUTES = [
     ("PUT", "{P}/devices/{dev}", {"name": "hijacked"}, "devices:update"),
     ("DELETE", "{P}/devices/{dev}", {}, "devices:remove"),
     ("DELETE", "{P}/devices/{dev}/owner", None, "devices:release"),
+    ("GET", "{P}/devices/{dev}/temperature", None, "devices.variable:get"),
+    ("POST", "{P}/devices/{dev}/led", {"arg": "on"}, "devices.function:call"),
+    ("PUT", "{P}/devices/{dev}/ping", None, "devices:ping"),
+    ("PUT", "{P}/devices/{dev}", {"signal": "1"}, "devices:ping"),
+    ("GET", "/v1/devices/{dev}/temperature", None, "devices.variable:get"),
+    ("POST", "/v1/devices/{dev}/led", {"args": "on"}, "devices.function:call"),
+    ("PUT", "/v1/devices/{dev}/ping", None, "devices:ping"),
+    ("PUT", "/v1/devices/{dev}", {"signal": "0"}, "devices:ping"),
     ("GET", "/v1/devices/{dev}", None, "devices:get"),
     ("PUT", "/v1/devices/{dev}", {"name": "hijacked"}, "devices:update"),
     ("DELETE", "/v1/devices/{dev}", None, "devices:release"),
+    ("POST", "/v1/provisioning/{dev}", {"publicKey": "-----BEGIN PUBLIC KEY-----"}, "devices:update"),
+    ("POST", "/v1/devices", {"product_id": "{product_id}"}, "devices:import"),
     ("GET", "{P}/groups", None, "groups:list"),
     ("POST", "{P}/groups", {"name": "hijack"}, "groups:create"),
     ("GET", "{P}/sims", None, "sims:list"),
@@ -851,7 +950,7 @@ def test_tokens_for_one_product_get_404_on_another(world, role, which, method, p
         token = api_user_token(cast, DEVICE_SCOPES)
     else:
         token = world.tokens[role]
-    subst = {"P": f"/v1/products/{other.pk}", "dev": dev, "iccid": sim.iccid if sim else FAKE_ICCID, "free": free}
+    subst = {"P": f"/v1/products/{other.pk}", "product_id": other.pk, "dev": dev, "iccid": sim.iccid if sim else FAKE_ICCID, "free": free}
     before = device_state()
     r = Api(token).call(method, _fill(path, subst), _fill(data, subst))
     assert r.status_code == 404, (role, which, r.status_code, r.content[:300])
@@ -949,12 +1048,7 @@ def test_customer_of_another_product_reaches_nothing_here(world):
 # --- Support: ping, functions, variables (particle-api.md §6, §9) ---------------------------------
 
 
-GATEWAY = pytest.mark.xfail(strict=True, reason="ping, functions and variables need the device gateway, "
-                            "which arrives with a later issue (the routes answer 404 until then)")
-
-
-@pytest.mark.parametrize("role,expected", [pytest.param("support", "let through", marks=GATEWAY),
-                                           pytest.param("viewer", 403, marks=GATEWAY),
+@pytest.mark.parametrize("role,expected", [("support", "let through"), ("viewer", 403),
                                            ("outsider", 404), ("customer", 404)])
 @pytest.mark.parametrize("method,path,data", [
     ("PUT", "/v1/products/{p}/devices/{id}/ping", None),
@@ -994,6 +1088,7 @@ def test_a_device_claimed_by_someone_else_cannot_be_claimed(world, holder):
         Device.objects.filter(pk=device).update(owner=cast.developer)
         thief = cast.api("admin")
     before = device_state()
+    connect(device)  # claiming by id needs the device online
     r = thief.post("/v1/devices", {"id": device})
     assert r.status_code == 403, r.content  # the thief can see the device (it is in their product or registry)
     assert_json_error(r)
@@ -1021,8 +1116,10 @@ def test_free_limit_counts_sandbox_claims_plus_free_product_members(db):
     assert sandbox_device_count(user) == 99
     spare = manufacture(12, 2)
     more = manufacture(13, 3)
+    connect(spare[0].device_id)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": spare[0].device_id}).status_code == 200  # the 100th
     before = device_state()
+    connect(spare[1].device_id)  # claiming by id needs the device online
     r = api.post("/v1/devices", {"id": spare[1].device_id})
     assert r.status_code == 400, r.content
     body = assert_json_error(r)
@@ -1066,11 +1163,14 @@ def test_org_product_devices_claimed_to_the_user_do_not_count(cast):
     assert sandbox_device_count(user) == 99
     # claiming one more org-product device is fine, and does not count
     extra = import_devices(cast.product)[0]
+    connect(extra)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": extra}).status_code == 200
     assert sandbox_device_count(user) == 99
     # one sandbox device still fits (the 100th); the next does not
     spare = manufacture(12, 2)
+    connect(spare[0].device_id)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": spare[0].device_id}).status_code == 200
+    connect(spare[1].device_id)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": spare[1].device_id}).status_code == 400
     # importing into the org product is never limited by the sandbox
     r = api.post(f"/v1/products/{cast.product.pk}/devices", {"ids": ids(manufacture(13, 3))})
@@ -1081,6 +1181,7 @@ def test_moving_the_free_product_into_an_org_frees_the_sandbox(db):
     user, product, api = _free_user("grower@example.com")
     _fill_sandbox(user, product, in_product=100, claimed_outside=0)
     spare = manufacture(12, 1)[0].device_id
+    connect(spare)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": spare}).status_code == 400
     org = make_org(user, "Growth Co")
     product_move(principal=None, product=product, to_account=org)
@@ -1113,6 +1214,7 @@ def test_a_team_member_claiming_in_someone_elses_free_product_does_not_use_their
     _fill_sandbox(helper, Product.objects.filter(account__owner=helper).first(), in_product=0, claimed_outside=100)
     member = manufacture(13, 1)[0].device_id
     assert maker_api.post(f"/v1/products/{product.pk}/devices", {"id": member}).json()["updated"] == 1
+    connect(member)  # claiming by id needs the device online
     r = helper_api.post("/v1/devices", {"id": member})
     assert r.status_code == 200, r.content  # counted in the maker's free product, not the helper's sandbox
     assert sandbox_device_count(helper) == 100 and sandbox_device_count(maker) == 1

@@ -35,7 +35,10 @@ def particle_exception_handler(exc, context):
         extra = {k: v for k, v in exc.extra.items() if k != "retry_after"}
         if exc.field:
             extra.setdefault("field", exc.field)
-        response = Response(error_body(exc.code, exc.description, **extra), status=exc.status)
+        payload = error_body(exc.code, exc.description, **extra)
+        if getattr(exc, "ok_false", False):
+            payload = {"ok": False, **payload}  # device operations: Particle's `{"ok": false, "error": ...}`
+        response = Response(payload, status=exc.status)
         if "retry_after" in exc.extra:
             response["Retry-After"] = str(exc.extra["retry_after"])
         return response

@@ -9,15 +9,15 @@ from rest_framework.views import APIView
 from console import validation
 from console.api.base import body, no_content, require_user
 from console.api.serializers import iso
-from console.errors import ValidationFailed
 from devices.api import inputs
 from devices.api.serializers import customer_usernames_body, device_body
 from devices.models import Device
 from devices.selectors import devices as device_selectors
 from devices.selectors.groups import groups_of
-from devices.services import claims, importing
+from devices.services import claims, importing, registry
 from devices.services import devices as device_services
 from devices.services import groups as group_services
+from devices.services import remote as remote_services
 from products.selectors import product_get
 
 
@@ -50,10 +50,25 @@ class ProductDeviceListView(APIView):
         return Response({"ok": True})
 
 
-def _update_response(device: Device, changed: dict, fields: dict) -> dict:
-    out = {"id": device.id, **changed, "updated_at": iso(device.updated_at)}
-    if "signal" in fields:
-        out.update(connected=device.online, signaling=fields["signal"])
+def _update_action(fields: dict) -> str:
+    """A PUT that only says `signal` talks to the device, like ping (Support and up); anything else edits it."""
+    return "devices:ping" if set(fields) == {"signal"} else "devices:update"
+
+
+def _update(request, device: Device, fields: dict, *, product_form: bool) -> dict:
+    """PUT /v1/devices/:id and the product form: the edits through device_update, then `signal=1|0` to the
+    device itself (devices/services/remote.py). A signal alone answers Particle's `{id, connected, signaling}`."""
+    signal = fields.pop("signal", None)
+    out = {"id": device.id}
+    if fields:
+        changed = device_services.device_update(principal=request.auth, device=device, product_form=product_form,
+                                                **fields)
+        out.update(changed, updated_at=iso(device.updated_at))
+    elif signal is None:
+        device_services.device_update(principal=request.auth, device=device, product_form=product_form)
+    if signal is not None:
+        reached = remote_services.device_signal(principal=request.auth, device=device, on=signal)
+        out.update(connected=reached, signaling=bool(signal and reached))
     return out
 
 
@@ -65,11 +80,10 @@ class ProductDeviceDetailView(APIView):
         return Response(device_body(device_selectors.product_device_get(product=found, device_id=device_id)))
 
     def put(self, request, product: str, device_id: str):
-        found = product_get(principal=request.auth, ident=product, action="devices:update")
-        device = device_selectors.product_device_get(product=found, device_id=device_id)
         fields = inputs.device_update_fields(body(request))
-        changed = device_services.device_update(principal=request.auth, device=device, product_form=True, **fields)
-        return Response(_update_response(device, changed, fields))
+        found = product_get(principal=request.auth, ident=product, action=_update_action(fields))
+        device = device_selectors.product_device_get(product=found, device_id=device_id)
+        return Response(_update(request, device, fields, product_form=True))
 
     def delete(self, request, product: str, device_id: str):
         found = product_get(principal=request.auth, ident=product, action="devices:remove")
@@ -107,11 +121,12 @@ class DeviceListView(APIView):
         return Response([device_body(d, groups.get(d.id)) for d in devices])
 
     def post(self, request):
-        require_user(request.auth)
         data = body(request)
         if data.get("product_id") not in (None, "") and not data.get("id"):
-            raise ValidationFailed("Self-provisioning is not available: import the device into the product",
-                                   field="product_id")
+            # Self-provision (particle-api-js provisionDevice): a new device id in the product.
+            found = product_get(principal=request.auth, ident=data["product_id"], action="devices:import")
+            return Response(device_body(registry.device_self_provision(principal=request.auth, product=found), []))
+        require_user(request.auth)
         outcome = claims.device_claim(
             principal=request.auth, device_id=data.get("id"),
             request_transfer=validation.boolean(data.get("request_transfer"), field="request_transfer",
@@ -132,10 +147,10 @@ class DeviceDetailView(APIView):
         return Response(device_body(device))
 
     def put(self, request, device_id: str):
-        device = device_selectors.device_get(principal=request.auth, device_id=device_id, action="devices:update")
         fields = inputs.device_update_fields(body(request))
-        changed = device_services.device_update(principal=request.auth, device=device, product_form=False, **fields)
-        return Response(_update_response(device, changed, fields))
+        device = device_selectors.device_get(principal=request.auth, device_id=device_id,
+                                             action=_update_action(fields))
+        return Response(_update(request, device, fields, product_form=False))
 
     def delete(self, request, device_id: str):
         device = device_selectors.device_get(principal=request.auth, device_id=device_id, action="devices:release")

@@ -1,6 +1,8 @@
 from django.urls import path
 
-from devices.api import claims, customers, devices, groups, serials, sims
+from devices.api import claims, customers, devices, groups, keys, serials, sims
+
+from devices.api import remote  # noqa: E402 - its own line; registers `particle_name`
 
 urlpatterns = [
     path("v1/sims", sims.SandboxSimListView.as_view(), name="sim-list"),
@@ -19,6 +21,7 @@ urlpatterns = [
     path("v1/products/<str:product>/device_claims", claims.ClaimCodeView.as_view(), name="product-claim-code"),
     path("v1/devices", devices.DeviceListView.as_view(), name="device-list"),
     path("v1/devices/<str:device_id>", devices.DeviceDetailView.as_view(), name="device-detail"),
+    path("v1/provisioning/<str:device_id>", keys.ProvisioningView.as_view(), name="provisioning"),
     path("v1/products/<str:product>/devices", devices.ProductDeviceListView.as_view(), name="product-device-list"),
     path("v1/products/<str:product>/devices/<str:device_id>", devices.ProductDeviceDetailView.as_view(),
          name="product-device-detail"),
@@ -26,4 +29,12 @@ urlpatterns = [
          name="product-device-owner"),
     path("v1/products/<str:product>/groups", groups.GroupListView.as_view(), name="group-list"),
     path("v1/products/<str:product>/groups/<str:name>", groups.GroupDetailView.as_view(), name="group-detail"),
+    # A device's variables (GET) and functions (POST), last: the converter leaves `ping`, `owner` and
+    # `events` to their own routes, and any fixed word added above wins over a name.
+    path("v1/devices/<str:device_id>/ping", remote.DevicePingView.as_view(), name="device-ping"),
+    path("v1/devices/<str:device_id>/<particle_name:name>", remote.DeviceRemoteView.as_view(), name="device-remote"),
+    path("v1/products/<str:product>/devices/<str:device_id>/ping", remote.ProductDevicePingView.as_view(),
+         name="product-device-ping"),
+    path("v1/products/<str:product>/devices/<str:device_id>/<particle_name:name>",
+         remote.ProductDeviceRemoteView.as_view(), name="product-device-remote"),
 ]

@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, help="Run the first N devices of the file (default: all)")
     parser.add_argument("--offset", type=int, default=0, help="Skip the first N devices of the file")
     parser.add_argument("--product", type=int, dest="product_id",
-                        help="Product id the devices say in their Hello (default: none, i.e. their platform id "
+                        help="Product id the devices say in their Hello (default: the secrets file's product_id, else "
+                             "none, i.e. their platform id "
                              "and firmware version 65535)")
     parser.add_argument("--firmware-version", type=int, default=1,
                         help="Product firmware version said with --product (default 1)")
@@ -127,7 +128,7 @@ async def run_fleet(options: dict, out: IO[str], stop: asyncio.Event | None = No
     raise_open_file_limit()
     secrets = read_secrets(options["secrets"], offset=options.get("offset") or 0, count=options.get("count"))
     host, port = _endpoint(options, secrets.host, secrets.port)
-    product_id = options.get("product_id")
+    product_id = options.get("product_id") or secrets.product_id  # --product, else the file's
     fleet = Fleet(secrets.devices, host, port, server_key=secrets.server_key, product_id=product_id,
                   firmware_version=options.get("firmware_version") or 1 if product_id is not None else 0xFFFF,
                   claim_code=options.get("claim_code"), publish_every=options.get("publish_every") or 0,

@@ -31,12 +31,13 @@ class Secrets:
     host: str | None
     port: int | None
     devices: list[DeviceSpec] = field(default_factory=list)
+    product_id: int | None = None  # the product the devices say in their Hello, when the file names one
 
 
 def read_secrets(path: str, *, offset: int = 0, count: int | None = None) -> Secrets:
     """Read the file; keep the devices from `offset`, at most `count` of them (the slice one process runs)."""
     server_key = None
-    host = port = None
+    host = port = product_id = None
     shared = shared_der = None
     devices: list[DeviceSpec] = []
     seen = 0
@@ -54,6 +55,7 @@ def read_secrets(path: str, *, offset: int = 0, count: int | None = None) -> Sec
                 server_key = base64.b64decode(row["server_key"])
                 host = row.get("host") or server_address(server_key)
                 port = int(row["port"]) if row.get("port") else None
+                product_id = int(row["product_id"]) if row.get("product_id") else None
             elif kind == "shared_key":
                 shared = load_device_key(base64.b64decode(row["private_key"]))
                 shared_der = device_public_der(shared)
@@ -75,7 +77,7 @@ def read_secrets(path: str, *, offset: int = 0, count: int | None = None) -> Sec
                 raise ValueError(f"{path}:{number}: unknown kind {kind!r}")
     if server_key is None:
         raise ValueError(f"{path}: no server line")
-    return Secrets(server_key=server_key, host=host, port=port, devices=devices)
+    return Secrets(server_key=server_key, host=host, port=port, devices=devices, product_id=product_id)
 
 
 def count_devices(path: str) -> int:

@@ -26,6 +26,7 @@ from devices.services import devices as device_services
 from devices.services import groups as group_services
 from devices.services import importing
 from devices.web import common
+from devices.web import remote
 from devices.web.forms import (PER_PAGE_CHOICES, BulkForm, DeviceDevelopmentForm, DeviceFirmwareForm, DeviceGroupsForm,
                                DeviceNameForm, DeviceNotesForm)
 from products.models import Product
@@ -365,6 +366,7 @@ def device_detail(request, product: str, device_id: str):
         "forms": forms, "history": [_history_row(e) for e in device_selectors.device_history(found, device.id)],
         "can": rights.as_dict("devices:update", "devices:release", "devices:remove", "devices:import"),
         "open_dialog": f"{bound[0]}-dialog" if bound and bound[0] in ("name", "firmware") else "",
+        **remote.panel_context(request, found, device),
     }, status=status)
 
 

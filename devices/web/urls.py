@@ -4,6 +4,7 @@ device list. Included from console/web/urls.py (by string), so names read `conso
 from django.urls import path
 
 from devices.web import customers, devices, groups, imports, sandbox, sims
+from devices.web import remote
 
 app_name = "devices"
 
@@ -23,6 +24,8 @@ urlpatterns = [
     path(P + "devices/<str:device_id>/", devices.device_detail, name="detail"),
     path(P + "devices/<str:device_id>/approve/", devices.device_approve, name="approve"),
     path(P + "devices/<str:device_id>/deny/", devices.device_deny, name="deny"),
+    path(P + "devices/<str:device_id>/remote/", remote.device_remote, name="remote"),
+    path(P + "devices/<str:device_id>/live/", remote.device_live, name="live"),
     path(P + "groups/", groups.group_list, name="groups"),
     path(P + "groups/<str:name>/edit/", groups.group_edit, name="group-edit"),
     path(P + "groups/<str:name>/delete/", groups.group_delete, name="group-delete"),
