@@ -10,17 +10,14 @@ import time
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-# The gateway lands on main beside this branch; until both are merged these tests have nothing to talk to.
-pytest.importorskip("devices.gateway.hub", reason="the device gateway (devices/gateway/) is not merged yet")
-
-from devices import presence  # noqa: E402
-from devices.keys import server_key_file  # noqa: E402
-from devices.models import Device, DeviceKey  # noqa: E402
-from devices.simulator import DeviceSpec  # noqa: E402
-from tests.support.fleet import ids, manufacture  # noqa: E402
-from tests.support.gateway import running_gateway  # noqa: E402
-from tests.support.simulator import device_key, pkcs1_der, running_fleet  # noqa: E402
-from tests.support.worker import running_celery_worker  # noqa: E402
+from devices import presence
+from devices.keys import server_key_file
+from devices.models import Device, DeviceKey
+from devices.simulator import DeviceSpec
+from tests.support.fleet import ids, manufacture
+from tests.support.gateway import running_gateway
+from tests.support.simulator import device_key, pkcs1_der, running_fleet
+from tests.support.worker import running_celery_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
