@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 CYAN_PORT ?= 8000
 export CYAN_PORT
 
-.PHONY: run serve test lint install migrate demo clean-data stop-redis bench
+.PHONY: run serve test lint install migrate demo clean-data stop-redis bench bench-gateway
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,3 +63,7 @@ clean-data: stop-redis
 # Benchmarks (PostgreSQL on 127.0.0.1; BENCH_DATABASE_URL to override). See bench/README.md.
 bench: install
 	$(BIN)/python bench/devices.py $(BENCH_ARGS)
+
+# The gateway benchmarks (issue 12): PostgreSQL and Redis on 127.0.0.1, real processes. See bench/README.md.
+bench-gateway: install
+	$(BIN)/python bench/gateway.py $(or $(BENCH_ARGS),all)

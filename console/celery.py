@@ -27,5 +27,7 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "purge-expired-tokens": {"task": "console.purge_expired_tokens", "schedule": crontab(minute=17)},
     "requeue-stale-imports": {"task": "devices.requeue_stale_imports", "schedule": 60.0},
+    "reap-gateways": {"task": "devices.reap_gateways", "schedule": 15.0},
+    "requeue-stale-onboardings": {"task": "devices.requeue_stale_onboardings", "schedule": 30.0},
     "recount-devices": {"task": "devices.recount_devices", "schedule": crontab(hour=3, minute=41)},
 }

@@ -30,13 +30,14 @@ if TYPE_CHECKING:
 class Principal:
     """The caller: a user (token or console session), a product token, an API user or a customer."""
 
-    kind: str  # "user" | "product" | "api_user" | "customer"
+    kind: str  # "user" | "product" | "api_user" | "customer" | "system"
     user: "User | None" = None
     token: "AccessToken | None" = None
     product_id: int | None = None  # product token, product-level API user, customer
     account_id: int | None = None  # org-level API user
     customer_id: int | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    name: str = ""  # what the audit log calls a "system" principal
 
     @classmethod
     def for_user(cls, user: "User", token: "AccessToken | None" = None) -> "Principal":
@@ -60,6 +61,12 @@ class Principal:
         customers): the same reach as the product token it would be issued, its scope restriction included."""
         return cls(kind="product", product_id=client.product_id, scopes=frozenset(client.restricted_scopes))
 
+    @classmethod
+    def system(cls, label: str = "Cyan") -> "Principal":
+        """Cyan itself acting on a device's own behalf (onboarding's auto-approve): reaches nothing through
+        `restrict_q`, so it can only call services that take their objects already found; audited as `label`."""
+        return cls(kind="system", name=label)
+
     @property
     def is_user(self) -> bool:
         return self.kind == "user"
@@ -70,6 +77,8 @@ class Principal:
             return self.user.email
         if self.kind == "product":
             return f"product {self.product_id} token"
+        if self.kind == "system":
+            return self.name or "Cyan"
         return f"{self.kind} {self.customer_id or ''}".strip()
 
 

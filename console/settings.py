@@ -98,6 +98,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if DATABASES["default"]["NAME"] not in ("", ":memory:"):
         private_file(Path(DATABASES["default"]["NAME"]))
     # WAL lets the web process read while a worker writes; the busy timeout rides out short locks.
+    # Tests get a file too, not Django's shared-cache in-memory database: the gateway, the Celery worker and the
+    # test share it from several threads, and shared-cache table locks fail at once (SQLITE_LOCKED) where a
+    # file database in WAL mode waits out the busy timeout, as the embedded default does in production.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "timeout": 20,
          "transaction_mode": "IMMEDIATE"}
@@ -133,6 +137,19 @@ CACHES = {
 
 # --- Device gateway (devices/gateway, docs/device-protocol.md) ---------------------------------------------
 DEVICE_REQUEST_TIMEOUT = env.float("DEVICE_REQUEST_TIMEOUT", default=30.0)  # function/variable answer, then 408
+GATEWAY_HOST = env.str("GATEWAY_HOST", default="0.0.0.0")
+GATEWAY_PORT = env.int("GATEWAY_PORT", default=5683)  # Device OS always dials 5683 over TCP
+GATEWAY_FLUSH_SECONDS = env.float("GATEWAY_FLUSH_SECONDS", default=15.0)  # last_heard to Redis and the rows
+GATEWAY_IDLE_TIMEOUT = env.float("GATEWAY_IDLE_TIMEOUT", default=40.0)  # silence before a device is dropped
+GATEWAY_HANDSHAKE_TIMEOUT = env.float("GATEWAY_HANDSHAKE_TIMEOUT", default=20.0)
+GATEWAY_HEARTBEAT_TTL = env.int("GATEWAY_HEARTBEAT_TTL", default=15)  # a gateway silent this long is reaped
+GATEWAY_MAX_HANDSHAKES_PER_ADDRESS = env.int("GATEWAY_MAX_HANDSHAKES_PER_ADDRESS", default=500)
+GATEWAY_MAX_HANDSHAKES_PER_SECOND = env.float("GATEWAY_MAX_HANDSHAKES_PER_SECOND", default=1000.0)  # per process
+GATEWAY_MAX_MESSAGES_PER_SECOND = env.int("GATEWAY_MAX_MESSAGES_PER_SECOND", default=50)  # per connection
+GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=4)
+DEVICE_SERVER_HOST = env.str("DEVICE_SERVER_HOST", default="127.0.0.1")  # the address in the server key file
+# The server's RSA-2048 key pair (PEM); empty: `server_key.pem` in DATA_DIR, made on first use (devices/keys.py)
+DEVICE_SERVER_KEY_FILE = env.str("DEVICE_SERVER_KEY_FILE", default="")
 
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True

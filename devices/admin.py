@@ -8,9 +8,11 @@ from django.contrib import admin, messages
 
 from console.errors import ServiceError
 from console.scoping import Principal
-from devices.models import (ClaimCode, Customer, Device, DeviceGroupMembership, DeviceTransfer, ImportJob,
-                            SerialNumber, SimCard, SimUsage)
+from devices.keys import public_key_der
+from devices.models import (ClaimCode, Customer, Device, DeviceGroupMembership, DeviceKey, DeviceTransfer, ImportJob,
+                            Onboarding, SerialNumber, SimCard, SimUsage)
 from devices.services.importing import device_import
+from devices.services.keys import device_key_upload, key_fingerprint
 from devices.services.registry import device_register, registry_device_id, registry_iccid, registry_serial
 from devices.services.sims import sim_release
 
@@ -77,6 +79,48 @@ class DeviceAdmin(admin.ModelAdmin):
             report = device_import(principal=principal, product=device.product, values=[(1, device.id)])
             approved += len(report.updated_ids)
         self.message_user(request, f"Approved {approved} device(s).", messages.SUCCESS)
+
+
+class DeviceKeyForm(forms.ModelForm):
+    public_key_pem = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 70}), label="Public key (PEM)",
+        help_text="The device's RSA public key (-----BEGIN PUBLIC KEY----- or -----BEGIN RSA PUBLIC KEY-----); "
+                  "it replaces the key the gateway checks at the device's next handshake.")
+
+    class Meta:
+        model = DeviceKey
+        fields = ["device"]
+
+    def clean_public_key_pem(self):
+        text = self.cleaned_data["public_key_pem"]
+        _checked(public_key_der, text)
+        return text
+
+
+@admin.register(DeviceKey)
+class DeviceKeyAdmin(admin.ModelAdmin):
+    """Devices registered in the admin have no key: support staff paste the one the device was made with here
+    (owners can also upload it with `particle keys send`, POST /v1/provisioning/:id)."""
+
+    form = DeviceKeyForm
+    list_display = ["device", "algorithm", "fingerprint", "updated_at"]
+    list_filter = ["algorithm"]
+    search_fields = ["=device__id"]
+    autocomplete_fields = ["device"]
+    readonly_fields = ["algorithm", "fingerprint", "created_at", "updated_at"]
+
+    @admin.display(description="SHA-256 of the public key")
+    def fingerprint(self, obj):
+        return key_fingerprint(bytes(obj.public_key)) if obj and obj.public_key else "-"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "device"] if obj is not None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        # The same service as the API: validated, audited, the old key replaced.
+        saved = device_key_upload(principal=Principal.for_user(request.user), device=obj.device,
+                                  public_key=form.cleaned_data["public_key_pem"])
+        obj.public_key, obj.created_at, obj.updated_at = saved.public_key, saved.created_at, saved.updated_at
 
 
 @admin.register(DeviceTransfer)
@@ -167,3 +211,22 @@ class DeviceGroupMembershipAdmin(admin.ModelAdmin):
     list_filter = ["group__product"]
     search_fields = ["device__id", "group__name"]
     raw_id_fields = ["device", "group"]
+
+
+@admin.register(Onboarding)
+class OnboardingAdmin(admin.ModelAdmin):
+    """Read-only: each connection's onboarding request and the worker's verdict, for support staff asking why
+    a device was refused. Workers write these rows; an edit here would bypass the claim on them."""
+
+    list_display = ["device", "state", "outcome", "reason", "gateway", "hello_product_id", "created_at",
+                    "decided_at"]
+    list_filter = ["state", "outcome"]
+    search_fields = ["=device__id", "reason"]
+    list_select_related = ["device"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

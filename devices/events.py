@@ -49,16 +49,48 @@ def event_make(*, device_id: str, name: str, data: str = "", ttl: int = 60, publ
                        ttl=ttl, public=public, product_id=product_id)
 
 
+def _push(pipe, events: list[DeviceEvent]) -> None:
+    for event in events:
+        key = history_key(event.coreid)
+        pipe.lpush(key, json.dumps(event.as_dict()))
+        pipe.ltrim(key, 0, HISTORY - 1)
+
+
 def events_publish(events: list[DeviceEvent]) -> None:
     """Publish device events, in order, in one Redis round trip."""
     if not events:
         return
     pipe = presence.client().pipeline(transaction=False)
-    for event in events:
-        key = history_key(event.coreid)
-        pipe.lpush(key, json.dumps(event.as_dict()))
-        pipe.ltrim(key, 0, HISTORY - 1)
+    _push(pipe, events)
     pipe.execute()
+
+
+ONCE_TTL = 86400
+
+
+def once_key(name: str) -> str:
+    return f"{presence.prefix()}:once:{name}"
+
+
+def events_publish_once(batches: dict[str, list[DeviceEvent]]) -> int:
+    """Publish each batch of events unless a batch of that name was published before (within a day): a
+    durable task that announces what it decided (onboarding's `spark/status` online) and may be run again
+    after a crash publishes each announcement once. The events and the "published" markers go in one Redis
+    transaction, so a process killed around it leaves both or neither. Returns how many batches went out."""
+    if not batches:
+        return 0
+    r = presence.client()
+    names = list(batches)
+    seen = r.mget([once_key(n) for n in names])
+    fresh = [n for n, mark in zip(names, seen) if mark is None]
+    if not fresh:
+        return 0
+    pipe = r.pipeline(transaction=True)
+    for name in fresh:
+        _push(pipe, batches[name])
+        pipe.set(once_key(name), 1, ex=ONCE_TTL)
+    pipe.execute()
+    return len(fresh)
 
 
 def event_publish(**kwargs) -> DeviceEvent:

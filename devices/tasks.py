@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from devices.services import devices, jobs, transfers
+from devices.services import devices, jobs, liveness, onboarding, transfers
 from products.models import Product
 
 
@@ -17,6 +17,17 @@ def run_import_job(job_id: int) -> str:
 @shared_task(name="devices.requeue_stale_imports")
 def requeue_stale_imports() -> int:
     return jobs.import_jobs_requeue_stale()
+
+
+@shared_task(name="devices.onboard")
+def onboard(ids: list[int]) -> int:
+    """Decide a batch of connections waiting for onboarding (devices.services.onboarding)."""
+    return onboarding.onboardings_run(ids)
+
+
+@shared_task(name="devices.requeue_stale_onboardings")
+def requeue_stale_onboardings() -> int:
+    return onboarding.onboardings_requeue_stale()
 
 
 @shared_task(name="devices.recount_devices")
@@ -33,3 +44,10 @@ def recount_devices() -> int:
 def send_transfer_email(*, transfer_id: int) -> bool:
     """Tell the owner about a new transfer request, or the requester about the decision."""
     return transfers.transfer_email_send(transfer_id=transfer_id)
+
+
+@shared_task(name="devices.reap_gateways")
+def reap_gateways() -> int:
+    """Devices of a gateway process that died (its heartbeat expired) go offline, even when no other gateway
+    is running to notice."""
+    return liveness.gateways_reap()

@@ -10,6 +10,7 @@ from tests.support.cache import clear_own_cache
 from tests.support.cast import Cast, build_cast
 from tests.support.clients import Cli, install_npm_clients, make_cli
 from tests.support.env import need, node_available
+from tests.support.presence import clear_presence
 
 
 @pytest.fixture(autouse=True)
@@ -41,8 +42,10 @@ def _roomy_rate_limits(request):
 def _clean_cache():
     # Lockout counters must not leak from one test into the next; only this worker's keys are touched.
     clear_own_cache()
+    clear_presence()
     yield
     clear_own_cache()
+    clear_presence()
 
 
 @pytest.fixture(scope="session", autouse=True)

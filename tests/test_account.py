@@ -22,6 +22,7 @@ from tests.support.browser import browser_tab, screenshot, sign_in
 from tests.support.clients import apijs, failed, ok
 from tests.support.console import signed_in
 from tests.support.fleet import import_devices, manufacture
+from tests.support.presence import connect
 
 SHOTS = Path(os.environ.get("CYAN_SHOTS_DIR", "/tmp/cyan-shots"))
 NEW = "quiet-harbour-meadow-7"
@@ -39,6 +40,7 @@ def person_with_things(email="ada@example.com"):
     an OAuth client, and seats on someone else's org and product."""
     user = UserFactory(email=email)
     made = manufacture(13, 1)[0]  # Boron: cellular, with a SIM
+    connect(made.device_id)  # claiming by id needs the device online
     device_claim(principal=Principal.for_user(user), device_id=made.device_id)
     Device.objects.filter(pk=made.device_id).update(name="kitchen", notes="by the window")
     SimCard.objects.filter(device_id=made.device_id).update(user=user, status=SimCard.Status.ACTIVE)
@@ -77,6 +79,7 @@ def test_deleting_an_account_releases_and_removes_what_it_held(api):
     assert (entry.actor_id, entry.actor_label, entry.target) == (None, "ada@example.com", "ada@example.com")
     # The released device can be claimed by the next person.
     other = UserFactory(email="next@example.com")
+    connect(device_id)  # claiming by id needs the device online
     outcome = device_claim(principal=Principal.for_user(other), device_id=device_id)
     assert outcome.transfer is None and Device.objects.get(pk=device_id).owner_id == other.pk
 
@@ -246,6 +249,7 @@ def test_change_email_then_delete_the_account_in_a_browser(live_server):
     base = live_server.url
     user = UserFactory(email="kay@example.com")
     made = manufacture(12, 1)[0]
+    connect(made.device_id)  # claiming by id needs the device online
     device_claim(principal=Principal.for_user(user), device_id=made.device_id)
     with browser_tab(SHOTS) as page:
         sign_in(page, base, "kay@example.com")

@@ -27,11 +27,12 @@ from devices.services import claims, customers, groups, sims, transfers
 from devices.services import devices as device_services
 from devices.services.importing import device_import
 from devices.models import Customer, Device, DeviceTransfer, SimCard
-from products.models import DeviceGroup
+from products.models import DeviceGroup, Product
 from products.services import product_create, product_delete, product_move, product_team, product_update
 from tests.factories import UserFactory
 from tests.support.audit import assert_audited
 from tests.support.fleet import ids, import_devices, manufacture
+from tests.support.presence import connect
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,9 @@ TESTED_ACTIONS = {
     "device.unclaim": "test_device_writes_are_audited",
     "device.deny": "test_device_writes_are_audited",
     "device.remove": "test_device_writes_are_audited",
+    "device.key.upload": "test_device_key_uploads_are_audited",
     "device.claim": "test_claims_and_transfers_are_audited",
+    "devices.quarantine": "test_onboarding_writes_are_audited",
     "device.transfer.request": "test_claims_and_transfers_are_audited",
     "device.transfer.approved": "test_claims_and_transfers_are_audited",
     "device.transfer.denied": "test_claims_and_transfers_are_audited",
@@ -202,6 +205,37 @@ def test_team_writes_are_audited(cast, where):
 # --- devices, groups, claims ----------------------------------------------------------------------------
 
 
+def test_onboarding_writes_are_audited(cast):
+    """A device that presents a product's firmware without being a member waits in quarantine (audited as Cyan,
+    once per product and batch); auto-approve is an import by Cyan; a claim code claims as the code's owner."""
+    from devices.models import ClaimCode, Onboarding
+    from devices.services.onboarding import onboardings_run
+    from devices.services.sessions import Hello, claim_code_presented, sessions_open
+
+    def onboard(*device_ids, product):
+        connect(*device_ids)
+        sessions_open([Hello(device_id=d, gateway="gw-test", session="s1", product_id=product.pk,
+                             firmware_version=2, platform_id=product.platform_id, flags=0, ip_address=None)
+                       for d in device_ids])
+        return onboardings_run(list(Onboarding.objects.filter(state="pending").values_list("pk", flat=True)))
+
+    waiting = ids(manufacture(13, 2))
+    assert onboard(*waiting, product=cast.product) == 2
+    assert_audited("devices.quarantine", actor=None, actor_label="Cyan onboarding", target=cast.product.slug,
+                   account=cast.org, product_id=cast.product.pk, data={"devices": 2, "ids": sorted(waiting)})
+    Product.objects.filter(pk=cast.product.pk).update(quarantine=False)
+    cast.product.refresh_from_db()
+    approved = ids(manufacture(13, 1))
+    assert onboard(*approved, product=cast.product) == 1
+    assert_audited("devices.import", actor=None, actor_label="Cyan auto-approve", target=cast.product.slug,
+                   product_id=cast.product.pk, data={"lines": 1, "added": 1, "existing": 0, "rejected": 0})
+    code = claims.claim_code_create(principal=Principal.for_user(cast.developer)).code
+    claim_code_presented(approved[0], code)
+    assert ClaimCode.objects.get(code=code).used_at is not None
+    assert_audited("device.claim", actor=cast.developer, target=approved[0], product_id=cast.product.pk,
+                   data={"user": cast.developer.email, "via": "claim code"})
+
+
 def test_device_writes_are_audited(cast):
     dev = Principal.for_user(cast.developer)
     made = manufacture(13, 3)
@@ -227,11 +261,34 @@ def test_device_writes_are_audited(cast):
     assert_audited("device.remove", actor=cast.developer, target=third, **where)
 
 
+def test_device_key_uploads_are_audited(cast):
+    """A key upload names the new key and the one it replaced (SHA-256 of each SPKI DER), in the device's product."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from devices.services.keys import device_key_upload, key_fingerprint
+
+    member = import_devices(cast.product)[0]
+    fingerprints = []
+    for _ in range(2):
+        public = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+        device_key_upload(principal=Principal.for_user(cast.developer), device=Device.objects.get(pk=member),
+                          public_key=public.public_bytes(serialization.Encoding.PEM,
+                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+        fingerprints.append(key_fingerprint(public.public_bytes(serialization.Encoding.DER,
+                                                                serialization.PublicFormat.SubjectPublicKeyInfo)))
+    where = {"actor": cast.developer, "target": member, "account": cast.org, "product_id": cast.product.pk}
+    assert_audited("device.key.upload", data={"fingerprint": fingerprints[0], "replaced": None}, **where)
+    assert_audited("device.key.upload", data={"fingerprint": fingerprints[1], "replaced": fingerprints[0]}, **where)
+
+
 def test_claims_and_transfers_are_audited(db):
     keeper, asker, other = (UserFactory(email=f"{n}@example.com") for n in ("keeper", "asker", "other"))
     first, second = ids(manufacture(12, 2))
+    connect(first)  # claiming by id needs the device online
     claims.device_claim(principal=Principal.for_user(keeper), device_id=first)
     assert_audited("device.claim", actor=keeper, target=first, product_id=None, data={"user": keeper.email})
+    connect(second)  # claiming by id needs the device online
     claims.device_claim(principal=Principal.for_user(keeper), device_id=second)
 
     asked = claims.device_claim(principal=Principal.for_user(asker), device_id=first,

@@ -26,6 +26,7 @@ from tests.support.api import Api, user_token
 from tests.support.db_state import assert_device_counts, device_state
 from tests.support.fleet import ids, import_devices, manufacture
 from tests.factories import UserFactory, make_product
+from tests.support.presence import connect
 
 pytestmark = pytest.mark.django_db
 
@@ -551,7 +552,9 @@ def test_unknown_customer_is_a_404(cast, dev):
     ({"id": ["0123456789abcdef01234567"]}, 400),
     ({"id": None}, 400),
     ({}, 400),
-    ({"product_id": 5}, 400),
+    ({"product_id": 5}, 404),  # self-provision into a product nobody has
+    ({"product_id": "no such product!"}, 404),
+    ({"product_id": ["1"]}, 404),
 ])
 def test_bad_claims_are_refused(cast, data, status):
     before = device_state()
@@ -560,10 +563,19 @@ def test_bad_claims_are_refused(cast, data, status):
     assert len(r.content) < 2_000, body  # a 10,000-character id is not echoed back
 
 
+@pytest.mark.parametrize("role,status", [("outsider", 404), ("viewer", 403), ("support", 403)])
+def test_self_provision_into_a_product_one_may_not_import_into_is_refused(cast, role, status):
+    before = device_state()
+    body = refused(cast.api(role).post("/v1/devices", {"product_id": cast.product.pk}), before, status=status)
+    if role == "outsider":
+        assert cast.product.name not in body["error_description"]
+
+
 def test_claiming_a_denied_device_is_refused(cast, dev):
     device = import_devices(cast.product, 1)[0]
     assert dev.delete(f"/v1/products/{cast.product.pk}/devices/{device}", {"deny": True}).status_code == 204
     before = device_state()
+    connect(device)  # claiming by id needs the device online
     refused(dev.post("/v1/devices", {"id": device}), before, status=403)  # the developer sees it: 403, not 404
 
 

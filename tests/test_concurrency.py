@@ -19,6 +19,7 @@ from devices.models import Device
 from products.models import Product
 from tests.support.fleet import ids, manufacture
 from tests.factories import UserFactory, make_org, make_product
+from tests.support.presence import connect
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL only")
 
@@ -79,6 +80,7 @@ def test_two_claims_cannot_both_take_the_last_free_device(transactional_db):
     def claim_and_hold():
         try:
             with transaction.atomic():
+                connect(first)  # claiming by id needs the device online
                 services.device_claim(principal=Principal.for_user(user), device_id=first)
                 claimed.set()
                 release.wait(10)
@@ -88,6 +90,7 @@ def test_two_claims_cannot_both_take_the_last_free_device(transactional_db):
 
     def claim_second():
         try:
+            connect(second)  # claiming by id needs the device online
             services.device_claim(principal=Principal.for_user(user), device_id=second)
             outcome["second"] = "claimed"
         except LimitExceeded:

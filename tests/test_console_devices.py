@@ -23,6 +23,7 @@ from products.models import DeviceGroup, Product
 from tests.support.fleet import ids, import_named_devices, manufacture
 from tests.factories import UserFactory, make_product
 from tests.support.console import signed_in
+from tests.support.presence import connect
 
 pytestmark = pytest.mark.django_db
 
@@ -621,6 +622,7 @@ def test_sandbox_list_checkbox_and_details(cast):
     me = Principal.for_user(user)
     personal = ids(manufacture(12, 2))
     for device_id in personal:
+        connect(device_id)  # claiming by id needs the device online
         claims.device_claim(principal=me, device_id=device_id)
     in_org = import_named_devices(cast, 3)  # org product devices claimed to the user: listed, never counted
     Device.objects.filter(pk__in=in_org).update(owner=user)

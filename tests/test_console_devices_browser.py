@@ -21,6 +21,7 @@ from tests.support.browser import browser_tab, screenshot, sign_in
 from tests.support.worker import running_celery_worker
 from tests.support.fleet import ids, manufacture
 from tests.factories import UserFactory, make_org, make_product, seat
+from tests.support.presence import connect
 
 SHOTS = Path(os.environ.get("CYAN_SHOTS_DIR", "/tmp/cyan-shots-devices"))
 
@@ -297,6 +298,7 @@ def test_approve_a_quarantined_device_and_the_sandbox_list(live_server, page):
 
     # The sandbox device list: personal and product devices claimed to the user, and the details box.
     for device_id in ids(manufacture(12, 2)):
+        connect(device_id)  # claiming by id needs the device online
         claims.device_claim(principal=Principal.for_user(owner), device_id=device_id)
     Device.objects.filter(pk=waiting[0]).update(owner=owner)
     page.locator("summary.switcher-button").click()
@@ -314,6 +316,7 @@ def test_approve_a_quarantined_device_and_the_sandbox_list(live_server, page):
     # Someone asks for one of the personal devices; the owner approves it on the same page.
     personal = Device.objects.filter(owner=owner, product__isnull=True).order_by("id").first()
     rival = UserFactory(email="rival@example.com")
+    connect(personal.id)  # claiming by id needs the device online
     claims.device_claim(principal=Principal.for_user(rival), device_id=personal.id, request_transfer=True)
     page.goto(f"{base}/devices/")
     request_row = page.locator("tr[data-transfer]")

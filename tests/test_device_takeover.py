@@ -18,6 +18,7 @@ from products.models import DeviceGroup, ProductMembership
 from tests.support.api import Api, user_token
 from tests.support.fleet import manufacture
 from tests.factories import UserFactory
+from tests.support.presence import connect
 
 pytestmark = pytest.mark.django_db
 
@@ -27,6 +28,7 @@ def victims_device(db):
     """A Boron claimed by a maker in her own sandbox (in no product)."""
     victim = UserFactory(email="maker@example.com")
     made = manufacture(13, 1)[0]
+    connect(made.device_id)  # claiming by id needs the device online
     claims.device_claim(principal=Principal.for_user(victim), device_id=made.device_id)
     return victim, made
 
@@ -64,6 +66,7 @@ def test_the_import_service_refuses_it_for_every_door(cast, victims_device):
 
 def test_a_device_claimed_by_a_team_member_is_imported_and_keeps_its_owner(cast):
     made = manufacture(13, 1)[0]
+    connect(made.device_id)  # claiming by id needs the device online
     claims.device_claim(principal=Principal.for_user(cast.developer), device_id=made.device_id)
     r = cast.api("owner").post(f"/v1/products/{cast.product.pk}/devices", {"id": made.device_id})
     assert r.json()["updatedDeviceIds"] == [made.device_id], r.content
@@ -138,6 +141,7 @@ def test_a_customer_may_rename_its_device_and_add_notes(cast):
 @pytest.mark.parametrize("field,value", PRODUCT_FIELDS)
 def test_a_removed_member_keeps_no_control_over_product_settings(cast, field, value):
     device = _product_device(cast)
+    connect(device.pk)  # claiming by id needs the device online
     claims.device_claim(principal=Principal.for_user(cast.developer), device_id=device.pk)
     api = cast.api("developer")
     assert api.put(f"/v1/devices/{device.pk}", {"notes": "still on my desk"}).status_code == 200
@@ -153,6 +157,7 @@ def test_a_removed_member_keeps_no_control_over_product_settings(cast, field, va
 
 def test_a_current_developer_still_sets_them(cast):
     device = _product_device(cast)
+    connect(device.pk)  # claiming by id needs the device online
     claims.device_claim(principal=Principal.for_user(cast.developer), device_id=device.pk)
     r = cast.api("developer").put(f"/v1/devices/{device.pk}", {"development": True, "groups": ["vip"]})
     assert r.status_code == 200, r.content

@@ -16,6 +16,7 @@ from devices.tasks import send_transfer_email
 from tests.support.api import Api, user_token
 from tests.support.fleet import manufacture
 from tests.factories import UserFactory
+from tests.support.presence import connect
 
 pytestmark = pytest.mark.django_db
 
@@ -24,16 +25,19 @@ pytestmark = pytest.mark.django_db
 def people(db):
     owner, asker, stranger = (UserFactory(email=f"{n}@example.com") for n in ("keeper", "asker", "stranger"))
     device_id = manufacture(12, 1)[0].device_id
+    connect(device_id)  # claiming by id needs the device online
     claims.device_claim(principal=Principal.for_user(owner), device_id=device_id)
     return owner, asker, stranger, device_id
 
 
 def ask(user, device_id, flag="true"):
+    connect(device_id)  # claiming by id needs the device online
     return Api(user_token(user)).call("POST", "/v1/devices", {"id": device_id, "request_transfer": flag}, form=True)
 
 
 def test_claiming_someone_elses_device_says_so_in_the_words_the_cli_looks_for(people):
     owner, asker, _, device_id = people
+    connect(device_id)  # claiming by id needs the device online
     r = Api(user_token(asker)).post("/v1/devices", {"id": device_id})
     assert r.status_code == 403 and r.json()["error"] == "That belongs to someone else."
     assert not DeviceTransfer.objects.exists()
@@ -67,6 +71,7 @@ def test_a_customers_device_cannot_be_asked_for(cast):
     device_id = manufacture(13, 1)[0].device_id
     customer = Customer.objects.create(product=cast.product, email="end-user@example.com")
     Device.objects.filter(pk=device_id).update(product=cast.product, customer=customer)
+    connect(device_id)  # claiming by id needs the device online
     r = cast.api("developer").call("POST", "/v1/devices", {"id": device_id, "request_transfer": "true"}, form=True)
     assert r.status_code == 403 and r.json()["error"] == "That belongs to someone else."
     assert not DeviceTransfer.objects.exists()
@@ -130,6 +135,7 @@ def test_a_request_lapses_when_the_device_changed_hands_meanwhile(people):
     owner, asker, stranger, device_id = people
     transfer_id = ask(asker, device_id).json()["transfer_id"]
     device_services.device_unclaim(principal=Principal.for_user(owner), device=Device.objects.get(pk=device_id))
+    connect(device_id)  # claiming by id needs the device online
     claims.device_claim(principal=Principal.for_user(stranger), device_id=device_id)
     from console.errors import Conflict, NotFound
 

@@ -11,6 +11,7 @@ from products.models import DeviceGroup, Product
 from tests.support.api import Api, user_token
 from tests.support.fleet import ids, manufacture
 from tests.factories import UserFactory, make_product
+from tests.support.presence import connect
 
 pytestmark = pytest.mark.django_db
 
@@ -106,6 +107,7 @@ def test_free_limit_refuses_the_whole_import(db):
     assert api.post(f"/v1/products/{product.slug}/devices", {"ids": ids(made[:100])}).json()["updated"] == 100
     # A claimed sandbox device now has no room either.
     spare = manufacture(12, 1)[0].device_id
+    connect(spare)  # claiming by id needs the device online
     r = api.post("/v1/devices", {"id": spare})
     assert r.status_code == 400 and r.json()["error"] == "device_limit_reached"
 
@@ -325,6 +327,7 @@ def test_quarantine_approve_and_deny(cast, borons):
 def test_claim_unclaim_and_sandbox_list(cast, borons):
     me = cast.api("outsider")
     argon = manufacture(12, 2)
+    connect(argon[0].device_id)  # claiming by id needs the device online
     assert me.post("/v1/devices", {"id": argon[0].device_id}).json()["claimed"] is True
     assert cast.api("viewer").post("/v1/devices", {"id": argon[0].device_id}).status_code == 403
     listed = me.get("/v1/devices").json()
@@ -342,7 +345,9 @@ def test_dev_form_reaches_product_devices_the_caller_can_reach(cast, imported_bo
 
 def test_user_device_counts(cast, borons):
     me = cast.api("outsider")
-    me.post("/v1/devices", {"id": manufacture(12, 1)[0].device_id})
+    spare = manufacture(12, 1)[0].device_id
+    connect(spare)  # claiming by id needs the device online
+    me.post("/v1/devices", {"id": spare})
     body = me.get("/v1/user").json()
     assert body["wifi_device_count"] == 1 and body["cellular_device_count"] == 0
 
@@ -412,6 +417,7 @@ def test_serial_number_lookups_are_limited_per_caller(cast, imported_borons):
 
 def test_claiming_someone_elses_device_says_what_the_cli_looks_for(cast):
     argon = manufacture(12, 1)[0].device_id
+    connect(argon)  # claiming by id needs the device online
     cast.api("viewer").post("/v1/devices", {"id": argon})
     r = cast.api("outsider").post("/v1/devices", {"id": argon})
     assert r.status_code == 403 and "That belongs to someone else." in r.json()["error"]

@@ -27,6 +27,7 @@ from tests.support.clients import (
 )
 from tests.support.env import need, node_available
 from tests.support.fleet import manufacture
+from tests.support.presence import connect
 
 pytestmark = [pytest.mark.clients, pytest.mark.django_db(transaction=True)]
 
@@ -243,6 +244,7 @@ def test_apijs_get_device_product_and_sandbox_forms(base_url, apijs_product):
     Device.objects.filter(pk=in_product.device_id).update(
         online=True, name="pump-7", functions=["reset"], variables={"temp": "double"}, firmware_version=4)
     p = apijs_product.product.slug
+    connect(claimed.device_id)  # claiming by id needs the device online
     ok(js(base_url, "claimDevice", {"deviceId": claimed.device_id}, auth=apijs_product.token))
 
     product_form, by_pk, dev_form, sandbox = js_batch(base_url, [
@@ -330,6 +332,7 @@ def test_apijs_update_device_and_its_wrappers(base_url, apijs_product):
 
     # The sandbox form: only name/signal/notes are sent (Part B §1.3).
     argon = apijs_product.argons[0].device_id
+    connect(argon)  # claiming by id needs the device online
     ok(js(base_url, "claimDevice", {"deviceId": argon}, auth=apijs_product.token))
     renamed, noted = js_batch(base_url, [
         ("renameDevice", {"deviceId": argon, "name": "desk-lamp"}),
@@ -401,6 +404,7 @@ def test_apijs_quarantine_list_approve_and_deny(base_url, apijs_product):
     assert Device.objects.get(pk=approve).quarantined is False
 
     # A denied device cannot be claimed (§6.2: it stays blocked).
+    connect(deny)  # claiming by id needs the device online
     result = js(base_url, "claimDevice", {"deviceId": deny}, auth=apijs_product.token)
     assert failed(result, 403)
 
@@ -410,6 +414,7 @@ def test_apijs_remove_device_owner_keeps_it_in_the_product(base_url, apijs_produ
     device_id = apijs_product.ids(0, 1)[0]
     apijs_product.add(device_id)
     p = apijs_product.product.slug
+    connect(device_id)  # claiming by id needs the device online
     claimed, before, unclaimed, after, sandbox = js_batch(base_url, [
         ("claimDevice", {"deviceId": device_id}),
         ("getDevice", {"product": p, "deviceId": device_id}),
@@ -435,6 +440,7 @@ def test_apijs_claim_device_and_sandbox_list(base_url, apijs_product):
     product_device = apijs_product.ids(0, 1)[0]
     apijs_product.add(product_device)
     now = timezone.now()
+    connect(a.device_id, b.device_id, product_device)  # claiming by id needs the device online
 
     claim_a, claim_b, claim_product, twice = js_batch(base_url, [
         ("claimDevice", {"deviceId": a.device_id}),
@@ -476,6 +482,7 @@ def test_apijs_claim_with_request_transfer_asks_the_owner(base_url, apijs_produc
     from devices.models import DeviceTransfer
 
     mine = manufacture(12, 1)[0].device_id
+    connect(mine)  # claiming by id needs the device online
     ok(js(base_url, "claimDevice", {"deviceId": mine}, auth=apijs_product.token))
     rival = UserFactory(email="asker@example.com")
     refused, asked = js_batch(base_url, [
@@ -679,6 +686,7 @@ def test_apijs_claim_codes(base_url, apijs_product):
     apijs_product.add(mine)
     Device.objects.filter(pk=mine).update(customer=Customer.objects.get(email="carol@example.com"))
     argon = apijs_product.argons[0].device_id
+    connect(argon)  # claiming by id needs the device online
     ok(js(base_url, "claimDevice", {"deviceId": argon}, auth=apijs_product.token))
 
     customer_code, user_code, again = js_batch(base_url, [
@@ -823,6 +831,7 @@ def test_cli_device_add_claims_and_list_shows_it(cli, base_url):
     assert proc.returncode == 0, show(proc)
     assert "No devices found." in proc.stdout, show(proc)
 
+    connect(lamp.device_id, sensor.device_id)  # claiming by id needs the device online
     proc = cli.run("device", "add", lamp.device_id)
     assert proc.returncode == 0, show(proc)
     assert f"Successfully claimed device {lamp.device_id}" in proc.stdout, show(proc)
@@ -845,6 +854,7 @@ def test_cli_device_add_claims_and_list_shows_it(cli, base_url):
     taken = manufacture(12, 1)[0]
     Device.objects.filter(pk=taken.device_id).update(owner=UserFactory(email="bob@example.com"))
     # The server's error names the owner conflict in the words the CLI looks for, so it offers a transfer.
+    connect(taken.device_id)
     proc = cli.run("device", "add", taken.device_id, input="n\n")
     assert "belongs to someone else" in _out(proc), show(proc)
     assert proc.returncode != 0, show(proc)

@@ -57,6 +57,7 @@ from tests.support.errors import assert_json_error
 from tests.support.fleet import customer_token, ids, import_devices, manufacture
 from tests.support.routes import DEVICE_MATRIX_ROUTES
 from tests.factories import UserFactory, make_org, make_product, seat
+from tests.support.presence import connect
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +124,7 @@ def hand_over(world: World, role: str, device_id: str | None) -> None:
     elif role == "ex_member":
         if device_id:
             Device.objects.filter(pk=device_id).update(customer=None, owner=None)
+            connect(device_id)  # claiming by id needs the device online
             claims.device_claim(principal=Principal.for_user(world.former), device_id=device_id)
         team_remove(principal=Principal.for_user(world.cast.owner), team=product_team(world.cast.product),
                     username=world.former.email)
@@ -308,12 +310,45 @@ def _devices_list(w: World) -> Target:
 def _devices_claim(w: World) -> Target:
     """Claim an unclaimed device of the product (seed 002: developers claim the test devices on their desks)."""
     member = import_devices(w.cast.product)[0]
+    connect(member)  # claiming by id needs the device online
 
     def verify(w, role, r):
         assert r.json()["claimed"] is True and r.json()["deviceID"] == member
         assert Device.objects.get(pk=member).owner == role_user(w, role)
 
     return Target("/v1/devices", {"id": member}, scope="devices:import", verify=verify)
+
+
+def _devices_self_provision(w: World) -> Target:
+    """POST /v1/devices {product_id}: a new device id in the product, for whoever may import into it."""
+    def verify(w, role, r):
+        device = Device.objects.get(pk=r.json()["id"])
+        assert device.product_id == w.p and device.platform_id == w.cast.product.platform_id
+        assert device.owner_id is None and device.customer_id is None and r.json()["product_id"] == w.p
+
+    return Target("/v1/devices", {"product_id": w.p}, scope="devices:import", verify=verify)
+
+
+def _provisioning(w: World) -> Target:
+    """POST /v1/provisioning/:id (particle keys send): the device's owner or the product's writers re-key it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from devices.keys import device_public_key
+
+    member = import_devices(w.cast.product)[0]
+    Device.objects.filter(pk=member).update(customer=w.bob)
+    public = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+
+    def verify(w, role, r):
+        assert r.json() == {"ok": True}
+        assert device_public_key(member) == public.public_bytes(serialization.Encoding.DER,
+                                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return Target(f"/v1/provisioning/{member}", {"deviceID": member, "publicKey": pem, "algorithm": "rsa"},
+                  scope="devices:update", verify=verify, device=member,
+                  refusals={"own_customer": "Customers cannot change a device's key"})
 
 
 def _device_get(w: World) -> Target:
@@ -691,10 +726,13 @@ MATRIX: list[tuple[str, Callable[[World], Target], tuple[int, ...], tuple[int, i
     # stay the team's (403: the caller can see the device)
     ("GET /v1/devices",                             _devices_list,            (200,) * 6 + (400,) * 3 + (200,), (200, 200)),
     ("POST /v1/devices (a product device)",         _devices_claim,           (200, 200, 200, 403, 403, 404, 400, 400, 400, 400), (400, 404)),
+    ("POST /v1/devices (self-provision)",           _devices_self_provision,  DEV(200), NOT_THEIRS),
     ("GET /v1/devices/:id",                         _device_get,              READ,     (200, 200)),
     ("PUT /v1/devices/:id",                         _device_put,              DEV(200), (200, 200)),
     ("PUT /v1/devices/:id (product fields)",        _device_put_product_fields, DEV(200), (403, 403)),
     ("DELETE /v1/devices/:id",                      _device_unclaim,          DEV(200), (200, 200)),
+    # keys: the owner (a former member too) may re-key their device; a customer may not (403: it sees it)
+    ("POST /v1/provisioning/:id",                   _provisioning,            DEV(200), (403, 200)),
     # groups
     ("GET /v1/products/:p/groups",                  _groups_list,             READ,     NOT_THEIRS),
     ("POST /v1/products/:p/groups",                 _group_create,            DEV(201), NOT_THEIRS),
@@ -837,6 +875,7 @@ def test_outsider_claiming_a_product_device_looks_like_an_unknown_id(world):
     member = import_devices(world.cast.product)[0]
     outsider = world.api("outsider")
     before = device_state()
+    connect(member)  # claiming by id needs the device online
     real = outsider.post("/v1/devices", {"id": member})
     fake = outsider.post("/v1/devices", {"id": FAKE_ID})
     assert fake.status_code == 404
@@ -866,6 +905,8 @@ OTHER_PRODUCT_ROUTES = [
     ("GET", "/v1/devices/{dev}", None, "devices:get"),
     ("PUT", "/v1/devices/{dev}", {"name": "hijacked"}, "devices:update"),
     ("DELETE", "/v1/devices/{dev}", None, "devices:release"),
+    ("POST", "/v1/provisioning/{dev}", {"publicKey": "-----BEGIN PUBLIC KEY-----"}, "devices:update"),
+    ("POST", "/v1/devices", {"product_id": "{product_id}"}, "devices:import"),
     ("GET", "{P}/groups", None, "groups:list"),
     ("POST", "{P}/groups", {"name": "hijack"}, "groups:create"),
     ("GET", "{P}/sims", None, "sims:list"),
@@ -909,7 +950,7 @@ def test_tokens_for_one_product_get_404_on_another(world, role, which, method, p
         token = api_user_token(cast, DEVICE_SCOPES)
     else:
         token = world.tokens[role]
-    subst = {"P": f"/v1/products/{other.pk}", "dev": dev, "iccid": sim.iccid if sim else FAKE_ICCID, "free": free}
+    subst = {"P": f"/v1/products/{other.pk}", "product_id": other.pk, "dev": dev, "iccid": sim.iccid if sim else FAKE_ICCID, "free": free}
     before = device_state()
     r = Api(token).call(method, _fill(path, subst), _fill(data, subst))
     assert r.status_code == 404, (role, which, r.status_code, r.content[:300])
@@ -1047,6 +1088,7 @@ def test_a_device_claimed_by_someone_else_cannot_be_claimed(world, holder):
         Device.objects.filter(pk=device).update(owner=cast.developer)
         thief = cast.api("admin")
     before = device_state()
+    connect(device)  # claiming by id needs the device online
     r = thief.post("/v1/devices", {"id": device})
     assert r.status_code == 403, r.content  # the thief can see the device (it is in their product or registry)
     assert_json_error(r)
@@ -1074,8 +1116,10 @@ def test_free_limit_counts_sandbox_claims_plus_free_product_members(db):
     assert sandbox_device_count(user) == 99
     spare = manufacture(12, 2)
     more = manufacture(13, 3)
+    connect(spare[0].device_id)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": spare[0].device_id}).status_code == 200  # the 100th
     before = device_state()
+    connect(spare[1].device_id)  # claiming by id needs the device online
     r = api.post("/v1/devices", {"id": spare[1].device_id})
     assert r.status_code == 400, r.content
     body = assert_json_error(r)
@@ -1119,11 +1163,14 @@ def test_org_product_devices_claimed_to_the_user_do_not_count(cast):
     assert sandbox_device_count(user) == 99
     # claiming one more org-product device is fine, and does not count
     extra = import_devices(cast.product)[0]
+    connect(extra)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": extra}).status_code == 200
     assert sandbox_device_count(user) == 99
     # one sandbox device still fits (the 100th); the next does not
     spare = manufacture(12, 2)
+    connect(spare[0].device_id)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": spare[0].device_id}).status_code == 200
+    connect(spare[1].device_id)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": spare[1].device_id}).status_code == 400
     # importing into the org product is never limited by the sandbox
     r = api.post(f"/v1/products/{cast.product.pk}/devices", {"ids": ids(manufacture(13, 3))})
@@ -1134,6 +1181,7 @@ def test_moving_the_free_product_into_an_org_frees_the_sandbox(db):
     user, product, api = _free_user("grower@example.com")
     _fill_sandbox(user, product, in_product=100, claimed_outside=0)
     spare = manufacture(12, 1)[0].device_id
+    connect(spare)  # claiming by id needs the device online
     assert api.post("/v1/devices", {"id": spare}).status_code == 400
     org = make_org(user, "Growth Co")
     product_move(principal=None, product=product, to_account=org)
@@ -1166,6 +1214,7 @@ def test_a_team_member_claiming_in_someone_elses_free_product_does_not_use_their
     _fill_sandbox(helper, Product.objects.filter(account__owner=helper).first(), in_product=0, claimed_outside=100)
     member = manufacture(13, 1)[0].device_id
     assert maker_api.post(f"/v1/products/{product.pk}/devices", {"id": member}).json()["updated"] == 1
+    connect(member)  # claiming by id needs the device online
     r = helper_api.post("/v1/devices", {"id": member})
     assert r.status_code == 200, r.content  # counted in the maker's free product, not the helper's sandbox
     assert sandbox_device_count(helper) == 100 and sandbox_device_count(maker) == 1

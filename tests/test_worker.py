@@ -14,6 +14,7 @@ from console.services.teams import team_invite
 from console.scoping import Principal
 from tests.factories import UserFactory
 from tests.support.worker import running_celery_worker
+from tests.support.presence import connect
 
 
 @pytest.fixture
@@ -103,6 +104,7 @@ def test_transfer_request_and_decision_emails_go_through_the_worker(cast, worker
 
     device_id = manufacture(12, 1)[0].device_id
     keeper, asker = UserFactory(email="keeper@example.com"), UserFactory(email="asker@example.com")
+    connect(device_id)  # claiming by id needs the device online
     services.device_claim(principal=Principal.for_user(keeper), device_id=device_id)
     outcome = services.device_claim(principal=Principal.for_user(asker), device_id=device_id, request_transfer=True)
     assert wait_for(lambda: any("keeper@example.com" in m.to for m in mail.outbox)), "the owner was not told"

@@ -9,13 +9,12 @@ from rest_framework.views import APIView
 from console import validation
 from console.api.base import body, no_content, require_user
 from console.api.serializers import iso
-from console.errors import ValidationFailed
 from devices.api import inputs
 from devices.api.serializers import customer_usernames_body, device_body
 from devices.models import Device
 from devices.selectors import devices as device_selectors
 from devices.selectors.groups import groups_of
-from devices.services import claims, importing
+from devices.services import claims, importing, registry
 from devices.services import devices as device_services
 from devices.services import groups as group_services
 from devices.services import remote as remote_services
@@ -122,11 +121,12 @@ class DeviceListView(APIView):
         return Response([device_body(d, groups.get(d.id)) for d in devices])
 
     def post(self, request):
-        require_user(request.auth)
         data = body(request)
         if data.get("product_id") not in (None, "") and not data.get("id"):
-            raise ValidationFailed("Self-provisioning is not available: import the device into the product",
-                                   field="product_id")
+            # Self-provision (particle-api-js provisionDevice): a new device id in the product.
+            found = product_get(principal=request.auth, ident=data["product_id"], action="devices:import")
+            return Response(device_body(registry.device_self_provision(principal=request.auth, product=found), []))
+        require_user(request.auth)
         outcome = claims.device_claim(
             principal=request.auth, device_id=data.get("id"),
             request_transfer=validation.boolean(data.get("request_transfer"), field="request_transfer",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from devices.api import claims, customers, devices, groups, serials, sims
+from devices.api import claims, customers, devices, groups, keys, serials, sims
 
 from devices.api import remote  # noqa: E402 - its own line; registers `particle_name`
 
@@ -21,6 +21,7 @@ urlpatterns = [
     path("v1/products/<str:product>/device_claims", claims.ClaimCodeView.as_view(), name="product-claim-code"),
     path("v1/devices", devices.DeviceListView.as_view(), name="device-list"),
     path("v1/devices/<str:device_id>", devices.DeviceDetailView.as_view(), name="device-detail"),
+    path("v1/provisioning/<str:device_id>", keys.ProvisioningView.as_view(), name="provisioning"),
     path("v1/products/<str:product>/devices", devices.ProductDeviceListView.as_view(), name="product-device-list"),
     path("v1/products/<str:product>/devices/<str:device_id>", devices.ProductDeviceDetailView.as_view(),
          name="product-device-detail"),

@@ -3,6 +3,7 @@ codes a device presents to be claimed to a user or a product's customer."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -11,8 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from console import validation
-from console.errors import Forbidden, NotFound
+from console.errors import Forbidden, LimitExceeded, NotFound, ValidationFailed
 from console.scoping import Principal
+from devices import presence
 from devices.models import ClaimCode, Customer, Device, DeviceTransfer
 from devices.selectors.devices import unscoped_device_for_claim
 from devices.services.audit import audit_device
@@ -22,6 +24,10 @@ from products.models import Product
 
 CLAIM_CODE_LIFETIME = timedelta(hours=1)
 OWNED_ELSEWHERE = "That belongs to someone else."  # particle-cli looks for this exact sentence in `error`
+OFFLINE = ("The device is not connected to the cloud. Claiming by id needs it online: power it up and connect "
+           "it, then try again (or claim it with a claim code, which works while it is offline).")
+
+log = logging.getLogger("cyan.claims")
 
 
 @dataclass
@@ -58,6 +64,11 @@ def device_claim(*, principal: Principal, device_id: str, request_transfer: bool
         raise Forbidden("That device is claimed by someone else", code=OWNED_ELSEWHERE)
     if device.denied:
         raise Forbidden("That device was denied by its product", code="device_denied")
+    if presence.device_location(device.id) is None:
+        # As at Particle, a claim by id proves possession by the device being online (presence in Redis is
+        # the live truth; the row's `online` can lag by the flush interval). A claim code and an import's
+        # `claim_user` stay offline-friendly.
+        raise ValidationFailed(OFFLINE, code="device_offline", field="id")
     if device.product_id is None:
         check_sandbox_room(user, 1)
     device.owner = user
@@ -84,3 +95,60 @@ def claim_code_create(*, principal: Principal, product: Product | None = None) -
         code=code, user=principal.user if customer is None else None, customer=customer, product=product,
         device_ids=list(owned.values_list("id", flat=True)[:1000]),
         expires_at=timezone.now() + CLAIM_CODE_LIFETIME)
+
+
+def claim_code_valid(code: str) -> ClaimCode | None:
+    """The unused, unexpired claim code `code`, or None."""
+    return ClaimCode.objects.filter(code=code, used_at__isnull=True, expires_at__gt=timezone.now()).first()
+
+
+@transaction.atomic
+def device_claim_by_code(*, code: str, device_id: str) -> bool:
+    """A device presented `code` (`spark/device/claim/code`): claim it to the code's user, or to the code's
+    customer when it is a device of the customer's product, by the same rules as a claim by id — the free
+    limit, and never a device someone else holds. The code is used up. False (logged) when refused."""
+    claim = ClaimCode.objects.select_for_update(of=("self",)).filter(
+        code=code, used_at__isnull=True, expires_at__gt=timezone.now()).select_related("user", "customer").first()
+    if claim is None:
+        log.info("claim code for device %s: unknown, used or expired", device_id)
+        return False
+    if claim.user is not None:
+        lock_sandbox(claim.user)  # the user before the device row, as every limit check does
+    device = unscoped_device_for_claim(device_id)
+    refused = ""
+    if device is None or device.denied:
+        refused = "unknown or denied device"
+    elif claim.product_id is not None and device.product_id != claim.product_id:
+        refused = "the code is for another product"
+    elif claim.customer is not None:
+        if device.product_id != claim.customer.product_id:
+            refused = "the customer's product does not hold this device"
+        elif device.owner_id is not None or device.customer_id not in (None, claim.customer_id):
+            refused = "claimed by someone else"
+    elif claim.user is not None:
+        if device.customer_id is not None or device.owner_id not in (None, claim.user_id):
+            refused = "claimed by someone else"
+    else:
+        refused = "the code names nobody"
+    if not refused and claim.user is not None and device.owner_id is None and device.product_id is None:
+        try:
+            check_sandbox_room(claim.user, 1)
+        except LimitExceeded as exc:
+            refused = exc.description
+    if refused:
+        log.info("claim code for device %s refused: %s", device_id, refused)
+        return False
+    now = timezone.now()
+    if claim.customer is not None:
+        device.customer = claim.customer
+        principal = Principal(kind="customer", customer_id=claim.customer_id, product_id=claim.customer.product_id)
+        who = claim.customer.email
+    else:
+        device.owner = claim.user
+        principal = Principal.for_user(claim.user)
+        who = claim.user.email
+    device.updated_at = now
+    device.save(update_fields=["owner", "customer", "updated_at"])
+    ClaimCode.objects.filter(pk=claim.pk).update(used_at=now, device_ids=[*claim.device_ids, device.id][-1000:])
+    audit_device(principal, device, "claim", {"user": who, "via": "claim code"})
+    return True

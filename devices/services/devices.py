@@ -17,6 +17,7 @@ from devices.identifiers import DEVICE_NAME
 from devices.models import Device, DeviceGroupMembership, SimCard
 from devices.services.audit import audit_device
 from devices.services.groups import device_set_groups
+from devices.services.sessions import device_disconnect_on_commit
 from products.models import DeviceGroup, Product
 
 MAX_FIRMWARE_VERSION = 65535
@@ -132,6 +133,9 @@ def device_remove(*, principal: Principal, device: Device) -> None:
     device.save()
     audit_record(principal=principal, action="device.remove", target=device.id, account=product.account,
                  product_id=product.pk)
+    # A connected device is let go: it was admitted as the product's, and its next connect is decided afresh
+    # (onboarding again, which may quarantine it in the product whose firmware it runs).
+    device_disconnect_on_commit(device.id, "removed from its product")
 
 
 @transaction.atomic
@@ -158,6 +162,7 @@ def device_deny(*, principal: Principal, device: Device) -> None:
     device.updated_at = timezone.now()
     device.save(update_fields=["quarantined", "denied", "updated_at"])
     audit_device(principal, device, "deny")
+    device_disconnect_on_commit(device.id, "denied")
 
 
 def recount(product: Product) -> tuple[int, int]:

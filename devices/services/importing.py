@@ -22,6 +22,7 @@ from console.scoping import Principal, rights_for
 from console.services.audit import audit_record
 from devices.identifiers import classify
 from devices.models import Device, SerialNumber, SimCard
+from devices.services import sessions
 from devices.services.limits import check_sandbox_room, lock_sandbox
 from products.models import Product
 from products.selectors import product_team_user_ids
@@ -270,8 +271,10 @@ def claim_user_for(product: Product, email: str | None) -> User | None:
 
 def device_import(*, principal: Principal | None, product: Product, values: list[tuple[int, str]],
                   import_sims: bool = True, claim_user: str | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> ImportReport:
-    """Add the listed devices to `product` (or approve them out of its quarantine) and report every line."""
+                  progress: Callable[[int, int], None] | None = None, admit_connected: bool = True) -> ImportReport:
+    """Add the listed devices to `product` (or approve them out of its quarantine) and report every line.
+    A quarantined device that is connected comes online at once (`admit_connected`; the onboarding worker,
+    which admits what it imports itself, turns it off)."""
     if not values:
         raise ValidationFailed("No device ids given: send `id`, `ids[]` or a file with one id per line",
                                field="file")
@@ -312,7 +315,10 @@ def device_import(*, principal: Principal | None, product: Product, values: list
                 fields["owner_id"] = owner.pk
             # Move first, then look at what did not move: the common case (every line a new device) is one
             # statement, and only the leftovers need reading to say why they were not added.
+            # Approving: which of these wait in quarantine on a live connection (Redis first: usually none).
+            waiting = sessions.connected_quarantined(product, candidates) if admit_connected else []
             added = store.add(candidates, product, fields)
+            sessions.devices_admit_approved(product=product, device_ids=[i for i in waiting if i in added], now=now)
         others = store.lookup([i for i in candidates if i not in added])
         seen: set[str] = set()
         for index, ((line, raw, kind, value), device_id) in enumerate(zip(parsed, line_ids), start=1):

@@ -41,7 +41,7 @@ def device_state() -> dict:
     """Everything a device, SIM, group, customer or claim route could write (`last_used_at` of tokens is left
     out: reads may touch it)."""
     from console.models import AccessToken, AuditEntry, User
-    from devices.models import ClaimCode, Customer, Device, DeviceGroupMembership, ImportJob, SimCard
+    from devices.models import ClaimCode, Customer, Device, DeviceGroupMembership, DeviceKey, ImportJob, SimCard
     from products.models import DeviceGroup, Product
 
     return {
@@ -61,6 +61,8 @@ def device_state() -> dict:
         "tokens": list(AccessToken.objects.order_by("pk").values_list("pk", "token_hash", "kind")),
         "users": User.objects.count(),
         "import_jobs": ImportJob.objects.count(),
+        "keys": [(pk, bytes(der), at) for pk, der, at in
+                 DeviceKey.objects.order_by("pk").values_list("pk", "public_key", "updated_at")],
         "audit": AuditEntry.objects.count(),
     }
 
