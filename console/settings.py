@@ -145,7 +145,7 @@ GATEWAY_HANDSHAKE_TIMEOUT = env.float("GATEWAY_HANDSHAKE_TIMEOUT", default=20.0)
 GATEWAY_HEARTBEAT_TTL = env.int("GATEWAY_HEARTBEAT_TTL", default=15)  # a gateway silent this long is reaped
 GATEWAY_MAX_HANDSHAKES_PER_ADDRESS = env.int("GATEWAY_MAX_HANDSHAKES_PER_ADDRESS", default=500)
 GATEWAY_MAX_HANDSHAKES_PER_SECOND = env.float("GATEWAY_MAX_HANDSHAKES_PER_SECOND", default=1000.0)  # per process
-GATEWAY_MAX_MESSAGES_PER_SECOND = env.int("GATEWAY_MAX_MESSAGES_PER_SECOND", default=50)  # per connection
+GATEWAY_MAX_MESSAGES_PER_SECOND = env.int("GATEWAY_MAX_MESSAGES_PER_SECOND", default=200)  # per connection
 GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=4)
 DEVICE_SERVER_HOST = env.str("DEVICE_SERVER_HOST", default="127.0.0.1")  # the address in the server key file
 # The server's RSA-2048 key pair (PEM); empty: `server_key.pem` in DATA_DIR, made on first use (devices/keys.py)

@@ -100,7 +100,7 @@ def live():
 
 def paced(calls_per_second: float = 15):
     """Between calls to one device: the gateway closes a connection that sends more than
-    GATEWAY_MAX_MESSAGES_PER_SECOND (50) messages in a second, and each answer is two (the ACK, the reply)."""
+    GATEWAY_MAX_MESSAGES_PER_SECOND (200) messages in a second, and each answer is two (the ACK, the reply)."""
     time.sleep(1 / calls_per_second)
 
 
@@ -203,23 +203,14 @@ def test_after_the_device_leaves_it_is_offline_at_once(live):
     assert r.status_code == 408 and time.monotonic() - started < 1.0
 
 
-def test_function_call_latency_through_the_api(live):
-    """Not the benchmark, a sanity figure for this path: 100 calls at 15 a second (the gateway's per-connection
-    cap allows 25) through Django, Redis, the gateway and the simulator."""
+def test_a_hundred_calls_in_a_row_each_get_their_own_answer(live):
+    """Replies are matched by token, so a hundred calls through Django, Redis, the gateway and the simulator
+    each get the result of their own argument. (How fast is bench/gateway.py's question, not this test's.)"""
     api = live.api(live.support)
-    took = []
     for i in range(100):
-        started = time.monotonic()
         r = api.post(f"/v1/devices/{live.device_id}/echo", {"arg": "x" * (i % 50)})
-        took.append(time.monotonic() - started)
         assert r.json()["return_value"] == i % 50
         paced()
-    took.sort()
-    median, p99 = took[50], took[98]
-    print(f"function call through the API: median {median * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
-    # a bound a shared, loaded test machine keeps (305 ms p99 seen during the full suite on 2 busy cores);
-    # the benchmark, not this test, holds the 50 ms target
-    assert median < 0.25 and p99 < 1.0, (median, p99)
 
 
 # --- the official clients -----------------------------------------------------------------------------------

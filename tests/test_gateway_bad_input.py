@@ -71,15 +71,20 @@ def still_served(dev: RawDevice) -> None:
     assert answer[0] >> 4 & 0x3 == 2 and answer[1] == 0, answer  # an empty ACK
 
 
-def test_garbage_instead_of_the_handshake(gateway, keyed, caplog):
+@pytest.mark.parametrize("first_byte, reason", [
+    # Below the modulus, the block decrypts, and OpenSSL's implicit rejection turns its bad PKCS#1 padding into
+    # random plaintext rather than an error (no padding oracle): it fails at the nonce check.
+    (0x00, "wrong nonce"),
+    # At or above the modulus (whose top byte is at most 0xff), it is no RSA block at all.
+    (0xFF, "does not decrypt with the server key"),
+])
+def test_garbage_instead_of_the_handshake(gateway, keyed, caplog, first_byte, reason):
     caplog.set_level(logging.INFO, logger="devices.gateway")
     good = online_device(gateway, keyed)
     bad = RawDevice(gateway.port)
     bad.read(40)
-    bad.sock.sendall(random_bytes(256))
-    # OpenSSL's implicit rejection turns a bad PKCS#1 block into random plaintext rather than an error (no
-    # padding oracle), so garbage fails at the nonce check.
-    closed_with(caplog, bad, "wrong nonce")
+    bad.sock.sendall(bytes([first_byte]) + (b"\xff" * 255 if first_byte == 0xFF else random_bytes(255)))
+    closed_with(caplog, bad, reason)
     still_served(good)
 
 

@@ -114,7 +114,7 @@ class Hub:
         self.idle_timeout = _setting("GATEWAY_IDLE_TIMEOUT", 40.0)
         self.handshake_timeout = _setting("GATEWAY_HANDSHAKE_TIMEOUT", 20.0)
         self.max_handshakes_per_address = _setting("GATEWAY_MAX_HANDSHAKES_PER_ADDRESS", 500)
-        self.max_messages_per_second = _setting("GATEWAY_MAX_MESSAGES_PER_SECOND", 50)
+        self.max_messages_per_second = _setting("GATEWAY_MAX_MESSAGES_PER_SECOND", 200)
         # A token bucket on new connections: past it a device is closed before the nonce and backs off (1 s,
         # then longer), so a fleet cut off at once — a gateway restart — comes back spread over seconds rather
         # than queueing RSA work it would time out on.
