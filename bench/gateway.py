@@ -310,6 +310,9 @@ def bench_connect(args) -> None:
         ports = [procs.gateway(n) for n in range(args.gateways)]
         for n in range(args.workers):
             procs.worker(n)
+        # Beat re-enqueues onboarding work whose worker died or whose message was lost (part of the design).
+        procs.start("beat", [PYTHON, "-m", "celery", "-A", "console", "beat", "--loglevel", "WARNING",
+                             "--schedule", str(DATA_DIR / "celerybeat-schedule")])
         time.sleep(3)
         key = load_device_key(pkcs1)
         public = device_public_der(key)

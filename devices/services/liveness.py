@@ -9,6 +9,7 @@ device page show `last_heard` at most one flush interval old; `online` changes a
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,15 +39,26 @@ return out
 """
 
 
+def lock_devices_in_order(device_ids) -> None:
+    """Take the device rows' locks in id order, inside the caller's transaction. Every writer of many device
+    rows at once (the gateway's batches, the onboarding worker) does this first, so two of them can never hold
+    a lock the other waits for — without it, two gateways and two workers deadlocked on PostgreSQL within
+    seconds of 10,000 devices connecting (bench/gateway.py)."""
+    ids = sorted(set(device_ids))
+    if ids and connection.vendor == "postgresql" and connection.in_atomic_block:
+        list(Device.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+
+
 def devices_heard(heard: dict[str, tuple[datetime, str | None]]) -> int:
     """Write last_heard (and the address it came from) for many devices: one UPDATE per thousand."""
     if not heard:
         return 0
-    items = list(heard.items())
+    items = sorted(heard.items())
     table = Device._meta.db_table
-    with connection.cursor() as cursor:
-        for start in range(0, len(items), BATCH):
-            chunk = items[start:start + BATCH]
+    for start in range(0, len(items), BATCH):
+        chunk = items[start:start + BATCH]
+        with transaction.atomic(), connection.cursor() as cursor:
+            lock_devices_in_order([d for d, _ in chunk])
             if connection.vendor == "postgresql":
                 values = ",".join(["(%s, %s::timestamptz, %s::inet)"] * len(chunk))
                 params = [p for d, (at, ip) in chunk for p in (d, at, ip)]
@@ -75,21 +87,31 @@ class Described:
 
 
 def describes_received(items: list[Described]) -> None:
-    with transaction.atomic():
-        for item in items:
-            fields: dict = {}
-            if item.functions is not None:
-                fields["functions"] = item.functions
-            if item.variables is not None:
-                fields["variables"] = item.variables
-            if item.system_firmware_version:
-                fields["system_firmware_version"] = item.system_firmware_version[:32]
-            if item.safe_mode:
-                fields["status"] = Device.Status.SAFE_MODE
-            elif item.functions is not None:
-                fields["status"] = Device.Status.NORMAL  # an application describe: the app runs
-            if fields:
-                Device.objects.filter(pk=item.device_id).update(**fields)
+    """Write what devices said about themselves. A fleet runs the same firmware, so the batch is grouped by what
+    was said and each group is one UPDATE (a statement per device took a quarter of a gateway's time while
+    10,000 devices connected). Each group takes its rows' locks in id order, as every multi-row writer does."""
+    groups: dict[str, tuple[dict, list[str]]] = {}
+    for item in items:
+        fields: dict = {}
+        if item.functions is not None:
+            fields["functions"] = item.functions
+        if item.variables is not None:
+            fields["variables"] = item.variables
+        if item.system_firmware_version:
+            fields["system_firmware_version"] = item.system_firmware_version[:32]
+        if item.safe_mode:
+            fields["status"] = Device.Status.SAFE_MODE
+        elif item.functions is not None:
+            fields["status"] = Device.Status.NORMAL  # an application describe: the app runs
+        if fields:
+            key = json.dumps(fields, sort_keys=True)
+            groups.setdefault(key, (fields, []))[1].append(item.device_id)
+    for fields, device_ids in groups.values():
+        for start in range(0, len(device_ids), BATCH):
+            chunk = sorted(device_ids[start:start + BATCH])
+            with transaction.atomic():
+                lock_devices_in_order(chunk)
+                Device.objects.filter(pk__in=chunk).update(**fields)
 
 
 def gateway_release(gateway: str) -> list[str]:

@@ -85,7 +85,7 @@ def _decide(rows: list[Onboarding], claim) -> None:
                          if not p.quarantine and p.account.kind == Account.Kind.SANDBOX}, key=lambda u: u.pk):
         lock_sandbox(owner)
     devices = {d.id: d for d in Device.objects.select_for_update(of=("self",)).select_related("product")
-               .filter(pk__in={r.device_id for r in rows})}
+               .filter(pk__in={r.device_id for r in rows}).order_by("pk")}  # id order: liveness.lock_devices_in_order
     # The newest connection of a device decides for it; older rows of the same device get the same outcome.
     latest: dict[str, Onboarding] = {}
     for row in rows:

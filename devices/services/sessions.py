@@ -17,7 +17,7 @@ from django.utils import timezone
 from console.queue import enqueue_on_commit
 from devices import events, presence
 from devices.models import Device, Onboarding
-from devices.services import claims
+from devices.services import claims, liveness
 from products.models import Product
 
 ONBOARD_TASK = "devices.onboard"
@@ -105,7 +105,8 @@ def devices_mark_online(devices: list[Device], *, now, contact: dict[str, str | 
               "first_connected_at": Coalesce("first_connected_at", Value(now))}
     if contact is not None:
         shared["last_handshake_at"] = now
-    device_ids = [d.id for d in devices]
+    device_ids = sorted(d.id for d in devices)
+    liveness.lock_devices_in_order(device_ids)
     for start in range(0, len(device_ids), 500):
         Device.objects.filter(pk__in=device_ids[start:start + 500]).update(**shared)
     if contact is not None:
@@ -192,7 +193,7 @@ def sessions_closed(device_ids: list[str]) -> None:
     if not device_ids:
         return
     with transaction.atomic():
-        went = list(Device.objects.select_for_update().filter(pk__in=device_ids, online=True)
+        went = list(Device.objects.select_for_update().filter(pk__in=device_ids, online=True).order_by("pk")
                     .only("id", "product_id"))
         if went:
             Device.objects.filter(pk__in=[d.id for d in went]).update(online=False)
