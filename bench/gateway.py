@@ -479,14 +479,18 @@ def bench_calls(args) -> None:
         async def load():
             latencies, errors = [], []
             connector = aiohttp.TCPConnector(limit=0)
-            async with aiohttp.ClientSession(connector=connector,
+            async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=35),
                                              headers={"Authorization": f"Bearer {token}"}) as http:
                 async def one(n: int):
                     device = ids[n % len(ids)]
                     start = time.perf_counter()
-                    async with http.post(f"http://127.0.0.1:{web}/v1/products/{product.pk}/devices/{device}/echo",
-                                         data={"arg": "x" * (n % 40)}) as resp:
-                        body = await resp.json()
+                    try:
+                        async with http.post(f"http://127.0.0.1:{web}/v1/products/{product.pk}/devices/{device}"
+                                             f"/echo", data={"arg": "x" * (n % 40)}) as resp:
+                            body = await resp.json()
+                    except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                        errors.append(("no answer", type(exc).__name__))
+                        return
                     if resp.status != 200 or body.get("return_value") != n % 40:
                         errors.append((resp.status, body))
                     else:
@@ -509,8 +513,12 @@ def bench_calls(args) -> None:
         latencies, errors, wall = asyncio.run(load())
         cpu1 = {name: cpu_seconds(procs.pids(name)) for name in ("web", "gateway", "sim")}
         achieved = len(latencies) / wall
+        if not latencies:
+            print(f"  nothing answered; errors: {errors[:5]}")
+            return
         p99 = pct(latencies, 0.99)
-        print(f"  {len(latencies):,} answered, {len(errors)} errors ({errors[:3]}); {achieved:,.0f} calls/s")
+        print(f"  {len(latencies):,} answered, {len(errors)} errors ({errors[:3]}); {achieved:,.0f} calls/s "
+              f"answered (offered {args.rate:g}/s)")
         print(f"  latency: median {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
               f"max {max(latencies) * 1000:.1f} ms  (target p99 <= 50 ms: {p99 / 0.05:.2f} of it)")
         print("  CPU: " + ", ".join(f"{name} {(cpu1[name] - cpu0[name]) / wall:.0%}" for name in cpu0)
