@@ -435,14 +435,16 @@ def test_sigkill_mid_onboarding_loses_nothing_and_doubles_nothing(cast, tmp_path
     fleet = ids(manufacture(13, 1000))
     connect(*fleet)
     app.control.purge()
-    for start in range(0, 1000, 50):  # 20 batches, as a gateway would send them
-        assert set(v.outcome for v in sessions_open([hello(d, cast.product.pk, 13) for d in fleet[start:start + 50]
-                                                     ])) == {"pending"}
+    # Five batches of 200, as a busy gateway sends them: each takes the worker a few hundred milliseconds, so
+    # the kill below lands inside one (with 50-row batches a batch could finish between the look and the kill).
+    for start in range(0, 1000, 200):
+        assert set(v.outcome for v in sessions_open([hello(d, cast.product.pk, 13)
+                                                     for d in fleet[start:start + 200]])) == {"pending"}
     rows = Onboarding.objects.filter(device_id__in=fleet)
     first = _start_worker(tmp_path / "worker1.log")
     try:
         # Kill it in the middle of a batch: some rows done, a batch claimed and being decided.
-        assert _wait(lambda: rows.filter(state="done").count() >= 100 and rows.filter(state="running").exists(),
+        assert _wait(lambda: rows.filter(state="done").count() >= 200 and rows.filter(state="running").exists(),
                      120), (tmp_path / "worker1.log").read_text()
         first.send_signal(signal.SIGKILL)
         first.wait(10)
