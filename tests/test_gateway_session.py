@@ -65,3 +65,27 @@ def test_an_event_too_big_for_the_device_is_not_sent():
     session.send_event("cyan/big", "x" * (MAX_TO_DEVICE + 1))
     session.send_event("cyan/ok", "x" * MAX_TO_DEVICE)
     assert [m.path for m in transport.sent] == [["E", "cyan/ok"]]
+
+
+def test_a_request_that_arrives_before_the_admit_waits_for_it():
+    # The worker commits "online" and then notifies the gateway: a caller who saw the row online may be first.
+    async def run():
+        transport = Recorder()
+        session = Session(Hub(), transport, "0" * 24, "abcdef012345", 100, 0.0)
+        session.state = "pending"
+        call = asyncio.ensure_future(session.call("ping", {}, 2.0))
+        await asyncio.sleep(0.1)
+        assert transport.sent == []  # nothing goes to a device that is not let in yet
+        session.state = "online"
+        await asyncio.sleep(0.05)
+        session.received(coap.Message(coap.ACK, coap.EMPTY, transport.sent[-1].message_id), 0.2)
+        return await call
+    assert asyncio.run(run()) == {"ok": True}
+
+
+def test_a_request_to_a_device_still_waiting_after_three_seconds_is_offline():
+    async def run():
+        session = Session(Hub(), Recorder(), "0" * 24, "abcdef012345", 100, 0.0)
+        session.state = "pending"
+        return await session.call("ping", {}, 3.5)
+    assert asyncio.run(run()) == {"ok": False, "error": "offline"}

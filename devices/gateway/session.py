@@ -309,6 +309,13 @@ class Session:
 
     async def call(self, op: str, args: dict[str, Any], timeout: float) -> dict:
         """Ask the device `op` and wait for its answer (the API's function/variable/ping/signal/describe)."""
+        if self.state == "pending":
+            # The worker's verdict is committed a moment before its "admit" reaches us: a request that saw the
+            # row online waits for it (briefly) rather than being told the device is offline.
+            started = time.monotonic()
+            while self.state == "pending" and not self.closed and time.monotonic() - started < min(timeout, 3.0):
+                await asyncio.sleep(0.02)
+            timeout = max(0.0, timeout - (time.monotonic() - started))
         if self.state != "online":
             return {"ok": False, "error": "offline"}
         if op == "function":
