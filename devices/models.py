@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from console.models import User
-from console.scoping import NOTHING, Principal
+from console.scoping import NOTHING, Principal, rights_for
 from products.models import DeviceGroup, Platform, Product
 
 # What a customer token may do, on its own devices only (particle-api.md §8).
@@ -33,6 +33,30 @@ class DeviceQuerySet(models.QuerySet["Device"]):
         if principal.kind == "user" and principal.user is not None:
             q |= Q(owner=principal.user)  # a claimed device is its owner's to use, in or out of a product
         return self.filter(q)
+
+
+class DeviceRights:
+    """`restrict()`'s twin for one device in hand (with its product and the product's account loaded): may
+    `principal` see it (`may()`), or take `action` on it (`may(action)`)? The same three rules, each checked
+    in Python, so that a lookup by id need not carry the scoping subqueries; tests/test_structure.py holds
+    the two equal for every caller, device and action."""
+
+    def __init__(self, principal: Principal, device: "Device"):
+        self.principal = principal
+        self.device = device
+        self._product = (rights_for(principal, device.product)
+                         if device.product_id is not None and principal.kind != "customer" else None)
+
+    def may(self, action: str | None = None) -> bool:
+        principal, device = self.principal, self.device
+        if principal.kind == "customer":
+            return ((action is None or action in CUSTOMER_ACTIONS) and device.customer_id == principal.customer_id
+                    and device.product_id == principal.product_id)
+        if principal.kind == "user" and principal.user is not None and device.owner_id == principal.user.pk:
+            return True
+        if self._product is None:
+            return False
+        return self._product.visible if action is None else self._product.may(action)
 
 
 class Customer(models.Model):

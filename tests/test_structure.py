@@ -78,11 +78,48 @@ def test_rights_for_agrees_with_the_scoping_door_for_every_caller_and_action(cas
         for target in targets:
             rights = rights_for(principal, target)
             model = type(target)
+            # `visible` decides 404 against 403 in product_get: the door with no action at all.
+            assert rights.visible == model.objects.restrict(principal).filter(pk=target.pk).exists(), (
+                who, str(target))
             for action in ACTION_MIN_ROLE:
                 door = model.objects.restrict(principal, action).filter(pk=target.pk).exists()
                 assert rights.may(action) == door, (who, str(target), action)
                 checked += 1
     assert checked == 9 * 5 * len(ACTION_MIN_ROLE)
+
+
+def test_device_rights_agree_with_the_device_door_for_every_caller_device_and_action(cast):
+    """DeviceRights decides 404/403 for a device looked up by id (devices/selectors/devices.py device_get):
+    it must say exactly what Device.objects.restrict says, for people, tokens and customers alike."""
+    from devices.models import Customer, Device, DeviceRights
+    from tests.support.fleet import import_devices, manufacture, ids
+
+    alice = Customer.objects.create(product=cast.product, email="alice@example.com")
+    bob = Customer.objects.create(product=cast.outsider_product, email="bob@example.com")
+    plain, for_dev, for_alice = import_devices(cast.product, 3)
+    Device.objects.filter(pk=for_dev).update(owner=cast.developer)
+    Device.objects.filter(pk=for_alice).update(customer=alice)
+    outsiders = import_devices(cast.outsider_product, 3, by=cast.outsider)
+    Device.objects.filter(pk=outsiders[0]).update(customer=bob)
+    Device.objects.filter(pk=outsiders[2]).update(customer=alice)  # moved on without its customer link: not hers
+    Device.objects.filter(pk=outsiders[1]).update(owner=cast.support)  # a member's device in another tenant
+    in_sandbox = import_devices(cast.sandbox_product)[0]
+    loose = ids(manufacture(13, 1))[0]
+    Device.objects.filter(pk=loose).update(owner=cast.viewer)  # claimed, in no product at all
+    principals = {**_principals(cast), "alice": Principal(kind="customer", customer_id=alice.pk,
+                                                          product_id=cast.product.pk),
+                  "bob": Principal(kind="customer", customer_id=bob.pk, product_id=cast.outsider_product.pk)}
+    devices = [plain, for_dev, for_alice, *outsiders, in_sandbox, loose]
+    checked = 0
+    for who, principal in principals.items():
+        for device_id in devices:
+            device = Device.objects.select_related("product", "product__account").get(pk=device_id)
+            rights = DeviceRights(principal, device)
+            for action in (None, *ACTION_MIN_ROLE):
+                door = Device.objects.restrict(principal, action).filter(pk=device_id).exists()
+                assert rights.may(action) == door, (who, device_id, action)
+                checked += door
+    assert checked > 100  # the matrix is not all refusals
 
 
 def test_rights_for_names_the_role_and_the_owner(cast):

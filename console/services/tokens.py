@@ -90,7 +90,9 @@ def token_lookup(raw: str) -> AccessToken | None:
     if not raw or len(raw) > 200:
         return None
     token = (
-        AccessToken.objects.select_related("user", "client").filter(token_hash=hash_secret(raw)).first()
+        # Every request pays for this lookup: the user is needed (is_active, the principal), the OAuth
+        # client only by the token listings, which load it when they name it.
+        AccessToken.objects.select_related("user").filter(token_hash=hash_secret(raw)).first()
     )
     if token is None or token.is_expired():
         return None

@@ -17,7 +17,7 @@ from console.models import AuditEntry, User
 from console.pagination import Page
 from console.scoping import Principal
 from devices.identifiers import is_device_id
-from devices.models import Device, DeviceGroupMembership, SimCard
+from devices.models import Device, DeviceGroupMembership, DeviceRights, SimCard
 from devices.selectors.groups import groups_of
 from devices.selectors.limits import FREE_DEVICE_LIMIT, sandbox_device_count
 from products.models import DeviceGroup, Platform, Product
@@ -165,17 +165,28 @@ def product_device_batches(*, product: Product, query: DeviceListQuery, size: in
         last = ids[-1]
 
 
-def device_get(*, principal: Principal, device_id: str, action: str) -> Device:
-    """A device by id through the dev form: 404 unless the caller may `action` it."""
+DEVICE_RELATED = ("owner", "customer", "platform", "product", "product__account", "sim")
+
+
+def device_get(*, principal: Principal, device_id: str, action: str, related: tuple[str, ...] = DEVICE_RELATED
+               ) -> Device:
+    """A device by id (or name) through the dev form: 404 unless the caller may see it, 403 unless it may
+    `action` it. `related` are the relations loaded with it; the product and its account always are (the
+    rights need them). A hot path that reads none of the others (a function call) passes fewer."""
     ident = (device_id or "").strip()
-    qs = Device.objects.restrict(principal).select_related(
-        "owner", "customer", "platform", "product", "product__account", "sim")
-    # Particle accepts a device's name wherever its id goes (api-js: "Device ID or Name").
-    device = (qs.filter(pk=ident.lower()).first() if is_device_id(ident)
-              else qs.filter(name=ident).order_by("id").first())
-    if device is None:
+    related = tuple({*related, "product", "product__account"})
+    # Particle accepts a device's name wherever its id goes (api-js: "Device ID or Name"). Names are not
+    # unique across tenants, so a name is looked up within what the caller may see; an id is one row, and
+    # DeviceRights (restrict()'s twin for a device in hand) decides 404, 403 or the device.
+    if is_device_id(ident):
+        device = Device.objects.select_related(*related).filter(pk=ident.lower()).first()
+    else:
+        device = (Device.objects.restrict(principal).select_related(*related).filter(name=ident).order_by("id")
+                  .first())
+    rights = DeviceRights(principal, device) if device is not None else None
+    if rights is None or not rights.may():
         raise NotFound(f"Device {device_id} not found")
-    if not Device.objects.restrict(principal, action).filter(pk=device.pk).exists():
+    if not rights.may(action):
         raise Forbidden("Your access to this device does not allow this action")
     return device
 
@@ -199,15 +210,18 @@ def device_by_serial(*, principal: Principal, serial: str) -> Device:
     return device
 
 
-def product_device_get(*, product: Product, device_id: str, include_denied: bool = True) -> Device:
+def product_device_get(*, product: Product, device_id: str, include_denied: bool = True,
+                       related: tuple[str, ...] = ("owner", "customer", "platform", "sim")) -> Device:
+    """A device of `product` (already found through the caller's scope) by id or name, else 404."""
     ident = (device_id or "").strip()
     qs = (Device.objects.filter(product=product, pk=ident.lower()) if is_device_id(ident)
           else Device.objects.filter(product=product, name=ident).order_by("id"))
     if not include_denied:
         qs = qs.filter(denied=False)
-    device = qs.select_related("owner", "customer", "platform", "product", "product__account", "sim").first()
+    device = qs.select_related(*related).first()
     if device is None:
         raise NotFound(f"Device {device_id} not found in this product")
+    device.product = product  # the caller's product, already found through its scope: no second join
     return device
 
 
