@@ -184,3 +184,12 @@ def test_admin_delete_of_one_product_from_its_page_goes_through_the_service(clie
     assert not OAuthClient.objects.filter(product_id=product.pk).exists()
     assert not AccessToken.objects.filter(product_id=product.pk).exists()
     assert not User.objects.filter(pk__in=api_users).exists()
+
+
+def test_product_ids_never_collide_with_platform_ids(cast):
+    """particle-cli shows a device whose product_id is a known platform id as that platform: product ids start
+    past every platform id (products/migrations/0005), as Particle's do."""
+    from products.models import Platform
+
+    assert min(Product.objects.values_list("pk", flat=True)) >= 1000
+    assert max(Platform.objects.values_list("pk", flat=True)) < 1000
