@@ -341,3 +341,23 @@ def test_outsiders_get_404_on_the_console_parts(cast, member):
     assert client.get(base + "/live/").status_code == 404
     assert client.post(base + "/remote/", {"intent": "ping"}).status_code == 404
     assert Client().get(base + "/live/").status_code == 302  # signed out: to the login page
+
+
+@pytest.mark.django_db(transaction=True)  # outside a transaction, as a web request runs
+def test_a_call_waits_for_the_device_holding_no_database_connection(cast, member, listener, settings):
+    """A device has 30 s to answer; a web process keeping a pooled connection through each wait would run out
+    of connections once a few devices are slow, and stall requests that have nothing to do with them."""
+    from django.db import connection
+
+    from console.errors import DeviceTimedOut
+    from console.scoping import Principal
+
+    settings.DEVICE_REQUEST_TIMEOUT = 0.3
+    device = Device.objects.get(pk=member)
+    assert connection.connection is not None  # the lookup opened it
+    with pytest.raises(DeviceTimedOut):
+        remote.device_function_call(principal=Principal.for_user(cast.support), device=device, name="echo",
+                                    arg="x")
+    assert connection.connection is None
+    assert [m["op"] for m in listener.heard()] == ["function"]
+    assert Device.objects.filter(pk=member).exists()  # the next query simply takes a connection again

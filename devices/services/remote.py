@@ -14,6 +14,8 @@ denied: it looks offline, as at Particle) and translate the gateway's answer int
 
 from __future__ import annotations
 
+from django.db import connections
+
 from console.errors import DeviceNameNotFound, DeviceTimedOut, ValidationFailed
 from console.scoping import Principal
 from devices import presence
@@ -56,7 +58,18 @@ def _may_talk(device: Device) -> None:
         raise DeviceTimedOut(f"Device {device.id} is not connected")
 
 
+def _release_database() -> None:
+    """Give this thread's database connection back to the pool before waiting on a device: the wait can last
+    DEVICE_REQUEST_TIMEOUT (30 s), and a web process holding a pooled connection per waiting call would stall
+    every other request once a few devices are slow. Inside a transaction (a test's, or a caller's atomic
+    block) the connection stays: closing it there would abort the transaction."""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close()
+
+
 def _ask(device: Device, op: str, **args) -> dict:
+    _release_database()
     try:
         return presence.device_request(device.id, op, **args)
     except presence.DeviceOffline:
