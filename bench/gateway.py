@@ -3,7 +3,7 @@ fleet simulator over 127.0.0.1.
 
     .venv/bin/python bench/gateway.py connect [--devices 10000] [--at-a-time 200] [--gateways 2] [--workers 2]
     .venv/bin/python bench/gateway.py idle    [--devices 20000] [--minutes 5] [--gateways 2]
-    .venv/bin/python bench/gateway.py calls   [--rate 200] [--seconds 30] [--devices 100]
+    .venv/bin/python bench/gateway.py calls   [--rate 200] [--seconds 30] [--devices 100] [--web 1]
     .venv/bin/python bench/gateway.py all
 
 (`make bench-gateway` runs `all`.) Uses BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/cyan_bench,
@@ -194,10 +194,11 @@ class Processes:
         self.start(f"worker{n}", [PYTHON, "-m", "celery", "-A", "console", "worker", "--loglevel", "WARNING",
                                   "--concurrency", str(concurrency), "--queues", "bench-gw", "-n", f"bench{n}@%h"])
 
-    def web(self) -> int:
+    def web(self, workers: int = 1) -> int:
         port = free_port()
         self.start("web", [PYTHON, "-m", "uvicorn", "console.asgi:application", "--host", "127.0.0.1", "--port",
-                           str(port), "--lifespan", "off", "--log-level", "warning", "--no-access-log"])
+                           str(port), "--lifespan", "off", "--log-level", "warning", "--no-access-log",
+                           "--workers", str(workers)])
         wait_port(port)
         return port
 
@@ -252,6 +253,13 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / TICKS
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / TICKS, sum(fields) / TICKS
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -461,10 +469,10 @@ def bench_calls(args) -> None:
     token = token_services.token_issue(kind=AccessToken.Kind.USER, user=owner, client_name="bench").access_token
     r = redis.Redis.from_url(REDIS)
     print(f"calls: POST /v1/products/:p/devices/:id/echo at {args.rate}/s for {args.seconds} s, "
-          f"{args.devices} connected devices, 1 web process (uvicorn), 1 gateway")
+          f"{args.devices} connected devices, {args.web} web process(es) (uvicorn), 1 gateway")
     with processes() as procs:
         port = procs.gateway(0)
-        web = procs.web()
+        web = procs.web(args.web)
         path = DATA_DIR / "calls.jsonl"
         write_secrets(path, ids, pkcs1, port)
         procs.start("sim", [PYTHON, "manage.py", "simulate_fleet", "--secrets", str(path), "--product",
@@ -510,8 +518,12 @@ def bench_calls(args) -> None:
                 return latencies, errors, time.perf_counter() - begin
 
         cpu0 = {name: cpu_seconds(procs.pids(name)) for name in ("web", "gateway", "sim")}
+        cpu0["load generator"] = time.process_time()
+        busy0, all0 = machine_busy_seconds()
         latencies, errors, wall = asyncio.run(load())
+        busy1, all1 = machine_busy_seconds()
         cpu1 = {name: cpu_seconds(procs.pids(name)) for name in ("web", "gateway", "sim")}
+        cpu1["load generator"] = time.process_time()
         achieved = len(latencies) / wall
         if not latencies:
             print(f"  nothing answered; errors: {errors[:5]}")
@@ -522,7 +534,9 @@ def bench_calls(args) -> None:
         print(f"  latency: median {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
               f"max {max(latencies) * 1000:.1f} ms  (target p99 <= 50 ms: {p99 / 0.05:.2f} of it)")
         print("  CPU: " + ", ".join(f"{name} {(cpu1[name] - cpu0[name]) / wall:.0%}" for name in cpu0)
-              + " of a core")
+              + f" of a core; web {(cpu1['web'] - cpu0['web']) / len(latencies) * 1000:.1f} ms per call")
+        print(f"  machine's limit: all {os.cpu_count()} cores {(busy1 - busy0) / (all1 - all0):.0%} busy during the "
+              f"run (load generator, PostgreSQL and Redis included)")
 
         # The machine's own floor: the same request through Redis to the device, with no HTTP, no auth, no ORM.
         floor = []
@@ -551,6 +565,7 @@ def main() -> None:
     k.add_argument("--rate", type=float, default=200)
     k.add_argument("--seconds", type=float, default=30)
     k.add_argument("--devices", type=int, default=100)
+    k.add_argument("--web", type=int, default=1, help="uvicorn worker processes")
     sub.add_parser("all")
     args = parser.parse_args()
     if args.which == "all":
