@@ -46,7 +46,11 @@ def lock_devices_in_order(device_ids) -> None:
     seconds of 10,000 devices connecting (bench/gateway.py)."""
     ids = sorted(set(device_ids))
     if ids and connection.vendor == "postgresql" and connection.in_atomic_block:
-        list(Device.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+        # One array parameter, not a thousand placeholders: psycopg re-parses a query of that size each time
+        # (a tenth of a gateway's CPU while idle). The same ORDER BY as every other locker.
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {Device._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                           [ids])
 
 
 def devices_heard(heard: dict[str, tuple[datetime, str | None]]) -> int:
@@ -60,12 +64,13 @@ def devices_heard(heard: dict[str, tuple[datetime, str | None]]) -> int:
         with transaction.atomic(), connection.cursor() as cursor:
             lock_devices_in_order([d for d, _ in chunk])
             if connection.vendor == "postgresql":
-                values = ",".join(["(%s, %s::timestamptz, %s::inet)"] * len(chunk))
-                params = [p for d, (at, ip) in chunk for p in (d, at, ip)]
+                # Three array parameters whatever the batch size: a VALUES list of 3,000 placeholders cost
+                # psycopg more to parse than PostgreSQL to run (16% of an idle gateway's CPU).
                 cursor.execute(
                     f"UPDATE {table} AS d SET last_heard = v.at, last_ip_address = COALESCE(v.ip, d.last_ip_address)"
-                    f" FROM (VALUES {values}) AS v(id, at, ip)"
-                    f" WHERE d.id = v.id COLLATE \"C\" AND (d.last_heard IS NULL OR d.last_heard < v.at)", params)
+                    f" FROM unnest(%s::text[], %s::timestamptz[], %s::inet[]) AS v(id, at, ip)"
+                    f" WHERE d.id = v.id COLLATE \"C\" AND (d.last_heard IS NULL OR d.last_heard < v.at)",
+                    [[d for d, _ in chunk], [at for _, (at, _) in chunk], [ip for _, (_, ip) in chunk]])
             else:
                 cursor.executemany(
                     f"UPDATE {table} SET last_heard = %s, last_ip_address = COALESCE(%s, last_ip_address)"
