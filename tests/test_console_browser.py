@@ -101,7 +101,8 @@ def test_first_steps_from_sign_in_to_sign_out(live_server, page):
     expect(page.locator(".flash-success")).to_contain_text("sam@example.com joined the team as Developer")
     row = page.locator('tr[data-member="sam@example.com"]')
     row.get_by_label("Role of sam@example.com").select_option("support")
-    expect(page.locator('tr[data-member="sam@example.com"] .saved')).to_be_visible()
+    # The htmx round trip: once, with both xdist workers and Chromium busy, it took longer than the default 5 s.
+    expect(page.locator('tr[data-member="sam@example.com"] .saved')).to_be_visible(timeout=15_000)
     assert ProductMembership.objects.get(product=product, user=teammate).role == Role.SUPPORT
     page.reload()
     expect(page.get_by_label("Role of sam@example.com")).to_have_value("support")

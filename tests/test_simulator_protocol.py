@@ -320,9 +320,11 @@ def test_it_backs_off_as_device_os_does_after_failed_attempts():
         assert await refused.wait_until(lambda: len(device.attempts) >= 8, 10)
         await refused.stop()
         gaps = [b - a for a, b in zip(device.attempts, device.attempts[1:])][:7]
-        # A busy machine only makes the waits longer, so the lower bounds are the test; the upper bounds are
-        # loose (the timers' own lateness), but still tell 0.1 s steps from 0.2 s ones.
-        assert all(0.08 <= gap < 0.2 for gap in gaps[:5]), gaps
+        # A busy machine only makes the waits longer, so the lower bounds are the test. One late timer under
+        # CI load made a 0.1 s step take 0.44 s, so the 0.1 s steps are told from the 0.2 s ones by their
+        # median, not by every one of them.
+        assert all(0.08 <= gap for gap in gaps[:5]), gaps
+        assert sorted(gaps[:5])[2] < 0.16, gaps
         assert all(0.16 <= gap for gap in gaps[5:]), gaps
         assert device.failures >= 8 and device.last_error.startswith("connect: ")
     run(scenario)
