@@ -30,6 +30,7 @@ from tests.factories import UserFactory, make_org, make_product, seat
 from tests.support.api import Api, user_token
 from tests.support.clients import api_login, failed, js_batch, ok, show
 from tests.support.fleet import ids, manufacture
+from tests.support.polling import wait_for
 from tests.support.gateway import running_gateway
 from tests.support.simulator import device_key, pkcs1_der, running_fleet
 from tests.support.worker import running_celery_worker
@@ -37,15 +38,6 @@ from tests.support.worker import running_celery_worker
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SHOTS = Path(os.environ.get("CYAN_SHOTS_DIR", "/tmp/cyan-shots-devices"))
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 @dataclass

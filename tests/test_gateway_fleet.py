@@ -7,46 +7,21 @@ from __future__ import annotations
 import time
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from devices import presence
 from devices.keys import server_private_key
-from devices.models import Device, DeviceKey
 from devices.services import liveness
-from tests.support.fleet import ids, manufacture
+from tests.support.fleet import keyed_photons, online_rows
+from tests.support.polling import wait_for
 from tests.support.gateway import running_gateway
-from tests.support.simulator import device_key, pkcs1_der, running_fleet
+from tests.support.simulator import running_fleet
 from tests.support.worker import running_celery_worker
-from devices.simulator import DeviceSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wait_for(predicate, timeout=20.0, interval=0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-def keyed_photons(count: int) -> list[DeviceSpec]:
-    """Registered Photons whose (shared, test-only) key is on file, as the simulator's device specs."""
-    made = ids(manufacture(6, count))
-    key = device_key()
-    spki = key.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-    DeviceKey.objects.bulk_create([DeviceKey(device_id=d, public_key=spki) for d in made])
-    return [DeviceSpec(device_id=d, platform_id=6, private_key=pkcs1_der(key)) for d in made]
-
-
 def fleet_options(**extra):
     return dict(server_key=server_private_key().public_key(), reconnect_jitter=0.5, backoff_unit=0.2, **extra)
-
-
-def online_rows(device_ids) -> set[str]:
-    return set(Device.objects.filter(pk__in=list(device_ids), online=True).values_list("id", flat=True))
 
 
 @pytest.fixture

@@ -17,7 +17,9 @@ from tests.factories import UserFactory, make_product  # noqa: E402
 from tests.support.gateway import running_gateway  # noqa: E402
 from tests.support.simulator import running_fleet  # noqa: E402
 from tests.support.worker import running_celery_worker  # noqa: E402
-from tests.test_simulator_gateway import options, photons, wait_for  # noqa: E402
+from tests.support.fleet import keyed_photons  # noqa: E402
+from tests.support.polling import wait_for  # noqa: E402
+from tests.test_simulator_gateway import options  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,7 +33,7 @@ def worker(transactional_db):
 def test_quarantine_then_approval_lets_the_waiting_device_in_without_reconnecting(worker):
     owner = UserFactory(email="maker@example.com")
     product = make_product(sandbox_of(owner), name="Photon Lamps", platform_id=6)
-    specs = photons(1)
+    specs = keyed_photons(1, own_keys=True)
     device_id = specs[0].device_id
     # Product firmware: the product's id and a version (65535 would mean "no product firmware").
     with running_gateway() as gw, running_fleet(specs, "127.0.0.1", gw.port,

@@ -8,52 +8,23 @@ from __future__ import annotations
 import time
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from devices import presence
 from devices.keys import server_key_file
-from devices.models import Device, DeviceKey
-from devices.simulator import DeviceSpec
-from tests.support.fleet import ids, manufacture
+from devices.models import Device
+from tests.support.fleet import keyed_photons, online_rows
+from tests.support.polling import wait_for
 from tests.support.gateway import running_gateway
-from tests.support.simulator import device_key, pkcs1_der, running_fleet
+from tests.support.simulator import running_fleet
 from tests.support.worker import running_celery_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-def photons(count: int, *, key_on_file: bool = True) -> list[DeviceSpec]:
-    """Registered Photons, each with a key of its own; its public key on file unless `key_on_file` is False
-    (then the gateway holds another device's key for it, and must refuse the handshake)."""
-    made = ids(manufacture(6, count))
-    specs, rows = [], []
-    for device_id in made:
-        key = device_key()
-        on_file = key if key_on_file else device_key()
-        rows.append(DeviceKey(device_id=device_id, public_key=on_file.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)))
-        specs.append(DeviceSpec(device_id=device_id, platform_id=6, private_key=pkcs1_der(key)))
-    DeviceKey.objects.bulk_create(rows)
-    return specs
 
 
 def options(**extra) -> dict:
     # The server key file exactly as `manage.py server_key` writes it for a device to hold.
     return dict(server_key=server_key_file("127.0.0.1"), reconnect_jitter=0.3, backoff_unit=0.2, record=True,
                 **extra)
-
-
-def online_rows(device_ids) -> set[str]:
-    return set(Device.objects.filter(pk__in=list(device_ids), online=True).values_list("id", flat=True))
 
 
 @pytest.fixture
@@ -63,7 +34,7 @@ def worker(transactional_db):
 
 
 def test_devices_connect_get_the_servers_hello_in_time_and_describe_themselves(worker):
-    specs = photons(3)
+    specs = keyed_photons(3, own_keys=True)
     device_ids = [s.device_id for s in specs]
     with running_gateway() as gw, running_fleet(specs, "127.0.0.1", gw.port, **options()) as sim:
         started = time.time()
@@ -85,7 +56,7 @@ def test_devices_connect_get_the_servers_hello_in_time_and_describe_themselves(w
 
 
 def test_functions_and_variables_are_answered_by_the_device(worker):
-    (spec,) = photons(1)
+    (spec,) = keyed_photons(1, own_keys=True)
     with running_gateway() as gw, running_fleet([spec], "127.0.0.1", gw.port, **options()) as sim:
         assert sim.wait_connected(timeout=15)
         assert wait_for(lambda: online_rows([spec.device_id]))
@@ -112,7 +83,7 @@ def test_functions_and_variables_are_answered_by_the_device(worker):
 
 
 def test_a_quiet_device_pings_and_the_gateway_answers(worker):
-    (spec,) = photons(1)
+    (spec,) = keyed_photons(1, own_keys=True)
     with running_gateway() as gw, \
             running_fleet([spec], "127.0.0.1", gw.port, **options(ping_interval=0.7, ping_timeout=0.7)) as sim:
         assert sim.wait_connected(timeout=15)
@@ -124,7 +95,7 @@ def test_a_quiet_device_pings_and_the_gateway_answers(worker):
 
 
 def test_a_device_the_gateway_closes_comes_back_at_once(worker):
-    (spec,) = photons(1)
+    (spec,) = keyed_photons(1, own_keys=True)
     with running_gateway() as gw, running_fleet([spec], "127.0.0.1", gw.port, **options()) as sim:
         assert sim.wait_connected(timeout=15)
         device = sim.devices[0]
@@ -137,7 +108,7 @@ def test_a_device_the_gateway_closes_comes_back_at_once(worker):
 
 
 def test_a_device_whose_key_is_refused_backs_off(worker):
-    (spec,) = photons(1, key_on_file=False)
+    (spec,) = keyed_photons(1, own_keys=True, key_on_file=False)
     with running_gateway() as gw, running_fleet([spec], "127.0.0.1", gw.port, **options()) as sim:
         device = sim.devices[0]
         assert sim.wait_until(lambda fleet: device.failures >= 1, timeout=10)

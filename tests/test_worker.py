@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from django.core import mail
@@ -13,6 +12,7 @@ from products.services import product_team
 from console.services.teams import team_invite
 from console.scoping import Principal
 from tests.factories import UserFactory
+from tests.support.polling import wait_for
 from tests.support.worker import running_celery_worker
 from tests.support.presence import connect
 
@@ -21,15 +21,6 @@ from tests.support.presence import connect
 def worker(transactional_db):
     with running_celery_worker():
         yield
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.mark.django_db(transaction=True)

@@ -54,3 +54,32 @@ def customer_token(customer) -> str:
     from devices.services import customers
 
     return customers.customer_issue_token(customer, client=None).access_token
+
+
+def keyed_photons(count: int, *, own_keys: bool = False, key_on_file: bool = True):
+    """Registered Photons whose public keys are on file, as the simulator's device specs. They share one
+    test-only key unless `own_keys`; with `key_on_file=False` the gateway holds another key for each (so it
+    must refuse the handshake)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from devices.models import DeviceKey
+    from devices.simulator import DeviceSpec
+    from tests.support.simulator import device_key, pkcs1_der
+
+    shared = None if own_keys else device_key()
+    specs, rows = [], []
+    for device_id in ids(manufacture(6, count)):
+        key = shared or device_key()
+        on_file = key if key_on_file else device_key()
+        rows.append(DeviceKey(device_id=device_id, public_key=on_file.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)))
+        specs.append(DeviceSpec(device_id=device_id, platform_id=6, private_key=pkcs1_der(key)))
+    DeviceKey.objects.bulk_create(rows)
+    return specs
+
+
+def online_rows(device_ids) -> set[str]:
+    """Which of these devices the database says are online."""
+    from devices.models import Device
+
+    return set(Device.objects.filter(pk__in=list(device_ids), online=True).values_list("id", flat=True))
