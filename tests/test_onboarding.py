@@ -29,7 +29,7 @@ from products.models import Product
 from tests.factories import UserFactory
 from tests.support.audit import assert_audited
 from tests.support.fleet import ids, import_devices, manufacture
-from tests.support.presence import TEST_GATEWAY, connect
+from tests.support.presence import TEST_GATEWAY, connect, disconnect
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +138,7 @@ def test_a_member_is_onboarded_once_and_reconnects_without_work(cast, gateway):
         ("admit", device_id, "s1", "online")]
     assert run_waiting() == 0 and onboardings_run([row.pk]) == 0  # a redelivered message finds nothing
 
+    disconnect(device_id)  # the gateway releases presence first (hub._closed), then closes the session
     sessions_closed([device_id])
     assert not Device.objects.get(pk=device_id).online and statuses(device_id) == ["online", "offline"]
     sessions_closed([device_id])  # a second close of the same device publishes nothing more

@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from devices import events, keys, presence
-from devices.gateway.batch import Batcher
+from devices.gateway.batch import Batcher, in_thread
 from devices.gateway.session import NO_FIRMWARE, Describe, Session
 from devices.services import liveness, sessions
 
@@ -47,12 +47,18 @@ def _keys_in_order(device_ids: list[str]) -> list[bytes | None]:
     return [found.get(d) for d in device_ids]
 
 
+# Lua: forget the device's location if it still names this session. It stays in this gateway's set (the
+# reaper's list) while its location names another session of this gateway: a device that reconnected here
+# before its old connection's release ran must still be found if this gateway dies.
 _RELEASE = """
 local where = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('SREM', KEYS[2], ARGV[1])
 if where == ARGV[2] then
   redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[2], ARGV[1])
   return 1
+end
+if (not where) or string.sub(where, 1, string.len(ARGV[3]) + 1) ~= ARGV[3] .. ' ' then
+  redis.call('SREM', KEYS[2], ARGV[1])
 end
 return 0
 """
@@ -86,7 +92,7 @@ def _closed(gateway: str, items: list[tuple[str, str, datetime, str | None]]) ->
     pipe = r.pipeline(transaction=False)
     for device_id, session_id, _, _ in items:
         pipe.eval(_RELEASE, 2, presence.where_key(), presence.devices_key(gateway), device_id,
-                  f"{gateway} {session_id}")
+                  f"{gateway} {session_id}", gateway)
     released = [item for item, gone in zip(items, pipe.execute()) if gone]
     if released:
         liveness.devices_heard({d: (at, ip) for d, _, at, ip in released})
@@ -165,7 +171,7 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         # Devices still recorded as ours (their close raced the shutdown) are released by the reaper's rule.
-        await self.loop.run_in_executor(self.executor, liveness.gateway_release, self.id)
+        await self.loop.run_in_executor(self.executor, in_thread(liveness.gateway_release), self.id)
         await self.redis.delete(presence.alive_key(self.id))
         await self.redis.srem(presence.all_gateways_key(), self.id)
         await self.pubsub.aclose()
@@ -218,7 +224,7 @@ class Hub:
                     await self._flush_heard()
                 if now - last_reap >= 10.0:
                     last_reap = now
-                    await self.loop.run_in_executor(self.executor, liveness.gateways_reap)
+                    await self.loop.run_in_executor(self.executor, in_thread(liveness.gateways_reap))
             except Exception:
                 log.exception("gateway %s: housekeeping failed", self.id)
 
@@ -240,9 +246,8 @@ class Hub:
                 heard[device_id] = (wall - (mono - s.last_received), s.transport.peer_ip)
         if not heard:
             return
-        await self.redis.hset(presence.heard_key(), mapping={d: int(t) for d, (t, _) in heard.items()})
         rows = {d: (datetime.fromtimestamp(t, timezone.utc), ip) for d, (t, ip) in heard.items()}
-        await self.loop.run_in_executor(self.executor, liveness.devices_heard, rows)
+        await self.loop.run_in_executor(self.executor, in_thread(liveness.devices_heard), rows)
         self.stats["heard_flushed"] += len(rows)
 
     # --- connections -----------------------------------------------------------------------------------------

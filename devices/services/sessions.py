@@ -195,6 +195,11 @@ def sessions_closed(device_ids: list[str]) -> None:
     with transaction.atomic():
         went = list(Device.objects.select_for_update().filter(pk__in=device_ids, online=True).order_by("pk")
                     .only("id", "product_id"))
+        # A device may have connected again between the gateway's release and these locks: its new session
+        # claimed presence first and marks the row online after, so with the row locked a connected device
+        # is one whose new session owns the row now. It stays online.
+        back = presence.devices_connected([d.id for d in went])
+        went = [d for d in went if d.id not in back]
         if went:
             Device.objects.filter(pk__in=[d.id for d in went]).update(online=False)
     stamp = events.now_iso()
