@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from devices.gateway import coap
 from devices.gateway.session import MAX_TO_DEVICE, Session
 
@@ -89,3 +91,27 @@ def test_a_request_to_a_device_still_waiting_after_three_seconds_is_offline():
         session.state = "pending"
         return await session.call("ping", {}, 3.5)
     assert asyncio.run(run()) == {"ok": False, "error": "offline"}
+
+
+class DescribeHub(Hub):
+    def __init__(self):
+        self.described = []
+
+    def describe(self, session, describe, system):
+        self.described.append((describe, system))
+
+
+@pytest.mark.parametrize("body", [b'{"f": 5, "v": {"temp": 9}}', b'{"f": ["led"], "v": ["temp"]}',
+                                  b'{"f": ["led", 7], "v": {"temp": [9], "mode": {"x": 1}}}'])
+def test_a_malformed_describe_is_bad_input_not_an_error_of_ours(body):
+    """Device OS's describe is `{"f": [names], "v": {name: type number}}`; whatever else a device sends is
+    dropped part by part, and the session carries on (it used to raise inside the gateway: "internal error")."""
+    hub = DescribeHub()
+    session = Session(hub, Recorder(), "0" * 24, "abcdef012345", 100, 0.0)
+    session.state = "online"
+    session.received(coap.Message(coap.CON, coap.POST, 9, b"\x01", options=[(coap.URI_PATH, b"d")],
+                                  payload=body), 0.1)
+    [(describe, _)] = hub.described
+    assert all(isinstance(f, str) for f in describe.functions)
+    assert set(describe.variables.values()) <= {"bool", "int32", "string", "double"}
+    assert session.transport.closed == ""

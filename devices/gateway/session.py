@@ -203,10 +203,17 @@ class Session:
             return
         changed = False
         if "f" in body or "v" in body:
-            functions = [str(f)[:64] for f in body.get("f") or [] if isinstance(f, str)][:64]
-            raw_vars = body.get("v") or {}
-            variables = ({str(k)[:64]: VARIABLE_TYPES.get(v, "int32") for k, v in raw_vars.items()}
-                         if isinstance(raw_vars, dict) else {})
+            # What the device says is bad input until checked: a list of names, a map of name to a type
+            # number. Anything else is dropped (logged), never an error of ours.
+            raw_functions, raw_vars = body.get("f") or [], body.get("v") or {}
+            if not isinstance(raw_functions, list) or not isinstance(raw_vars, dict):
+                log.info("device %s: describe with malformed f/v (%s, %s)", self.device_id,
+                         type(raw_functions).__name__, type(raw_vars).__name__)
+                raw_functions = raw_functions if isinstance(raw_functions, list) else []
+                raw_vars = raw_vars if isinstance(raw_vars, dict) else {}
+            functions = [f[:64] for f in raw_functions if isinstance(f, str)][:64]
+            variables = {str(k)[:64]: VARIABLE_TYPES.get(v, "int32") if isinstance(v, int) else "int32"
+                         for k, v in raw_vars.items()}
             self.describe = Describe(functions, dict(list(variables.items())[:64]), True)
             changed = True
         system = None
