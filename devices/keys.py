@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from console.datadir import private_dir
 from console.errors import ValidationFailed
 
 SERVER_KEY_BITS = 2048
@@ -67,7 +68,7 @@ def load_or_create_key_pair(path: Path, *, create: bool = True) -> rsa.RSAPrivat
         key = rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=SERVER_KEY_BITS)
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".server_key.", suffix=".tmp")  # mode 0600
         try:
             with os.fdopen(fd, "wb") as fh:

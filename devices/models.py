@@ -11,9 +11,10 @@ from django.db import models
 from django.db.models import Q
 
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from console.models import User
-from console.scoping import NOTHING, Principal, rights_for
+from console.scoping import NOTHING, Principal, Rights, rights_for
 from products.models import DeviceGroup, Platform, Product
 
 # What a customer token may do, on its own devices only (particle-api.md §8).
@@ -44,8 +45,13 @@ class DeviceRights:
     def __init__(self, principal: Principal, device: "Device"):
         self.principal = principal
         self.device = device
-        self._product = (rights_for(principal, device.product)
-                         if device.product_id is not None and principal.kind != "customer" else None)
+
+    @cached_property
+    def _product(self) -> Rights | None:
+        """The caller's rights on the device's product: asked only when the device is not simply its own."""
+        if self.device.product_id is None or self.principal.kind == "customer":
+            return None
+        return rights_for(self.principal, self.device.product)
 
     def may(self, action: str | None = None) -> bool:
         principal, device = self.principal, self.device

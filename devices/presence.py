@@ -15,7 +15,6 @@ pub/sub channel names are global to a Redis server, so they carry the prefix too
     <p>:gw:alive:<gw>          STR   that gateway's heartbeat, with a TTL
     <p>:gw:cmd:<gw>            CHAN  commands for devices on that gateway (JSON)
     <p>:gw:reply:<request>     LIST  the one answer to a request (JSON), expiring
-    <p>:gw:heard               HASH  device id -> last heard (Unix seconds), written in batches by gateways
 """
 
 from __future__ import annotations
@@ -66,10 +65,6 @@ def command_channel(gateway: str) -> str:
 
 def reply_key(request: str) -> str:
     return f"{prefix()}:reply:{request}"
-
-
-def heard_key() -> str:
-    return f"{prefix()}:heard"
 
 
 @lru_cache(maxsize=None)

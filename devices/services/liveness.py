@@ -2,8 +2,8 @@
 makes the devices of a gateway that died go offline.
 
 `last_heard` is never written per message: each gateway keeps it in memory and flushes the devices heard
-since the last flush every GATEWAY_FLUSH_SECONDS (docs/device-protocol.md "State without a write per ping"):
-to Redis (`presence.heard_key`) and to the rows here, in one statement per batch. So the device list and the
+since the last flush every GATEWAY_FLUSH_SECONDS (docs/device-protocol.md "State without a write per ping")
+to the rows here, in one statement per thousand devices. So the device list and the
 device page show `last_heard` at most one flush interval old; `online` changes are written as they happen.
 """
 

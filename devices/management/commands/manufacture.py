@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from console.datadir import private_file
 from console.errors import ValidationFailed
 from devices.keys import device_key_pairs, server_key_file
 from devices.services.registry import devices_manufacture
@@ -96,9 +97,7 @@ class Command(BaseCommand):
 
     def _write_secrets(self, path, server_line, made, pairs, platform, shared_key) -> None:
         # Private keys: readable by the account that ran the command and nobody else.
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        os.chmod(path, 0o600)
-        with os.fdopen(fd, "w") as fh:
+        with open(private_file(Path(path)), "w") as fh:
             dump = json.dumps
             fh.write(dump(server_line, separators=(",", ":")) + "\n")
             if shared_key:
