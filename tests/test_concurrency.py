@@ -186,3 +186,60 @@ def test_two_invites_racing_for_one_email_leave_one_invitation_and_one_400(trans
     assert loser.json()["error_description"] == \
         "newbie@example.com already has a pending invitation to this team; revoke it to invite again"
     assert Invitation.objects.filter(email="newbie@example.com").count() == 1
+
+
+def test_an_auto_approving_onboarding_takes_the_product_before_the_owner_as_an_import_does(transactional_db):
+    """device_import locks product → owner → devices. The onboarding worker used to lock owner → devices and
+    only then (inside the auto-approve import) the product, so an import into the same sandbox product beside it
+    deadlocked. Here the product is held elsewhere: the onboarding must wait for it holding nothing, so the
+    owner's row stays free to lock."""
+    from console.services import users as user_services
+    from devices.models import Onboarding
+    from devices.services.onboarding import onboardings_run
+    from devices.services.sessions import Hello, sessions_open
+    from tests.support.presence import TEST_GATEWAY
+
+    owner = UserFactory(email="order@example.com")
+    product = make_product(user_services.sandbox_of(owner), name="Order Argons", platform_id=12)
+    Product.objects.filter(pk=product.pk).update(quarantine=False)
+    device_id = ids(manufacture(12, 1))[0]
+    connect(device_id, session="s1")
+    sessions_open([Hello(device_id=device_id, gateway=TEST_GATEWAY, session="s1", product_id=product.pk,
+                         firmware_version=3, platform_id=12, flags=0, ip_address="192.0.2.7")])
+    row_ids = list(Onboarding.objects.filter(device_id=device_id).values_list("pk", flat=True))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_product():
+        try:
+            from django.db import transaction
+            with transaction.atomic():
+                list(Product.objects.select_for_update(no_key=True).filter(pk=product.pk).values_list("pk"))
+                holding.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def onboard():
+        try:
+            onboardings_run(row_ids)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_product)
+    holder.start()
+    assert holding.wait(10)
+    worker = threading.Thread(target=onboard)
+    worker.start()
+    worker.join(1.0)
+    assert worker.is_alive(), "the onboarding did not wait for the product"
+    from django.db import transaction
+    from console.models import User
+    try:
+        with transaction.atomic():  # NOWAIT: fails at once if the waiting onboarding holds the owner's row
+            list(User.objects.select_for_update(nowait=True).filter(pk=owner.pk).values_list("pk"))
+            list(Device.objects.select_for_update(nowait=True).filter(pk=device_id).values_list("pk"))
+    finally:
+        release.set()
+        holder.join(10)
+        worker.join(10)
+    assert Device.objects.get(pk=device_id).online is True

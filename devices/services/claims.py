@@ -102,6 +102,16 @@ def claim_code_valid(code: str) -> ClaimCode | None:
     return ClaimCode.objects.filter(code=code, used_at__isnull=True, expires_at__gt=timezone.now()).first()
 
 
+def claim_code_users(codes: set[str]) -> set:
+    """The users behind these claim codes (unused, unexpired, naming a user): whose free limit claiming by
+    them counts against, for a caller that must lock those users before device rows."""
+    if not codes:
+        return set()
+    found = ClaimCode.objects.filter(code__in=codes, used_at__isnull=True, expires_at__gt=timezone.now(),
+                                     user__isnull=False).select_related("user")
+    return {claim.user for claim in found}
+
+
 @transaction.atomic
 def device_claim_by_code(*, code: str, device_id: str) -> bool:
     """A device presented `code` (`spark/device/claim/code`): claim it to the code's user, or to the code's

@@ -80,10 +80,20 @@ def _decide(rows: list[Onboarding], claim) -> None:
                                                     r.hello_platform_id)}
     products = {p.pk: p for p in Product.objects.select_related("account", "account__owner")
                 .filter(pk__in=product_ids)}
-    # Lock order of every limit check: the sandbox owner first, then device rows (claims, imports).
-    for owner in sorted({p.account.owner for p in products.values()
-                         if not p.quarantine and p.account.kind == Account.Kind.SANDBOX}, key=lambda u: u.pk):
-        lock_sandbox(owner)
+    # The lock order of every writer: the product an import goes into (device_import holds it), then the
+    # users whose free limit is counted (sandbox owners of auto-approving products, the users of claim
+    # codes the devices presented), then device rows. Taking them here, before the devices, is what lets the
+    # auto-approve import and the claims below run inside this transaction without deadlocking against an
+    # import or a claim running beside it.
+    approving = sorted(p.pk for p in products.values() if not p.quarantine)
+    if approving:
+        list(Product.objects.select_for_update(no_key=True).filter(pk__in=approving).order_by("pk")
+             .values_list("pk", flat=True))
+    limited = {p.account.owner for p in products.values()
+               if not p.quarantine and p.account.kind == Account.Kind.SANDBOX}
+    limited |= claims.claim_code_users({r.claim_code for r in rows if r.claim_code})
+    for user in sorted(limited, key=lambda u: u.pk):
+        lock_sandbox(user)
     devices = {d.id: d for d in Device.objects.select_for_update(of=("self",)).select_related("product")
                .filter(pk__in={r.device_id for r in rows}).order_by("pk")}  # id order: liveness.lock_devices_in_order
     # The newest connection of a device decides for it; older rows of the same device get the same outcome.
