@@ -91,12 +91,27 @@ def device_location(device_id: str) -> Location | None:
     return Location(gateway, session)
 
 
+def devices_located(device_ids: list[str]) -> dict[str, Location]:
+    """Where each of `device_ids` that holds a gateway connection right now is (one round trip)."""
+    if not device_ids:
+        return {}
+    found = client().hmget(where_key(), device_ids)
+    out = {}
+    for device_id, raw in zip(device_ids, found):
+        if raw:
+            gateway, _, session = raw.decode().partition(" ")
+            out[device_id] = Location(gateway, session)
+    return out
+
+
 def devices_connected(device_ids: list[str]) -> set[str]:
     """Which of `device_ids` hold a gateway connection right now (one round trip)."""
-    if not device_ids:
-        return set()
-    found = client().hmget(where_key(), device_ids)
-    return {d for d, raw in zip(device_ids, found) if raw}
+    return set(devices_located(device_ids))
+
+
+def command(device_id: str, where: Location, op: str, args: dict, **extra) -> str:
+    """The JSON message a gateway's command channel carries for one device."""
+    return json.dumps({"op": op, "device": device_id, "session": where.session, "args": args, **extra})
 
 
 def device_notify(device_id: str, op: str, **args) -> bool:
@@ -105,8 +120,7 @@ def device_notify(device_id: str, op: str, **args) -> bool:
     where = device_location(device_id)
     if where is None:
         return False
-    message = {"op": op, "device": device_id, "session": where.session, "args": args}
-    return client().publish(command_channel(where.gateway), json.dumps(message)) > 0
+    return client().publish(command_channel(where.gateway), command(device_id, where, op, args)) > 0
 
 
 def devices_notify(notes: list[tuple[str, str, dict]]) -> int:
@@ -114,15 +128,13 @@ def devices_notify(notes: list[tuple[str, str, dict]]) -> int:
     (device id, op, args). Returns how many messages a gateway received."""
     if not notes:
         return 0
-    r = client()
-    found = r.hmget(where_key(), [device_id for device_id, _, _ in notes])
-    pipe = r.pipeline(transaction=False)
+    located = devices_located([device_id for device_id, _, _ in notes])
+    pipe = client().pipeline(transaction=False)
     sent = 0
-    for (device_id, op, args), raw in zip(notes, found):
-        if raw:
-            gateway, _, session = raw.decode().partition(" ")
-            pipe.publish(command_channel(gateway), json.dumps({"op": op, "device": device_id, "session": session,
-                                                              "args": args}))
+    for device_id, op, args in notes:
+        where = located.get(device_id)
+        if where is not None:
+            pipe.publish(command_channel(where.gateway), command(device_id, where, op, args))
             sent += 1
     return sum(pipe.execute()) if sent else 0
 
@@ -141,10 +153,9 @@ def device_request(device_id: str, op: str, *, timeout: float | None = None, **a
     if where is None:
         raise DeviceOffline(device_id)
     request = secrets.token_hex(8)
-    message = {"op": op, "device": device_id, "session": where.session, "args": args, "reply": request,
-               "deadline": time.time() + timeout}
+    message = command(device_id, where, op, args, reply=request, deadline=time.time() + timeout)
     r = client()
-    if r.publish(command_channel(where.gateway), json.dumps(message)) == 0:
+    if r.publish(command_channel(where.gateway), message) == 0:
         raise DeviceOffline(device_id)  # nobody listens on that channel: the gateway is gone
     got = r.blpop([reply_key(request)], timeout=timeout)
     if got is None:

@@ -78,9 +78,9 @@ def _open(gateway: str, hellos: list[sessions.Hello]) -> list[sessions.Verdict]:
         if previous:
             old_gateway, _, old_session = previous.decode().partition(" ")
             if old_gateway != gateway:
-                pipe.publish(presence.command_channel(old_gateway), json.dumps(
-                    {"op": "close", "device": hello.device_id, "session": old_session,
-                     "args": {"reason": "the device connected again through another gateway"}}))
+                pipe.publish(presence.command_channel(old_gateway), presence.command(
+                    hello.device_id, presence.Location(old_gateway, old_session), "close",
+                    {"reason": "the device connected again through another gateway"}))
     pipe.execute()
     return sessions.sessions_open(hellos)
 

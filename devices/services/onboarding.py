@@ -137,13 +137,13 @@ def _decide(rows: list[Onboarding], claim) -> None:
         for device_id in ids:
             outcome.setdefault(device_id, ("quarantined", ""))
     # Online only where the connection that asked is still the device's current one (presence in Redis).
-    located = _locations(members)
+    located = presence.devices_located(members)
     going: list[Device] = []
     contact: dict[str, str | None] = {}
     fresh = {d.id: d for d in Device.objects.filter(pk__in=members)} if approve else devices
     for device_id in members:
         row = latest[device_id]
-        if located.get(device_id) == (row.gateway, row.session):
+        if located.get(device_id) == presence.Location(row.gateway, row.session):
             going.append(fresh[device_id])
             contact[device_id] = row.ip_address
             outcome[device_id] = ("online", "")
@@ -183,19 +183,6 @@ def _auto_approve(product: Product, ids: list[str]) -> tuple[list[str], list[str
     added = set(report.updated_ids) | set(report.existing_ids)
     why = {ids[r["line"] - 1]: f"auto-approve refused: {r['message']}" for r in report.rejected}
     return [i for i in ids if i in added], [i for i in ids if i not in added], why
-
-
-def _locations(device_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """device id -> (gateway, session) of its current connection, in one round trip."""
-    if not device_ids:
-        return {}
-    found = presence.client().hmget(presence.where_key(), device_ids)
-    out = {}
-    for device_id, raw in zip(device_ids, found):
-        if raw:
-            gateway, _, session = raw.decode().partition(" ")
-            out[device_id] = (gateway, session)
-    return out
 
 
 def _announce(rows: list[Onboarding], claim) -> None:
