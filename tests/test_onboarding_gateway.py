@@ -49,3 +49,28 @@ def test_quarantine_then_approval_lets_the_waiting_device_in_without_reconnectin
         assert sim.devices[0].connects == 1  # let in on the connection that waited
         assert [e["data"] for e in events.device_events_recent(device_id) if e["name"] == "spark/status"] == [
             "online"]
+
+
+def test_a_claim_code_sent_with_the_hello_waits_for_the_quarantine_decision(worker):
+    """Device OS sends its claim code right after the Hello. The gateway holds it until the Hello's verdict is
+    back, so the code lands on the Onboarding row (and, the device being quarantined, waits there for the
+    approval) instead of racing the Hello and claiming a device that is about to be quarantined."""
+    from devices.services import claims
+
+    owner = UserFactory(email="claimer@example.com")
+    product = make_product(sandbox_of(owner), name="Photon Claimers", platform_id=6)
+    code = claims.claim_code_create(principal=Principal.for_user(owner)).code
+    specs = keyed_photons(3, own_keys=True)
+    device_ids = [s.device_id for s in specs]
+    with running_gateway() as gw:
+        # A busy gateway: the Hello's batch is slower than the claim-code batch (0.05 s), as under load.
+        gw.hub.opens.delay = 0.5
+        with running_fleet(specs, "127.0.0.1", gw.port, claim_code=code,
+                           **options(product_id=product.pk, firmware_version=3)) as sim:
+            assert sim.wait_connected(timeout=15), [d.last_error for d in sim.devices]
+            assert wait_for(lambda: Onboarding.objects.filter(device_id__in=device_ids, state="done",
+                                                              outcome="quarantined").count() == 3, 20)
+            assert wait_for(lambda: Onboarding.objects.filter(device_id__in=device_ids).exclude(claim_code="")
+                            .count() == 3, 5)
+            assert not Device.objects.filter(pk__in=device_ids, owner__isnull=False).exists()
+            assert set(Device.objects.filter(pk__in=device_ids).values_list("quarantined", flat=True)) == {True}

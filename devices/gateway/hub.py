@@ -308,7 +308,11 @@ class Hub:
         except Exception:
             session.transport.close("onboarding is unavailable")
             return
+        session.verdict_known = True
         self.apply_verdict(session, verdict.outcome, verdict.reason)
+        code, session.early_claim_code = session.early_claim_code, None
+        if code is not None and not session.closed:
+            self.claims.submit((session.device_id, code), want_result=False)
 
     def apply_verdict(self, session: Session, outcome: str, reason: str = "") -> None:
         if session.closed:
@@ -348,7 +352,10 @@ class Hub:
 
     def device_event(self, session: Session, name: str, data: str, ttl: int, public: bool) -> None:
         if name == "spark/device/claim/code":
-            self.claims.submit((session.device_id, data), want_result=False)
+            if not session.verdict_known:
+                session.early_claim_code = data  # the claims batch must not overtake the Hello's (_open)
+            else:
+                self.claims.submit((session.device_id, data), want_result=False)
             return
         system = name.startswith(SYSTEM_EVENTS_FROM_DEVICE)
         if name.startswith(("spark", "particle")) and not system:

@@ -96,6 +96,10 @@ class Session:
         self.closed = False
         self.describe_asked = False
         self.early_events: list[tuple] = []
+        # A claim code the device sends before the Hello's verdict is back: sent on once the verdict says the
+        # Onboarding row (or the device's place) exists, so the code can never overtake it.
+        self.verdict_known = False
+        self.early_claim_code: str | None = None
 
     # --- from the device -------------------------------------------------------------------------------------
     def received(self, msg: coap.Message, now: float) -> None:
