@@ -76,21 +76,23 @@ def events_publish_once(batches: dict[str, list[DeviceEvent]]) -> int:
     """Publish each batch of events unless a batch of that name was published before (within a day): a
     durable task that announces what it decided (onboarding's `spark/status` online) and may be run again
     after a crash publishes each announcement once. The events and the "published" markers go in one Redis
-    transaction, so a process killed around it leaves both or neither. Returns how many batches went out."""
+    transaction, so a process killed around it leaves both or neither; the markers are WATCHed from the read
+    to that transaction, so two runs at once (a slow run and its requeued twin) cannot both see "not yet"
+    and both publish: the later one retries and finds the marker. Returns how many batches went out."""
     if not batches:
         return 0
-    r = presence.client()
     names = list(batches)
-    seen = r.mget([once_key(n) for n in names])
-    fresh = [n for n, mark in zip(names, seen) if mark is None]
-    if not fresh:
-        return 0
-    pipe = r.pipeline(transaction=True)
-    for name in fresh:
-        _push(pipe, batches[name])
-        pipe.set(once_key(name), 1, ex=ONCE_TTL)
-    pipe.execute()
-    return len(fresh)
+    keys = [once_key(n) for n in names]
+
+    def attempt(pipe) -> int:
+        fresh = [n for n, mark in zip(names, pipe.mget(keys)) if mark is None]
+        pipe.multi()
+        for name in fresh:
+            _push(pipe, batches[name])
+            pipe.set(once_key(name), 1, ex=ONCE_TTL)
+        return len(fresh)
+
+    return presence.client().transaction(attempt, *keys, value_from_callable=True)
 
 
 def event_publish(**kwargs) -> DeviceEvent:
