@@ -243,3 +243,59 @@ def test_an_auto_approving_onboarding_takes_the_product_before_the_owner_as_an_i
         holder.join(10)
         worker.join(10)
     assert Device.objects.get(pk=device_id).online is True
+
+
+def test_an_approval_locks_the_claim_codes_user_before_the_device_rows(transactional_db):
+    """Approving a quarantined device that waits on a live connection applies the claim code it presented,
+    which locks the code's user. That lock used to come after the import had moved (locked) the device row,
+    the reverse of every claim's order. With the user's row held elsewhere, the approval must wait for it
+    holding no device row."""
+    from django.db import transaction
+
+    from console.models import User
+    from console.services import users as user_services
+    from devices.models import Onboarding
+    from devices.services import claims
+
+    owner, buyer = UserFactory(email="approver@example.com"), UserFactory(email="buyer@example.com")
+    product = make_product(user_services.sandbox_of(owner), name="Approval Argons", platform_id=12)
+    device_id = ids(manufacture(12, 1))[0]
+    Device.objects.filter(pk=device_id).update(product=product, quarantined=True)
+    code = claims.claim_code_create(principal=Principal.for_user(buyer)).code
+    Onboarding.objects.create(device_id=device_id, gateway="gw-test", session="s1", hello_product_id=product.pk,
+                              hello_firmware_version=3, hello_platform_id=12, claim_code=code, state="done",
+                              outcome="quarantined")
+    connect(device_id, session="s1")
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_buyer():
+        try:
+            with transaction.atomic():
+                list(User.objects.select_for_update(no_key=True).filter(pk=buyer.pk).values_list("pk"))
+                holding.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def approve():
+        try:
+            importing.device_import(principal=Principal.for_user(owner), product=product, values=[(1, device_id)])
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_buyer)
+    holder.start()
+    assert holding.wait(10)
+    approver = threading.Thread(target=approve)
+    approver.start()
+    approver.join(1.0)
+    assert approver.is_alive(), "the approval did not wait for the claim code's user"
+    try:
+        with transaction.atomic():  # NOWAIT: fails at once if the waiting approval holds the device row
+            list(Device.objects.select_for_update(nowait=True).filter(pk=device_id).values_list("pk"))
+    finally:
+        release.set()
+        holder.join(10)
+        approver.join(10)
+    device = Device.objects.get(pk=device_id)
+    assert (device.quarantined, device.online, device.owner_id) == (False, True, buyer.pk)

@@ -304,8 +304,17 @@ def device_import(*, principal: Principal | None, product: Product, values: list
         now = timezone.now()
         added: set[str] = set()
         if candidates:
+            # Approving: which of these wait in quarantine on a live connection (Redis first: usually none).
+            waiting = sessions.connected_quarantined(product, candidates) if admit_connected else []
+            # The users whose free limit this import counts against, locked before any device row as every
+            # writer does, in id order: the sandbox's owner (first: a claim running now cannot take the same
+            # room), and the users of claim codes the waiting devices presented (applied on admission).
+            users = sessions.claim_code_users_waiting(waiting)
             if product.account.kind == Account.Kind.SANDBOX:
-                lock_sandbox(product.account.owner)  # first: a claim running now cannot take the same room
+                users.add(product.account.owner)
+            for user in sorted(users, key=lambda u: u.pk):
+                lock_sandbox(user)
+            if product.account.kind == Account.Kind.SANDBOX:
                 # Devices already claimed in the sandbox, outside products, are counted there already.
                 taking, owned = store.sandbox_counts(candidates, product, product.account.owner_id)
                 check_sandbox_room(product.account.owner, taking - owned)
@@ -315,8 +324,6 @@ def device_import(*, principal: Principal | None, product: Product, values: list
                 fields["owner_id"] = owner.pk
             # Move first, then look at what did not move: the common case (every line a new device) is one
             # statement, and only the leftovers need reading to say why they were not added.
-            # Approving: which of these wait in quarantine on a live connection (Redis first: usually none).
-            waiting = sessions.connected_quarantined(product, candidates) if admit_connected else []
             added = store.add(candidates, product, fields)
             sessions.devices_admit_approved(product=product, device_ids=[i for i in waiting if i in added], now=now)
         others = store.lookup([i for i in candidates if i not in added])

@@ -240,8 +240,7 @@ def devices_admit_approved(*, product: Product, device_ids: list[str], now) -> N
         return
     devices = list(Device.objects.filter(pk__in=device_ids, product=product, quarantined=False))
     published = devices_mark_online(devices, now=now)
-    codes = dict(Onboarding.objects.filter(device_id__in=[d.id for d in devices], outcome="quarantined")
-                 .exclude(claim_code="").order_by("created_at").values_list("device_id", "claim_code"))
+    codes = dict(_waiting_claim_codes([d.id for d in devices]).values_list("device_id", "claim_code"))
     for device_id, code in codes.items():
         claims.device_claim_by_code(code=code, device_id=device_id)
     ids = [d.id for d in devices]
@@ -251,6 +250,20 @@ def devices_admit_approved(*, product: Product, device_ids: list[str], now) -> N
         presence.devices_notify([(device_id, "admit", {"outcome": "online"}) for device_id in ids])
 
     transaction.on_commit(tell)
+
+
+def _waiting_claim_codes(device_ids: list[str]):
+    """The claim codes these quarantined devices presented (on their Onboarding rows), oldest first."""
+    return (Onboarding.objects.filter(device_id__in=device_ids, outcome="quarantined").exclude(claim_code="")
+            .order_by("created_at"))
+
+
+def claim_code_users_waiting(device_ids: list[str]) -> set:
+    """The users behind the claim codes these quarantined devices presented: an approval applies them, so it
+    locks those users (before any device row) first."""
+    if not device_ids:
+        return set()
+    return claims.claim_code_users(set(_waiting_claim_codes(device_ids).values_list("claim_code", flat=True)))
 
 
 def connected_quarantined(product: Product, device_ids: list[str]) -> list[str]:
