@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 
 from console import validation
 from console.errors import Forbidden, NotFound
+from console.prepared import Prepared
 from console.models import Account, OrgMembership, User
 from console.scoping import Principal, rights_for
 from products.models import Platform, Product, ProductMembership
@@ -18,6 +19,15 @@ def product_list(*, principal: Principal, account: Account | None = None, action
     return qs.order_by("name")
 
 
+# Every product-form request starts here, so both lookups are compiled once (console/prepared.py).
+_PRODUCT_BY = {
+    "pk": Prepared(lambda p: Product.objects.select_related("account", "account__owner", "platform")
+                   .filter(pk=p.integer("pk"))),
+    "slug": Prepared(lambda p: Product.objects.select_related("account", "account__owner", "platform")
+                     .filter(slug=p.text("slug"))),
+}
+
+
 def product_get(*, principal: Principal, ident: str | int, action: str) -> Product:
     """The product by numeric id or slug: 404 if the caller cannot see it, 403 if it may not `action` it."""
     lookup = validation.ident(ident)
@@ -25,7 +35,8 @@ def product_get(*, principal: Principal, ident: str | int, action: str) -> Produ
         raise NotFound(f"Product {str(ident)[:100]} not found")
     # rights_for is restrict()'s twin for one object in hand (console/scoping.py), so the lookup itself
     # need not carry the scoping subqueries: find the row, then ask who may see it and do `action`.
-    product = Product.objects.select_related("account", "account__owner", "platform").filter(**lookup).first()
+    (field, value), = lookup.items()
+    product = _PRODUCT_BY[field].first(**{field: value})
     rights = rights_for(principal, product) if product is not None else None
     if rights is None or not rights.visible:
         raise NotFound(f"Product {ident} not found")

@@ -15,6 +15,7 @@ from django.utils.dateparse import parse_datetime
 from console import hooks
 from console.errors import InvalidClient, InvalidGrant, MfaRequired, ValidationFailed
 from console.models import AccessToken, Account, OAuthClient, RefreshToken, User, hash_secret, new_token
+from console.prepared import Prepared
 from console.services.clients import BUILTIN_CLIENTS, client_authenticate, product_client_authenticate
 from console.selectors import mfa_enabled
 from console.services import mfa as mfa_services
@@ -85,15 +86,16 @@ def token_issue(*, kind: str, user: User | None = None, client: OAuthClient | No
     return IssuedToken(token=token, access_token=raw, refresh_token=refresh_raw, expires_in=lifetime)
 
 
+# Every request pays for this lookup, so it is compiled once (console/prepared.py). The user is needed
+# (is_active, the principal); the OAuth client only by the token listings, which load it when they name it.
+_TOKEN_BY_HASH = Prepared(lambda p: AccessToken.objects.select_related("user").filter(token_hash=p.text("hash")))
+
+
 def token_lookup(raw: str) -> AccessToken | None:
     """The live token for a raw bearer string, or None (unknown, expired or malformed)."""
     if not raw or len(raw) > 200:
         return None
-    token = (
-        # Every request pays for this lookup: the user is needed (is_active, the principal), the OAuth
-        # client only by the token listings, which load it when they name it.
-        AccessToken.objects.select_related("user").filter(token_hash=hash_secret(raw)).first()
-    )
+    token = _TOKEN_BY_HASH.first(hash=hash_secret(raw))
     if token is None or token.is_expired():
         return None
     if token.user_id is not None and not token.user.is_active:

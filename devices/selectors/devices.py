@@ -4,6 +4,7 @@ sandbox list, a device's history. Product lists start from a product already res
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from console.counters import count_hit
 from console.errors import Forbidden, LockedOut, NotFound, ValidationFailed
 from console.models import AuditEntry, User
 from console.pagination import Page
+from console.prepared import Prepared
 from console.scoping import Principal
 from devices.identifiers import is_device_id
 from devices.models import Device, DeviceGroupMembership, DeviceRights, SimCard
@@ -168,18 +170,28 @@ def product_device_batches(*, product: Product, query: DeviceListQuery, size: in
 DEVICE_RELATED = ("owner", "customer", "platform", "product", "product__account", "sim")
 
 
+@functools.cache
+def _device_by_id(related: tuple[str, ...], product: bool) -> Prepared:
+    """A device by id, with these relations, within a product or not: compiled once per shape
+    (console/prepared.py), because every call, variable read and device page starts with it."""
+    if product:
+        return Prepared(lambda p: Device.objects.select_related(*related)
+                        .filter(product_id=p.integer("product"), pk=p.text("id")))
+    return Prepared(lambda p: Device.objects.select_related(*related).filter(pk=p.text("id")))
+
+
 def device_get(*, principal: Principal, device_id: str, action: str, related: tuple[str, ...] = DEVICE_RELATED
                ) -> Device:
     """A device by id (or name) through the dev form: 404 unless the caller may see it, 403 unless it may
     `action` it. `related` are the relations loaded with it; the product and its account always are (the
     rights need them). A hot path that reads none of the others (a function call) passes fewer."""
     ident = (device_id or "").strip()
-    related = tuple({*related, "product", "product__account"})
+    related = tuple(sorted({*related, "product", "product__account"}))
     # Particle accepts a device's name wherever its id goes (api-js: "Device ID or Name"). Names are not
     # unique across tenants, so a name is looked up within what the caller may see; an id is one row, and
     # DeviceRights (restrict()'s twin for a device in hand) decides 404, 403 or the device.
     if is_device_id(ident):
-        device = Device.objects.select_related(*related).filter(pk=ident.lower()).first()
+        device = _device_by_id(related, False).first(id=ident.lower())
     else:
         device = (Device.objects.restrict(principal).select_related(*related).filter(name=ident).order_by("id")
                   .first())
@@ -214,11 +226,15 @@ def product_device_get(*, product: Product, device_id: str, include_denied: bool
                        related: tuple[str, ...] = ("owner", "customer", "platform", "sim")) -> Device:
     """A device of `product` (already found through the caller's scope) by id or name, else 404."""
     ident = (device_id or "").strip()
-    qs = (Device.objects.filter(product=product, pk=ident.lower()) if is_device_id(ident)
-          else Device.objects.filter(product=product, name=ident).order_by("id"))
-    if not include_denied:
-        qs = qs.filter(denied=False)
-    device = qs.select_related(*related).first()
+    if is_device_id(ident):
+        device = _device_by_id(tuple(sorted(related)), True).first(product=product.pk, id=ident.lower())
+        if device is not None and device.denied and not include_denied:
+            device = None
+    else:
+        qs = Device.objects.filter(product=product, name=ident).order_by("id")
+        if not include_denied:
+            qs = qs.filter(denied=False)
+        device = qs.select_related(*related).first()
     if device is None:
         raise NotFound(f"Device {device_id} not found in this product")
     device.product = product  # the caller's product, already found through its scope: no second join
