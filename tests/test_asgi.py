@@ -71,3 +71,27 @@ def test_only_a_coroutine_view_is_sent_down_djangos_async_path(rf):
     assert app.takes_async_path(rf.get("/test-sync/")) is False
     assert app.takes_async_path(rf.get("/v1/user")) is False
     assert app.takes_async_path(rf.get("/nowhere/at/all")) is False
+
+
+@override_settings(ROOT_URLCONF="tests.support.asgi_urls")
+def test_request_threads_are_reused_but_never_shared_by_two_requests_at_once():
+    from tests.support import asgi_urls
+
+    app = CyanASGIHandler()
+    asgi_urls.GATE.clear()
+
+    async def scenario():
+        held = asyncio.ensure_future(_call(app, "/test-blocks/"))
+        await asyncio.sleep(0.2)
+        # While one request holds its thread, another is answered on a thread of its own.
+        status, beside = await asyncio.wait_for(_call(app, "/test-sync/"), 5)
+        assert not held.done()
+        asgi_urls.GATE.set()
+        _, blocked = await held
+        after = [(await _call(app, "/test-sync/"))[1]["serial"] for _ in range(10)]
+        return status, beside["serial"], blocked["serial"], after
+
+    status, beside, blocked, after = asyncio.run(scenario())
+    assert status == 200 and beside != blocked
+    # Ten requests one after another started no thread: each ran on one the first two had left idle.
+    assert set(after) <= {beside, blocked}
