@@ -139,6 +139,22 @@ def devices_notify(notes: list[tuple[str, str, dict]]) -> int:
     return sum(pipe.execute()) if sent else 0
 
 
+# KEYS[1] the where hash; ARGV: device id, the command channel's prefix, the message after its opening brace.
+# Returns -1 when the device is not located, else how many gateways received the message.
+_SEND_TO_DEVICE = """
+local where = redis.call('HGET', KEYS[1], ARGV[1])
+if not where then return -1 end
+local space = string.find(where, ' ', 1, true)
+local gateway, session = string.sub(where, 1, space - 1), string.sub(where, space + 1)
+return redis.call('PUBLISH', ARGV[2] .. gateway, '{"session":' .. cjson.encode(session) .. ',' .. ARGV[3])
+"""
+
+
+@lru_cache(maxsize=None)
+def _send_to_device(r: redis.Redis):
+    return r.register_script(_SEND_TO_DEVICE)  # EVALSHA, loading the script again after a Redis restart
+
+
 def request_timeout() -> float:
     """Seconds a device has to answer a function call or variable read (Particle: about 30 s, then 408)."""
     return float(getattr(settings, "DEVICE_REQUEST_TIMEOUT", 30.0))
@@ -149,14 +165,15 @@ def device_request(device_id: str, op: str, *, timeout: float | None = None, **a
     its gateway and wait for the answer, a dict with "ok" and the op's fields. Raises DeviceOffline at once
     when it is not connected, DeviceTimedOut after `timeout` seconds without an answer."""
     timeout = request_timeout() if timeout is None else timeout
-    where = device_location(device_id)
-    if where is None:
-        raise DeviceOffline(device_id)
     request = secrets.token_hex(8)
-    message = command(device_id, where, op, args, reply=request, deadline=time.time() + timeout)
+    # The message without its session: the script below looks the device up and sends it to its gateway in
+    # the same round trip, adding the session it found (`command`'s layout, session first).
+    rest = json.dumps({"op": op, "device": device_id, "args": args, "reply": request,
+                       "deadline": time.time() + timeout})[1:]
     r = client()
-    if r.publish(command_channel(where.gateway), message) == 0:
-        raise DeviceOffline(device_id)  # nobody listens on that channel: the gateway is gone
+    if _send_to_device(r)(keys=[where_key()], args=[device_id, command_channel(""), rest]) <= 0:
+        # -1: it holds no connection; 0: nobody listens on its gateway's channel (the gateway is gone)
+        raise DeviceOffline(device_id)
     got = r.blpop([reply_key(request)], timeout=timeout)
     if got is None:
         raise DeviceTimedOut(device_id)

@@ -37,12 +37,20 @@ def product_get(*, principal: Principal, ident: str | int, action: str) -> Produ
     # need not carry the scoping subqueries: find the row, then ask who may see it and do `action`.
     (field, value), = lookup.items()
     product = _PRODUCT_BY[field].first(**{field: value})
-    rights = rights_for(principal, product) if product is not None else None
-    if rights is None or not rights.visible:
+    if product is None:
+        raise NotFound(f"Product {ident} not found")
+    product_check(principal=principal, product=product, ident=ident, action=action)
+    return product
+
+
+def product_check(*, principal: Principal, product: Product, ident: str | int, action: str) -> None:
+    """product_get's verdict on a product row already in hand (found by `ident`): 404 unless the caller
+    can see it, 403 unless it may `action` it. For lookups that fetch the product joined to something else."""
+    rights = rights_for(principal, product)
+    if not rights.visible:
         raise NotFound(f"Product {ident} not found")
     if not rights.may(action):
         raise Forbidden(_forbidden_text(principal, action))
-    return product
 
 
 def customer_product_get(*, principal: Principal, ident: str | int) -> Product:

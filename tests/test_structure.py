@@ -122,6 +122,43 @@ def test_device_rights_agree_with_the_device_door_for_every_caller_device_and_ac
     assert checked > 100  # the matrix is not all refusals
 
 
+def test_the_one_query_product_device_lookup_agrees_with_its_two_steps(cast):
+    """product_and_device_get (a function call's lookup) must answer exactly what product_get followed by
+    product_device_get answers: the same device, or the same error with the same words."""
+    from devices.models import Device
+    from devices.selectors import devices as device_selectors
+    from products.selectors import product_get
+    from tests.support.fleet import import_devices
+
+    mine = import_devices(cast.product, 2)
+    Device.objects.filter(pk=mine[1]).update(name="named-one", denied=True)
+    theirs = import_devices(cast.outsider_product, 1, by=cast.outsider)[0]
+    sandbox = import_devices(cast.sandbox_product)[0]
+
+    def outcome(fn):
+        try:
+            return ("device", fn().pk)
+        except Exception as exc:  # the verdict is the comparison: type and words
+            return (type(exc).__name__, str(exc))
+
+    products = [cast.product, cast.outsider_product, cast.sandbox_product]
+    idents = [ident for p in products for ident in (p.pk, str(p.pk), p.slug)] + ["no-such-product", "99999", "a b"]
+    device_ids = [*mine, mine[0].upper(), "named-one", theirs, sandbox, "0" * 24, ""]
+    seen = set()
+    for who, principal in _principals(cast).items():
+        for ident in idents:
+            for device_id in device_ids:
+                for action in ("devices.function:call", "devices.variable:get", "devices:list"):
+                    one = outcome(lambda: device_selectors.product_and_device_get(
+                        principal=principal, product=ident, device_id=device_id, action=action, related=()))
+                    two = outcome(lambda: device_selectors.product_device_get(
+                        product=product_get(principal=principal, ident=ident, action=action),
+                        device_id=device_id, related=()))
+                    assert one == two, (who, ident, device_id, action)
+                    seen.add(one[0])
+    assert seen == {"device", "NotFound", "Forbidden"}
+
+
 def test_rights_for_names_the_role_and_the_owner(cast):
     owner = rights_for(Principal.for_user(cast.owner), cast.product)
     assert owner.is_owner and owner.role == "administrator"

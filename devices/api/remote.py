@@ -19,7 +19,6 @@ from console.api.serializers import iso
 from devices.models import Device
 from devices.selectors import devices as device_selectors
 from devices.services import remote
-from products.selectors import product_get
 
 # Names that are routes of their own under a device (issue 13's event stream among them), never a variable
 # or function name in the URL conf: devices/api/urls.py's `particle_name` converter refuses them.
@@ -111,8 +110,8 @@ def _device(request, device_id: str, action: str) -> Device:
 
 
 def _product_device(request, product: str, device_id: str, action: str) -> Device:
-    found = product_get(principal=request.auth, ident=product, action=action)
-    return device_selectors.product_device_get(product=found, device_id=device_id, related=())
+    return device_selectors.product_and_device_get(principal=request.auth, product=product, device_id=device_id,
+                                                   action=action, related=())
 
 
 class DeviceRemoteView(RemoteView):

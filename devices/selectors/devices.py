@@ -23,6 +23,7 @@ from devices.models import Device, DeviceGroupMembership, DeviceRights, SimCard
 from devices.selectors.groups import groups_of
 from devices.selectors.limits import FREE_DEVICE_LIMIT, sandbox_device_count
 from products.models import DeviceGroup, Platform, Product
+from products.selectors import product_check, product_get
 
 EXACT_COUNT_CAP = 10_000  # past this many matches a filtered total is estimated, not counted
 SERIAL_LOOKUPS_PER_HOUR = 50
@@ -239,6 +240,33 @@ def product_device_get(*, product: Product, device_id: str, include_denied: bool
         raise NotFound(f"Device {device_id} not found in this product")
     device.product = product  # the caller's product, already found through its scope: no second join
     return device
+
+
+@functools.cache
+def _product_device_by_id(related: tuple[str, ...], product_by: str) -> Prepared:
+    related = ("product", "product__account", "product__account__owner", "product__platform", *related)
+    if product_by == "pk":
+        return Prepared(lambda p: Device.objects.select_related(*related)
+                        .filter(product_id=p.integer("product"), pk=p.text("id")))
+    return Prepared(lambda p: Device.objects.select_related(*related)
+                    .filter(product__slug=p.text("product"), pk=p.text("id")))
+
+
+def product_and_device_get(*, principal: Principal, product: str | int, device_id: str, action: str,
+                           related: tuple[str, ...] = ("owner", "customer", "platform", "sim")) -> Device:
+    """`product_get` then `product_device_get`, answered by one query when `device_id` is an id and the
+    device is in that product: the device comes with its product, and `product_check` gives the verdict
+    product_get would. Anything else (a name, a miss) takes the two steps, so every error is theirs."""
+    lookup = validation.ident(product)
+    ident = (device_id or "").strip()
+    if lookup is not None and is_device_id(ident):
+        (field, value), = lookup.items()
+        device = _product_device_by_id(tuple(sorted(related)), field).first(product=value, id=ident.lower())
+        if device is not None:
+            product_check(principal=principal, product=device.product, ident=product, action=action)
+            return device
+    found = product_get(principal=principal, ident=product, action=action)
+    return product_device_get(product=found, device_id=device_id, related=related)
 
 
 def sandbox_devices(*, user: User, sandbox_only: bool = False) -> QuerySet[Device]:
