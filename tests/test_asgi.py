@@ -95,3 +95,13 @@ def test_request_threads_are_reused_but_never_shared_by_two_requests_at_once():
     assert status == 200 and beside != blocked
     # Ten requests one after another started no thread: each ran on one the first two had left idle.
     assert set(after) <= {beside, blocked}
+
+
+def test_the_entry_point_freezes_the_startup_heap():
+    """Full collections over Django's startup heap stopped the web process for 66-108 ms (console/asgi.py
+    `_settle_heap`); the module the server imports must leave that heap frozen."""
+    import gc
+
+    import console.asgi  # noqa: F401 (imported by the server exactly so)
+
+    assert gc.get_freeze_count() > 10_000
