@@ -17,7 +17,6 @@ itself while it runs: a call waiting 30 s on a silent device holds only its own.
 
 from __future__ import annotations
 
-import gc
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,6 +26,8 @@ from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.http import FileResponse
 from django.urls import Resolver404, get_resolver
+
+from console.heap import settle_heap
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
@@ -99,15 +100,8 @@ class CyanASGIHandler(ASGIHandler):
         return response
 
 
-def _settle_heap() -> None:
-    """Import every view module now rather than on the first requests, then move everything built so far
-    out of the garbage collector's sight (`gc.freeze`). Unfrozen, a full collection walked Django's whole
-    heap and stopped every request in the process for 66-108 ms, several times a minute at 200 calls/s."""
-    get_resolver().url_patterns  # noqa: B018 (the import is the point)
-    gc.collect()
-    gc.freeze()
-
-
 django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application does before its handler
 application = CyanASGIHandler()
-_settle_heap()
+# Import every view module now rather than on the first requests, then freeze the heap (console/heap.py).
+get_resolver().url_patterns  # noqa: B018 (the import is the point)
+settle_heap()

@@ -99,7 +99,7 @@ def test_request_threads_are_reused_but_never_shared_by_two_requests_at_once():
 
 def test_the_entry_point_freezes_the_startup_heap():
     """Full collections over Django's startup heap stopped the web process for 66-108 ms (console/asgi.py
-    `_settle_heap`); the module the server imports must leave that heap frozen."""
+    console/heap.py); the module the server imports must leave that heap frozen."""
     import gc
 
     import console.asgi  # noqa: F401 (imported by the server exactly so)

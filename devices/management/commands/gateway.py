@@ -15,6 +15,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from console.heap import settle_heap
 from devices.gateway.hub import Hub
 
 log = logging.getLogger("devices.gateway")
@@ -33,6 +34,7 @@ class Command(BaseCommand):
         except ImportError:  # plain asyncio works; uvloop costs less CPU per connection
             uvloop = None
         runner = uvloop.run if uvloop is not None else asyncio.run
+        settle_heap()  # Django's startup heap out of the collector's full passes (console/heap.py)
         runner(self._serve(host, port))
 
     async def _serve(self, host: str, port: int) -> None:
