@@ -105,3 +105,27 @@ def test_the_entry_point_freezes_the_startup_heap():
     import console.asgi  # noqa: F401 (imported by the server exactly so)
 
     assert gc.get_freeze_count() > 10_000
+
+
+@pytest.mark.django_db
+def test_an_api_call_with_a_console_session_pays_nothing_for_the_console():
+    """CurrentAccountMiddleware finds the console's user and account for pages only: an API call from a
+    browser that is signed in to the console (its session cookie sent along) runs the same queries as one
+    without it."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    user = UserFactory(email="both@example.com")
+    token = user_token(user)
+    plain, signed_in = Client(), Client()
+    signed_in.force_login(user)
+    counts = []
+    for client in (plain, signed_in):
+        client.get("/v1/user", HTTP_AUTHORIZATION=f"Bearer {token}")  # the token's last_used_at write, once
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/v1/user", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    # The console itself still knows who is signed in.
+    assert signed_in.get("/products/").status_code == 200
