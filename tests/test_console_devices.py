@@ -367,6 +367,8 @@ def test_device_page_shows_every_field_and_edits(cast):
         assert f'<code class="mono">{field}</code>' in html, field
     sim = SimCard.objects.get(device=device)
     assert f"/sims/?iccid={sim.iccid}" in html and "Active" in html
+    # Its script once: included twice, every change listener fired twice (the switch posted twice).
+    assert html.count("console/devices.js") == 1
 
     r = client.post(url, {"intent": "notes", "notes-notes": "On the roof of building 4."})
     assert r.status_code == 302 and r["Location"] == url + "#notes"

@@ -254,6 +254,8 @@ def test_open_a_device_and_edit_its_notes(live_server, page):
     expect(page.get_by_role("textbox", name="Notes")).to_have_value("Mounted on pallet 12; battery swapped in May.")
     assert Device.objects.get(pk=device_ids[0]).notes == "Mounted on pallet 12; battery swapped in May."
     # The development switch saves on change; the history records both.
+    # devices.js (deferred) submits the switch on change: wait until the page after the notes form has it.
+    page.wait_for_load_state("load")
     page.get_by_label("Mark as development device").check()
     expect(page.locator(".flash-success")).to_contain_text("Development setting saved")
     assert Device.objects.get(pk=device_ids[0]).development
