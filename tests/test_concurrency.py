@@ -207,41 +207,14 @@ def test_an_auto_approving_onboarding_takes_the_product_before_the_owner_as_an_i
     sessions_open([Hello(device_id=device_id, gateway=TEST_GATEWAY, session="s1", product_id=product.pk,
                          firmware_version=3, platform_id=12, flags=0, ip_address="192.0.2.7")])
     row_ids = list(Onboarding.objects.filter(device_id=device_id).values_list("pk", flat=True))
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_product():
-        try:
-            from django.db import transaction
-            with transaction.atomic():
-                list(Product.objects.select_for_update(no_key=True).filter(pk=product.pk).values_list("pk"))
-                holding.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    def onboard():
-        try:
-            onboardings_run(row_ids)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold_product)
-    holder.start()
-    assert holding.wait(10)
-    worker = threading.Thread(target=onboard)
-    worker.start()
-    worker.join(1.0)
-    assert worker.is_alive(), "the onboarding did not wait for the product"
-    from django.db import transaction
     from console.models import User
-    try:
-        with transaction.atomic():  # NOWAIT: fails at once if the waiting onboarding holds the owner's row
-            list(User.objects.select_for_update(nowait=True).filter(pk=owner.pk).values_list("pk"))
-            list(Device.objects.select_for_update(nowait=True).filter(pk=device_id).values_list("pk"))
-    finally:
-        release.set()
-        holder.join(10)
-        worker.join(10)
+
+    def free_rows():  # NOWAIT: fails at once if the waiting onboarding holds the owner's row or the device's
+        list(User.objects.select_for_update(nowait=True).filter(pk=owner.pk).values_list("pk"))
+        list(Device.objects.select_for_update(nowait=True).filter(pk=device_id).values_list("pk"))
+
+    _waits_holding_nothing(Product.objects.filter(pk=product.pk), lambda: onboardings_run(row_ids), free_rows,
+                           "the onboarding did not wait for the product")
     assert Device.objects.get(pk=device_id).online is True
 
 
@@ -250,8 +223,6 @@ def test_an_approval_locks_the_claim_codes_user_before_the_device_rows(transacti
     which locks the code's user. That lock used to come after the import had moved (locked) the device row,
     the reverse of every claim's order. With the user's row held elsewhere, the approval must wait for it
     holding no device row."""
-    from django.db import transaction
-
     from console.models import User
     from console.services import users as user_services
     from devices.models import Onboarding
@@ -266,36 +237,52 @@ def test_an_approval_locks_the_claim_codes_user_before_the_device_rows(transacti
                               hello_firmware_version=3, hello_platform_id=12, claim_code=code, state="done",
                               outcome="quarantined")
     connect(device_id, session="s1")
+
+    def free_device():  # NOWAIT: fails at once if the waiting approval holds the device row
+        list(Device.objects.select_for_update(nowait=True).filter(pk=device_id).values_list("pk"))
+
+    _waits_holding_nothing(
+        User.objects.filter(pk=buyer.pk),
+        lambda: importing.device_import(principal=Principal.for_user(owner), product=product, values=[(1, device_id)]),
+        free_device, "the approval did not wait for the claim code's user")
+    device = Device.objects.get(pk=device_id)
+    assert (device.quarantined, device.online, device.owner_id) == (False, True, buyer.pk)
+
+
+def _waits_holding_nothing(held, action, probe, why: str) -> None:
+    """Lock-order check: hold the rows of `held` in another connection, start `action` in a thread, see it still
+    waiting a second later, run `probe` (NOWAIT locks on the rows it must not hold yet) while it waits, then let
+    it finish."""
+    from django.db import transaction
+
     holding, release = threading.Event(), threading.Event()
 
-    def hold_buyer():
+    def hold():
         try:
             with transaction.atomic():
-                list(User.objects.select_for_update(no_key=True).filter(pk=buyer.pk).values_list("pk"))
+                list(held.select_for_update(no_key=True).values_list("pk"))
                 holding.set()
                 release.wait(10)
         finally:
             connections.close_all()
 
-    def approve():
+    def run():
         try:
-            importing.device_import(principal=Principal.for_user(owner), product=product, values=[(1, device_id)])
+            action()
         finally:
             connections.close_all()
 
-    holder = threading.Thread(target=hold_buyer)
+    holder = threading.Thread(target=hold)
     holder.start()
     assert holding.wait(10)
-    approver = threading.Thread(target=approve)
-    approver.start()
-    approver.join(1.0)
-    assert approver.is_alive(), "the approval did not wait for the claim code's user"
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(1.0)
+    assert worker.is_alive(), why
     try:
-        with transaction.atomic():  # NOWAIT: fails at once if the waiting approval holds the device row
-            list(Device.objects.select_for_update(nowait=True).filter(pk=device_id).values_list("pk"))
+        with transaction.atomic():
+            probe()
     finally:
         release.set()
         holder.join(10)
-        approver.join(10)
-    device = Device.objects.get(pk=device_id)
-    assert (device.quarantined, device.online, device.owner_id) == (False, True, buyer.pk)
+        worker.join(10)
