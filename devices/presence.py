@@ -166,7 +166,7 @@ def device_request(device_id: str, op: str, *, timeout: float | None = None, **a
     when it is not connected, DeviceTimedOut after `timeout` seconds without an answer."""
     timeout = request_timeout() if timeout is None else timeout
     request = secrets.token_hex(8)
-    # The message without its session: the script below looks the device up and sends it to its gateway in
+    # The message without its session: _SEND_TO_DEVICE looks the device up and sends it to its gateway in
     # the same round trip, adding the session it found (`command`'s layout, session first).
     rest = json.dumps({"op": op, "device": device_id, "args": args, "reply": request,
                        "deadline": time.time() + timeout})[1:]
