@@ -322,7 +322,8 @@ def test_it_backs_off_as_device_os_does_after_failed_attempts():
         refused = Fleet(SPECS[:1], "127.0.0.1", port, server_key=KEY_FILE, backoff_unit=0.1, record=True)
         await refused.start()
         device = refused.devices[0]
-        assert await refused.wait_until(lambda: len(device.attempts) >= 8, 10)
+        # An attempt is recorded when it starts and counted as a failure when it ends: wait for both.
+        assert await refused.wait_until(lambda: len(device.attempts) >= 8 and device.failures >= 8, 10)
         await refused.stop()
         gaps = [b - a for a, b in zip(device.attempts, device.attempts[1:])][:7]
         # A busy machine only makes the waits longer, so the lower bounds are the test. One late timer under
