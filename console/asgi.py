@@ -23,7 +23,6 @@ instead (`POST /v1/devices/events` publishes, `GET` on the same path streams).
 
 from __future__ import annotations
 
-import copy
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,7 +31,7 @@ from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_as
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.http import FileResponse
-from django.urls import Resolver404, get_resolver
+from django.urls import Resolver404, ResolverMatch, get_resolver
 
 from console.heap import settle_heap
 
@@ -110,8 +109,9 @@ class CyanASGIHandler(ASGIHandler):
             return False  # the sync chain answers it with the console's or the API's 404
         sync_view = getattr(match.func, "sync_methods", {}).get(request.method)
         if sync_view is not None:
-            match = copy.copy(match)
-            match.func = sync_view
+            match = ResolverMatch(sync_view, match.args, match.kwargs, match.url_name, match.app_names,
+                                  match.namespaces, match.route, match.tried, match.captured_kwargs,
+                                  match.extra_kwargs)
         request._cyan_match = match
         return iscoroutinefunction(match.func)
 
