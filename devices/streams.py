@@ -127,7 +127,7 @@ class StreamHub:
         key = events.bus_key()
         while True:
             try:
-                got = await self.redis.xread({key: self.last_id}, block=5000, count=1000)
+                got = await self.redis.xread({key: self.last_id}, block=2000, count=1000)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis went away: keep the streams open and try again
