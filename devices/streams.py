@@ -59,6 +59,16 @@ def frame(event: events.BusEvent) -> bytes:
             f"{json.dumps(event.wire(), separators=(',', ':'))}\n\n").encode()
 
 
+def frame_unnamed(event: events.BusEvent) -> bytes:
+    """The console's form: no `event:` line (a browser's EventSource has no listener for every name), the name
+    inside the data."""
+    return (f"id: {event.id}\ndata: "
+            f"{json.dumps({'name': event.name, **event.wire()}, separators=(',', ':'))}\n\n").encode()
+
+
+FORMATS = {"particle": frame, "unnamed": frame_unnamed}
+
+
 def id_key(event_id: str) -> tuple[int, int]:
     ms, _, seq = event_id.partition("-")
     return int(ms), int(seq or 0)
@@ -78,6 +88,7 @@ class Subscriber:
     token: str = field(default_factory=lambda: secrets.token_hex(8))
     address: str = ""
     holding: bool = False  # buffering live events while the replay is read
+    format: str = "particle"  # or "unnamed" (FORMATS)
 
     def push(self, item) -> None:
         self.queue.append(item)
@@ -140,12 +151,13 @@ class StreamHub:
                     self.dispatch(events.bus_event(self.last_id, fields[b"e"]))
 
     def dispatch(self, event: events.BusEvent) -> None:
-        data = None
+        made: dict[str, bytes] = {}
         for audience in event.audiences:
             for sub in self.by_audience.get(audience, ()):
                 if sub.scope.matches(event):
+                    data = made.get(sub.format)
                     if data is None:
-                        data = frame(event)
+                        data = made[sub.format] = FORMATS[sub.format](event)
                     if len(sub.queue) >= settings.EVENTS_SUBSCRIBER_BACKLOG:
                         sub.queue.clear()
                         sub.push(_CLOSE)
@@ -228,7 +240,7 @@ async def release(h: StreamHub, sub: Subscriber) -> None:
             log.info("releasing a stream's count failed: %s", exc)
 
 
-async def replay(h: StreamHub, scope: StreamScope, after: str) -> tuple[list[bytes], str, bool]:
+async def replay(h: StreamHub, scope: StreamScope, after: str, render=frame) -> tuple[list[bytes], str, bool]:
     """The events of `scope` after `after` still kept: (frames, last id read, whether some were already
     trimmed away — the client missed events older than the window)."""
     key = events.replay_key(scope.audience)
@@ -245,7 +257,7 @@ async def replay(h: StreamHub, scope: StreamScope, after: str) -> tuple[list[byt
             last = raw_id.decode()
             event = events.bus_event(last, fields[b"e"])
             if scope.matches(event):
-                frames.append(frame(event))
+                frames.append(render(event))
         start = f"({last}"
     return frames, last, gap
 
@@ -259,7 +271,7 @@ async def stream(sub: Subscriber, *, last_event_id: str | None):
         sub.last_sent = time.monotonic()
         if last_event_id:
             sub.holding = True
-            frames, last, gap = await replay(h, sub.scope, last_event_id)
+            frames, last, gap = await replay(h, sub.scope, last_event_id, FORMATS[sub.format])
             if gap:
                 frames.insert(0, b": some events after the given Last-Event-ID are no longer kept\n\n")
             held = list(sub.queue)
