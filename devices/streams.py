@@ -94,6 +94,10 @@ class Subscriber:
         self.queue.append(item)
         self.wake.set()
 
+    def put(self, item) -> None:
+        """Queue without waking: the hub wakes every stream it fed at once (`StreamHub._wake`)."""
+        self.queue.append(item)
+
 
 class StreamHub:
     """The process's one bus reader and the streams it feeds (one hub per event loop)."""
@@ -107,6 +111,8 @@ class StreamHub:
         self.start_lock = asyncio.Lock()
         self.last_id = ""
         self.delivered = 0
+        self.fed: set[Subscriber] = set()
+        self.wake_pending = False
 
     # --- subscribers ---------------------------------------------------------------------------------------
 
@@ -162,8 +168,20 @@ class StreamHub:
                         sub.queue.clear()
                         sub.push(_CLOSE)
                         continue
-                    sub.push((event.id, data) if sub.holding else data)
+                    sub.put((event.id, data) if sub.holding else data)
+                    self.fed.add(sub)
                     self.delivered += 1
+        if self.fed and not self.wake_pending:
+            self.wake_pending = True
+            # Many streams: wait a moment so each wakes once for several events (a write per stream per event
+            # is what saturates the process); few: at once.
+            many = self.count() > settings.EVENTS_COALESCE_ABOVE
+            self.loop.call_later(settings.EVENTS_COALESCE_SECONDS if many else 0, self._wake)
+
+    def _wake(self) -> None:
+        fed, self.fed, self.wake_pending = self.fed, set(), False
+        for sub in fed:
+            sub.wake.set()
 
     # --- keepalives and the per-address count ------------------------------------------------------------
 

@@ -246,3 +246,34 @@ def test_the_device_routes_no_longer_swallow_the_event_routes(cast, fleet):
     """`/v1/devices/events` used to reach the device-detail view as a device named "events"."""
     r = cast.api("owner").post("/v1/devices/events", {"name": "x"})
     assert (r.status_code, r.json()) == (200, {"ok": True})
+
+
+def test_with_many_streams_each_wakes_once_for_several_events(settings):
+    """Past EVENTS_COALESCE_ABOVE streams a process wakes each stream once per EVENTS_COALESCE_SECONDS, not
+    once per event; below it, at once."""
+    import asyncio
+
+    from devices import streams
+
+    def bus(n: int) -> events.BusEvent:
+        return events.BusEvent(id=f"{n}-0", name="t", data=str(n), coreid="c" * 24, published_at="", ttl=60,
+                               product_id=1, user_id=None, customer_id=None, org_id=None, hook=False,
+                               origin="device")
+
+    async def run(above: int):
+        settings.EVENTS_COALESCE_ABOVE, settings.EVENTS_COALESCE_SECONDS = above, 0.2
+        hub = streams.StreamHub(asyncio.get_running_loop())
+        subs = [streams.Subscriber(streams.StreamScope("p:1")) for _ in range(3)]
+        hub.by_audience["p:1"] = set(subs)
+        for n in range(1, 4):
+            hub.dispatch(bus(n))
+        await asyncio.sleep(0.05)
+        early = [s.wake.is_set() for s in subs]
+        await asyncio.sleep(0.3)
+        await hub.redis.aclose()
+        return early, [s.wake.is_set() for s in subs], [len(s.queue) for s in subs]
+
+    early, late, queued = asyncio.run(run(above=2))
+    assert (early, late, queued) == ([False] * 3, [True] * 3, [3] * 3)
+    early, _, _ = asyncio.run(run(above=10))
+    assert early == [True] * 3
