@@ -29,6 +29,7 @@ stream; an API event to the stream of the token's user (or customer), or to the 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -40,6 +41,8 @@ from django.conf import settings
 from billing import metering
 from devices import presence
 from devices.identifiers import is_device_id
+
+log = logging.getLogger("cyan.events")
 
 HISTORY = 100  # events kept per device
 CLOUD = "particle-internal"  # the coreid Particle gives events the cloud makes about itself
@@ -380,6 +383,35 @@ def events_publish_once(batches: dict[str, list[DeviceEvent]]) -> int:
 def event_publish(**kwargs) -> BusEvent | None:
     published = events_publish([event_make(**kwargs)])
     return published[0] if published else None
+
+
+async def bus_follow(client, after: str, who: str):
+    """Read the bus after the entry `after`, forever: yields each batch read, as BusEvents in order. A read
+    that fails (Redis restarting) is logged and tried again a second later, from the same place. Blocks 2 s at
+    a time: redis-py 8 gives connections a 5 s socket timeout by default."""
+    import asyncio
+
+    key = bus_key()
+    while True:
+        try:
+            got = await client.xread({key: after}, block=2000, count=1000)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s: reading the event bus failed (%s); retrying in 1 s", who, exc)
+            await asyncio.sleep(1)
+            continue
+        for _, entries in got or ():
+            batch = [bus_event(raw_id.decode(), fields[b"e"]) for raw_id, fields in entries]
+            if batch:
+                after = batch[-1].id
+                yield batch
+
+
+async def bus_newest(client) -> str:
+    """The id of the bus's newest entry ("0-0" when it is empty): where a new reader starts."""
+    newest = await client.xrevrange(bus_key(), count=1)
+    return newest[0][0].decode() if newest else "0-0"
 
 
 def device_events_recent(device_id: str, limit: int = 50) -> list[dict]:

@@ -122,8 +122,7 @@ class StreamHub:
         async with self.start_lock:
             if self.reader is None or self.reader.done():
                 if not self.last_id:  # read on from the bus's newest entry, not from whenever XREAD first runs
-                    newest = await self.redis.xrevrange(events.bus_key(), count=1)
-                    self.last_id = newest[0][0].decode() if newest else "0-0"
+                    self.last_id = await events.bus_newest(self.redis)
                 self.reader = self.loop.create_task(self._read())
             if self.ticker is None or self.ticker.done():
                 self.ticker = self.loop.create_task(self._tick())
@@ -141,20 +140,10 @@ class StreamHub:
     # --- the bus reader ------------------------------------------------------------------------------------
 
     async def _read(self) -> None:
-        key = events.bus_key()
-        while True:
-            try:
-                got = await self.redis.xread({key: self.last_id}, block=2000, count=1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis went away: keep the streams open and try again
-                log.warning("reading the event bus failed (%s); retrying in 1 s", exc)
-                await asyncio.sleep(1)
-                continue
-            for _, entries in got or ():
-                for raw_id, fields in entries:
-                    self.last_id = raw_id.decode()
-                    self.dispatch(events.bus_event(self.last_id, fields[b"e"]))
+        async for batch in events.bus_follow(self.redis, self.last_id, "event streams"):
+            self.last_id = batch[-1].id
+            for event in batch:
+                self.dispatch(event)
 
     def dispatch(self, event: events.BusEvent) -> None:
         made: dict[str, bytes] = {}

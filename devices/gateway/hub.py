@@ -148,6 +148,7 @@ class Hub:
         self.subscribed: dict[str, set[Session]] = defaultdict(set)
         self.bus_task: asyncio.Task | None = None
         self.bus_redis: aioredis.Redis | None = None
+        self.bus_lock = asyncio.Lock()
         self.tasks: list[asyncio.Task] = []
         self.server: asyncio.AbstractServer | None = None
         self.stopping = False
@@ -419,35 +420,32 @@ class Hub:
             return
         if session.closed or self.sessions.get(session.device_id) is not session:
             return
+        await self._follow_bus()
+        if session.closed or self.sessions.get(session.device_id) is not session:
+            return
         session.route = route
         session.audiences = events.audiences_of(route.user_id, route.customer_id, route.product_id, None)
         for audience in session.audiences:
             self.subscribed[audience].add(session)
-        if self.bus_task is None:
-            # Its own connection, so the blocking XREAD never waits for or holds up the shared pool.
-            self.bus_redis = aioredis.Redis.from_url(settings.REDIS_URL)
-            newest = await self.redis.xrevrange(events.bus_key(), count=1)
-            self.bus_last = newest[0][0].decode() if newest else "0-0"
-            self.bus_task = self.loop.create_task(self._bus())
-            self.tasks.append(self.bus_task)
+
+    async def _follow_bus(self) -> None:
+        """Start the reader of the bus (once), from its newest entry: every event published after this returns
+        reaches the sessions subscribed by then."""
+        async with self.bus_lock:
+            if self.bus_task is None and not self.stopping:
+                # Its own connection, so the blocking XREAD never waits for or holds up the shared pool.
+                self.bus_redis = aioredis.Redis.from_url(settings.REDIS_URL)
+                self.bus_last = await events.bus_newest(self.redis)
+                self.bus_task = self.loop.create_task(self._bus())
+                self.tasks.append(self.bus_task)
 
     async def _bus(self) -> None:
-        key = events.bus_key()
-        while True:
-            try:
-                got = await self.bus_redis.xread({key: self.bus_last}, block=2000, count=1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("gateway %s: reading the event bus failed (%s); retrying in 1 s", self.id, exc)
-                await asyncio.sleep(1)
-                continue
+        async for batch in events.bus_follow(self.bus_redis, self.bus_last, f"gateway {self.id}"):
+            self.bus_last = batch[-1].id
             counted: dict[Session, int] = defaultdict(int)
-            for _, entries in got or ():
-                for raw_id, fields in entries:
-                    self.bus_last = raw_id.decode()
-                    if self.subscribed:
-                        self._deliver(events.bus_event(self.bus_last, fields[b"e"]), counted)
+            if self.subscribed:
+                for event in batch:
+                    self._deliver(event, counted)
             if counted:
                 await self._count_deliveries(counted)
 
