@@ -12,6 +12,7 @@ from console.web.errors import page_not_found, server_error
 api_patterns = [
     path("", include("console.api.urls")),
     path("", include("products.api.urls")),
+    path("", include("integrations.api.urls")),
     path("", include("devices.api.urls")),
 ]
 
