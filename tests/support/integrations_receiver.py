@@ -52,7 +52,8 @@ class Receiver:
 
 
 class _Server:
-    def __init__(self):
+    def __init__(self, port: int = 0):
+        self.want_port = port
         self.receiver = Receiver()
         self.loop = asyncio.new_event_loop()
         self.started = threading.Event()
@@ -76,7 +77,7 @@ class _Server:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self.runner = web.AppRunner(app, access_log=None)
         self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", self.want_port)
         self.loop.run_until_complete(site.start())
         self.receiver.port = site._server.sockets[0].getsockname()[1]
         self.started.set()
@@ -91,8 +92,11 @@ class _Server:
 class running_receiver:
     """`with running_receiver() as rx:` a Receiver listening until the block ends."""
 
+    def __init__(self, port: int = 0):
+        self.port = port
+
     def __enter__(self) -> Receiver:
-        self.server = _Server()
+        self.server = _Server(self.port)
         return self.server.receiver
 
     def __exit__(self, *exc):
@@ -102,3 +106,12 @@ class running_receiver:
 def allow_loopback(settings) -> None:
     """Webhook tests send to 127.0.0.1, which the default settings refuse (integrations/targets.py)."""
     settings.INTEGRATIONS_ALLOWED_PRIVATE_NETWORKS = ["127.0.0.0/8"]
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (a receiver that is down)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
