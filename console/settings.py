@@ -157,6 +157,20 @@ DEVICE_SERVER_HOST = env.str("DEVICE_SERVER_HOST", default="127.0.0.1")  # the a
 # The server's RSA-2048 key pair (PEM); empty: `server_key.pem` in DATA_DIR, made on first use (devices/keys.py)
 DEVICE_SERVER_KEY_FILE = env.str("DEVICE_SERVER_KEY_FILE", default="")
 
+# --- Events (devices/events.py, devices/streams.py, docs/api.md "Events") ----------------------------------
+# Event data a publish may carry (bytes). Gen 2 Device OS sends at most 1024 (MAX_EVENT_DATA_LENGTH); newer
+# devices allow 16 KB, so a fleet of those raises this.
+EVENT_DATA_MAX_BYTES = env.int("EVENT_DATA_MAX_BYTES", default=1024)
+EVENTS_BUS_LENGTH = env.int("EVENTS_BUS_LENGTH", default=100_000)  # the bus stream every reader follows
+# A stream that reconnects with Last-Event-ID is sent what it missed from the last this-many events of its
+# audience (a user's, a customer's, a product's or an organization's events); an audience with no event for
+# EVENTS_REPLAY_SECONDS is forgotten.
+EVENTS_REPLAY_LENGTH = env.int("EVENTS_REPLAY_LENGTH", default=10_000)
+EVENTS_REPLAY_SECONDS = env.int("EVENTS_REPLAY_SECONDS", default=3600)
+EVENTS_KEEPALIVE_SECONDS = env.float("EVENTS_KEEPALIVE_SECONDS", default=9.0)  # api-js gives up after 15 s
+EVENTS_MAX_STREAMS_PER_ADDRESS = env.int("EVENTS_MAX_STREAMS_PER_ADDRESS", default=100)  # open at once
+EVENTS_SUBSCRIBER_BACKLOG = env.int("EVENTS_SUBSCRIBER_BACKLOG", default=10_000)  # then the stream is closed
+
 # --- Integrations: webhook delivery (integrations/delivery.py, docs/api.md "Integrations") ------------------
 INTEGRATIONS_TIMEOUT_SECONDS = env.float("INTEGRATIONS_TIMEOUT_SECONDS", default=20.0)  # Particle's 20 s
 INTEGRATIONS_BODY_LIMIT = env.int("INTEGRATIONS_BODY_LIMIT", default=100_000)  # response bytes read (Particle)

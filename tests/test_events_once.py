@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+from django.db import connection
+
 from devices import events
 from tests.support.presence import clear_presence
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the bus routes device events from their rows
 
 
 def test_runs_racing_to_announce_the_same_decision_publish_it_once():
@@ -19,8 +24,11 @@ def test_runs_racing_to_announce_the_same_decision_publish_it_once():
 
         def announce():
             start.wait()
-            sent.append(events.events_publish_once({name: [events.event_make(
-                device_id=device_id, name="spark/status", data=f"online {attempt}")]}))
+            try:
+                sent.append(events.events_publish_once({name: [events.event_make(
+                    device_id=device_id, name="spark/status", data=f"online {attempt}")]}))
+            finally:
+                connection.close()  # the thread's pooled connection goes back (the bus routes from the DB)
 
         threads = [threading.Thread(target=announce) for _ in range(8)]
         for t in threads:

@@ -190,11 +190,10 @@ def _announce(rows: list[Onboarding], claim) -> None:
     gateway; then the rows are done."""
     decided = {r.pk: r for r in Onboarding.objects.filter(pk__in=[r.pk for r in rows])}
     online = [r for r in decided.values() if r.outcome == "online" and not r.reason]
-    products = dict(Device.objects.filter(pk__in=[r.device_id for r in online]).values_list("id", "product_id"))
     stamp = events.now_iso()
     events.events_publish_once({
         f"onboarding:{r.pk}": [events.event_make(device_id=r.device_id, name="spark/status", data="online",
-                                                 product_id=products.get(r.device_id), published_at=stamp)]
+                                                 published_at=stamp)]
         for r in online})
     # Nobody to tell for a connection that has gone (or whose newer connection is told).
     presence.devices_notify([(row.device_id, "admit", {"outcome": row.outcome, "reason": row.reason})

@@ -76,8 +76,8 @@ def refusal(device: Device | None, *, platform_id: int, product_firmware: bool, 
 
 
 def status_event(device: Device, data: str, now_iso: str | None = None) -> events.DeviceEvent:
-    return events.event_make(device_id=device.id, name="spark/status", data=data, product_id=device.product_id,
-                             published_at=now_iso)
+    """A device's `spark/status`: the bus routes it from the device's row, like the device's own events."""
+    return events.event_make(device_id=device.id, name="spark/status", data=data, published_at=now_iso)
 
 
 def devices_mark_online(devices: list[Device], *, now, contact: dict[str, str | None] | None = None
