@@ -12,5 +12,4 @@ class IntegrationsConfig(AppConfig):
 
         # The bus (devices/events.py) calls its consumers in the publishing process, after the events got
         # their ids: webhook matching writes its Delivery rows there (integrations/delivery.py).
-        if hasattr(events, "register_consumer"):
-            events.register_consumer(events_consume)
+        events.register_consumer(events_consume)

@@ -58,7 +58,7 @@ def event_fields(event) -> dict:
     """What a Delivery keeps of a bus event."""
     return {"id": event.id, "name": event.name, "data": event.data, "coreid": event.coreid,
             "published_at": event.published_at, "ttl": event.ttl, "product_id": event.product_id,
-            "user_id": event.user_id}
+            "user_id": event.user_id, "customer_id": getattr(event, "customer_id", None)}
 
 
 def hooks_matching(events, hooks: list[Integration]) -> list[tuple[object, Integration]]:
@@ -167,15 +167,14 @@ def _log_entry(row: Delivery, req: HookRequest, outcome: Outcome | None, error: 
 
 
 def _hook_event(row: Delivery, name: str, data: str):
-    if not hasattr(bus, "register_consumer"):
-        return None  # the event bus (devices/events.py) has not landed yet: nothing carries hook events
+    """A hook-* event to the audiences of the event that triggered it, from the cloud (coreid
+    `particle-internal`, particle-api.md §13), marked hook=True so that it never triggers a hook."""
     event = row.event
     return bus.event_make(device_id=bus.CLOUD, name=name, data=data, product_id=event.get("product_id"),
-                          user_id=event.get("user_id"), hook=True)
+                          user_id=event.get("user_id"), customer_id=event.get("customer_id"), hook=True)
 
 
 def _publish(made: list) -> None:
-    made = [e for e in made if e is not None]
     if made:
         try:
             bus.events_publish(made)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from django.utils import timezone
 
 from console.celery import app
 from integrations import requests as hookreq
-from integrations.delivery import deliveries_requeue_stale, events_consume
+from devices import events as bus
+from integrations.delivery import deliveries_requeue_stale
 from integrations.models import Delivery, DeliveryDay, Integration
 from tests.support.api import Api
 from tests.support.integrations_receiver import Step, allow_loopback, free_port, running_receiver
@@ -30,25 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DEVICE = "0123456789abcdef01234567"
 
 
-@dataclass(frozen=True)
-class Ev:
-    """A bus event as the consumer receives it (devices/events.py BusEvent)."""
-    id: str
-    name: str
-    data: str = "21.5"
-    coreid: str = DEVICE
-    published_at: str = "2026-12-02T00:00:00.000Z"
-    ttl: int = 60
-    product_id: int | None = None
-    user_id: int | None = None
-    hook: bool = False
-
-
-_seq = iter(range(10**9))
-
-
-def event(name: str = "temp", **kw) -> Ev:
-    return Ev(id=f"{int(time.time() * 1000)}-{next(_seq)}", name=name, **kw)
+def event(name: str = "temp", *, data: str = "21.5", coreid: str = DEVICE, product_id: int | None = None,
+          user_id: int | None = None, hook: bool = False):
+    """An API-style event for the bus with its audience given (a device's own events are routed from its row)."""
+    return bus.event_make(device_id=coreid, name=name, data=data, product_id=product_id, user_id=user_id,
+                          hook=hook, origin="cloud" if hook else "api")
 
 
 @pytest.fixture
@@ -77,8 +63,9 @@ def make_hook(cast, url: str, *, product: bool = False, **extra) -> dict:
     return r.json()
 
 
-def publish(*events: Ev) -> list[int]:
-    return events_consume(list(events))
+def publish(*events) -> list:
+    """Through the real bus: the integrations consumer writes the deliveries before this returns."""
+    return bus.events_publish(list(events))
 
 
 def rows(hook_id: str):
@@ -91,8 +78,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_a_delivery_reaches_the_receiver_signed_and_is_recorded(cast, worker):
     with running_receiver() as rx:
         hook = make_hook(cast, rx.url("/in"))
-        ev = event("temperature", user_id=cast.owner.pk)
-        publish(ev)
+        (ev,) = publish(event("temperature", user_id=cast.owner.pk))
         assert wait_for(lambda: rows(hook["id"]).filter(state="delivered").exists(), 15)
         (got,) = rx.at("/in")
         assert got.method == "POST" and got.headers["User-Agent"] == hookreq.USER_AGENT
@@ -132,12 +118,62 @@ def test_product_and_sandbox_hooks_both_fire(cast, worker):
         assert {sandbox["id"], product["id"]} == set(Delivery.objects.values_list("integration_id", flat=True))
 
 
+def audience_events(audience: str) -> list:
+    from devices import presence
+
+    return [bus.bus_event(i.decode(), f[b"e"]) for i, f in presence.client().xrange(bus.replay_key(audience))]
+
+
+def test_a_devices_own_event_fires_its_products_and_its_owners_hooks(cast, worker):
+    from devices.models import Device
+    from tests.support.fleet import import_devices
+
+    device_id = import_devices(cast.product)[0]
+    Device.objects.filter(pk=device_id).update(owner=cast.developer)
+    with running_receiver() as rx:
+        product = make_hook(cast, rx.url("/product"), product=True)
+        owners = Api(cast.tokens["developer"]).post("/v1/integrations", {"event": "temp", "url": rx.url("/owner")})
+        assert owners.status_code == 201, owners.content
+        strangers = make_hook(cast, rx.url("/stranger"))  # the product owner's sandbox: not this device's owner
+        bus.events_publish([bus.event_make(device_id=device_id, name="temp", data="19")])
+        assert wait_for(lambda: len(rx.at("/product")) == 1 and len(rx.at("/owner")) == 1, 15)
+        assert b"coreid=" + device_id.encode() in rx.at("/owner")[0].body
+        assert rows(strangers["id"]).count() == 0 and rows(product["id"]).count() == 1
+
+
+def test_hook_events_go_back_through_the_bus_and_never_trigger_hooks(cast, worker):
+    with running_receiver() as rx:
+        rx.script("/r", Step(200, "x" * 1300))
+        rx.script("/e", Step(404, "nope"))
+        good = make_hook(cast, rx.url("/r"), product=True)
+        bad = make_hook(cast, rx.url("/e"), errorResponseTopic="oops/{{PARTICLE_EVENT_NAME}}")
+        make_hook(cast, rx.url("/all"), event="hook")  # would catch hook-* events if they triggered hooks
+        make_hook(cast, rx.url("/all"), event="oops")
+        make_hook(cast, rx.url("/all"), event=DEVICE)
+        publish(event("temp", product_id=cast.product.pk, user_id=cast.owner.pk))
+        assert wait_for(lambda: rows(good["id"]).filter(state="delivered").exists()
+                        and rows(bad["id"]).filter(state="dead").exists(), 15)
+        assert wait_for(lambda: any(e.name == "oops/temp/0" for e in audience_events(f"u:{cast.owner.pk}")), 5)
+        time.sleep(0.5)
+        assert rx.at("/all") == [] and Delivery.objects.count() == 2
+        product_stream = audience_events(f"p:{cast.product.pk}")
+        chunks = [e for e in product_stream if e.name.startswith(f"{DEVICE}/hook-response/temp/")]
+        assert sorted(e.name for e in chunks) == [f"{DEVICE}/hook-response/temp/{i}" for i in range(3)]
+        assert sorted(len(e.data) for e in chunks) == [276, 512, 512]
+        mine = audience_events(f"u:{cast.owner.pk}")
+        sent = [e for e in mine if e.name == "hook-sent/temp"]
+        assert len(sent) == 2 and all(e.data == "undefined" for e in sent)
+        (error,) = [e for e in mine if e.name == "oops/temp/0"]
+        assert error.data == "error status 404 from 127.0.0.1"
+        made = [e for e in mine + product_stream if e.name.startswith(("hook-", "oops/", DEVICE))]
+        assert made and all(e.hook and e.coreid == bus.CLOUD for e in made)
+
+
 def test_a_500_then_a_200_is_retried_and_succeeds_once(cast, worker):
     with running_receiver() as rx:
         rx.script("/flaky", Step(500, "busy"), Step(200, "fine"))
         hook = make_hook(cast, rx.url("/flaky"))
-        ev = event(user_id=cast.owner.pk)
-        publish(ev)
+        (ev,) = publish(event(user_id=cast.owner.pk))
         assert wait_for(lambda: rows(hook["id"]).filter(state="delivered").exists(), 15)
         assert [r.headers["X-Cyan-Event-Id"] for r in rx.at("/flaky")] == [ev.id, ev.id]
         row = rows(hook["id"]).get()
@@ -167,8 +203,7 @@ def test_a_404_is_not_retried_and_becomes_a_dead_letter(cast, worker):
 def test_a_receiver_that_is_down_dead_letters_then_replay_delivers_with_the_same_event_id(cast, worker):
     port = free_port()
     hook = make_hook(cast, f"http://127.0.0.1:{port}/later")
-    ev = event(user_id=cast.owner.pk)
-    publish(ev)
+    (ev,) = publish(event(user_id=cast.owner.pk))
     assert wait_for(lambda: rows(hook["id"]).filter(state="dead").exists(), 20)
     row = rows(hook["id"]).get()
     assert row.attempts == 3 and "from 127.0.0.1" in row.last_error, row.last_error
@@ -266,11 +301,14 @@ def test_the_test_button_really_sends(cast, worker):
 def test_a_stale_claim_is_handed_out_again(cast, worker):
     with running_receiver() as rx:
         hook = make_hook(cast, rx.url("/stale"))
-        Integration.objects.filter(pk=hook["id"]).update(disabled=True)
-        ev = event(user_id=cast.owner.pk)
+        Integration.objects.filter(pk=hook["id"]).update(disabled=True)  # so the publish itself owes nothing
+        (ev,) = publish(event(user_id=cast.owner.pk))
         Integration.objects.filter(pk=hook["id"]).update(disabled=False)
+        assert not Delivery.objects.exists()
+        from integrations.delivery import event_fields
+
         row = Delivery.objects.create(integration_id=hook["id"], event_id=ev.id,
-                                      event={**ev.__dict__}, state="running",
+                                      event=event_fields(ev), state="running",
                                       claimed_at=timezone.now() - timedelta(minutes=5),
                                       next_attempt_at=timezone.now() - timedelta(minutes=5))
         assert deliveries_requeue_stale() == 1
@@ -304,9 +342,9 @@ def test_sigkill_mid_batch_delivers_every_event_at_least_once_with_the_same_id(c
     with running_receiver() as rx:
         rx.script("/kill", Step(200, "ok", delay=0.3))  # each batch takes a while: the kill lands inside one
         hook = make_hook(cast, rx.url("/kill"))
-        published = [event(user_id=cast.owner.pk) for _ in range(1000)]
-        for start in range(0, len(published), 100):
-            publish(*published[start:start + 100])
+        published = []
+        for _ in range(10):
+            published += publish(*[event(user_id=cast.owner.pk) for _ in range(100)])
         all_rows = rows(hook["id"])
         assert all_rows.count() == 1000
         first = _start_worker(tmp_path / "worker1.log")
