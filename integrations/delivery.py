@@ -232,7 +232,12 @@ class _Round:
 
 def _count_days(days: dict[str, list[int]]) -> None:
     today = timezone.now().date()
+    # A hook deleted while its deliveries were in flight has no row to count against (on PostgreSQL the
+    # foreign key would fail the whole flush at commit).
+    alive = set(Integration.objects.filter(pk__in=list(days)).values_list("pk", flat=True)) if days else set()
     for integration_id, (success, failure, sleep) in days.items():
+        if integration_id not in alive:
+            continue
         updated = DeliveryDay.objects.filter(integration_id=integration_id, day=today).update(
             success=F("success") + success, failure=F("failure") + failure, sleep=F("sleep") + sleep)
         if not updated:
