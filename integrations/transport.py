@@ -19,11 +19,12 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import aiohttp
 from django.conf import settings
 
-from integrations.targets import CheckingResolver, TargetRefused
+from integrations.targets import CheckingResolver, TargetRefused, address_allowed, literal_address
 
 
 @dataclass
@@ -84,7 +85,19 @@ _NO_VERIFY.check_hostname = False
 _NO_VERIFY.verify_mode = ssl.CERT_NONE
 
 
+def _literal_refused(url: str) -> str:
+    """aiohttp does not ask the resolver about a literal address, so those are checked here."""
+    host = urlsplit(url).hostname or ""
+    literal = literal_address(host)
+    if literal is not None and not address_allowed(literal):
+        return f"{literal} is a private address; webhooks may only reach public ones"
+    return ""
+
+
 async def _send(session: aiohttp.ClientSession, req: HookRequest) -> Outcome:
+    refused = _literal_refused(req.url)
+    if refused:
+        return Outcome(error=refused, kind="refused")
     limit = settings.INTEGRATIONS_BODY_LIMIT
     timeout = aiohttp.ClientTimeout(total=settings.INTEGRATIONS_TIMEOUT_SECONDS)
     loop = asyncio.get_running_loop()
@@ -94,6 +107,8 @@ async def _send(session: aiohttp.ClientSession, req: HookRequest) -> Outcome:
                                    timeout=timeout, ssl=None if req.verify_tls else _NO_VERIFY,
                                    allow_redirects=False) as resp:
             # At most `limit` bytes are read: a receiver answering with a huge body costs us nothing more.
+            # Redirects are not followed (a 3xx is a failure): a redirect could lead to an address that the
+            # checks above would refuse.
             body = await resp.content.read(limit)
             return Outcome(status=resp.status, body=body, headers=dict(resp.headers),
                            elapsed_ms=int((loop.time() - started) * 1000))

@@ -277,12 +277,21 @@ def test_a_failing_host_sleeps_and_recovers(cast, worker, fast):
 
 def test_a_private_target_is_refused_when_sent_unless_allowed(cast, worker, fast):
     with running_receiver() as rx:
-        hook = make_hook(cast, f"http://localhost:{rx.port}/private")  # a name: checked at send time
+        by_name = make_hook(cast, f"http://localhost:{rx.port}/private")  # a name: checked at send time
+        literal = make_hook(cast, rx.url("/literal"))  # allowed when saved, refused once the setting changes
+        templated = make_hook(cast, f"http://{{{{ip}}}}:{rx.port}/templated")  # the address comes from the data
         fast.INTEGRATIONS_ALLOWED_PRIVATE_NETWORKS = []
-        publish(event(user_id=cast.owner.pk))
-        assert wait_for(lambda: rows(hook["id"]).filter(state="dead").exists(), 15)
+        publish(event(user_id=cast.owner.pk, data='{"ip": "127.0.0.1"}'))
+        hooks = [by_name["id"], literal["id"], templated["id"]]
+        assert wait_for(lambda: Delivery.objects.filter(integration_id__in=hooks, state="dead").count() == 3, 15)
         assert rx.requests == []
-        assert "private address" in rows(hook["id"]).get().last_error
+        for hook_id in hooks:
+            row = rows(hook_id).get()
+            assert row.attempts == 1 and "private address" in row.last_error, row.last_error
+        fast.INTEGRATIONS_ALLOW_PRIVATE_TARGETS = True
+        r = Api(cast.tokens["owner"]).post(f"/v1/integrations/{literal['id']}/dead_letters/replay", {})
+        assert r.json()["replayed"] == 1
+        assert wait_for(lambda: len(rx.at("/literal")) == 1, 15)
 
 
 def test_the_test_button_really_sends(cast, worker):
