@@ -407,3 +407,44 @@ def test_other_users_tokens_do_not_see_each_others_sandbox_hooks(cast):
     other = Api(user_token(cast.developer))
     assert other.get("/v1/integrations").json() == []
     assert other.get(f"/v1/integrations/{mine}").status_code == 404
+
+
+# --- the consumer's cost, the retry schedule ----------------------------------------------------------------
+
+
+def test_matching_a_batch_costs_one_query_and_bulk_inserts(cast, django_capture_on_commit_callbacks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from devices import events as bus
+    from integrations.delivery import events_consume
+    from integrations.models import Delivery
+
+    api = cast.api("owner")
+    for prefix in ("temp", "te", "humid"):
+        api.post("/v1/integrations", hook_body(event=prefix))
+    api.post(f"/v1/products/{cast.product.pk}/integrations", hook_body(event="temp"))
+    batch = [bus.BusEvent(id=f"1-{i}", name="temperature" if i % 2 else "humidity", data="1", coreid=DEVICE,
+                          published_at="2026-12-02T00:00:00.000Z", ttl=60, product_id=cast.product.pk,
+                          user_id=cast.owner.pk, customer_id=None, org_id=None, hook=False, origin="device")
+             for i in range(200)]
+    with django_capture_on_commit_callbacks() as callbacks, CaptureQueriesContext(connection) as captured:
+        ids = events_consume(batch)
+    kinds = [q["sql"].lstrip().split()[0].upper() for q in captured.captured_queries]
+    assert kinds.count("SELECT") == 1, captured.captured_queries  # the batch's hooks, once
+    # the rest is the bulk INSERT (SQLite splits it by its parameter limit) and its savepoints
+    assert set(kinds) <= {"SELECT", "INSERT", "SAVEPOINT", "RELEASE"} and kinds.count("INSERT") <= len(ids) // 50, kinds
+    # 100 odd events match temp, te (sandbox) and temp (product); 100 even ones match humid
+    assert len(ids) == Delivery.objects.count() == 100 * 3 + 100
+    assert len(callbacks) == 4  # one task per 100 deliveries
+
+
+def test_retry_delays_grow_exponentially_with_jitter_and_a_cap(settings):
+    from integrations.delivery import retry_delay
+
+    settings.INTEGRATIONS_RETRY_BASE_SECONDS = 10
+    settings.INTEGRATIONS_RETRY_MAX_SECONDS = 100
+    for attempts, full in ((1, 10), (2, 20), (3, 40), (4, 80), (5, 100), (9, 100)):
+        delays = {retry_delay(attempts) for _ in range(50)}
+        assert all(full / 2 <= d <= full for d in delays), (attempts, sorted(delays)[:3])
+        assert len(delays) > 40, "no jitter"
