@@ -325,6 +325,24 @@ def test_a_stale_claim_is_handed_out_again(cast, worker):
         assert rx.at("/stale")[0].headers["X-Cyan-Event-Id"] == ev.id
 
 
+def test_a_pending_delivery_whose_message_was_lost_is_sent_again(cast, worker):
+    from integrations.delivery import event_fields
+
+    with running_receiver() as rx:
+        hook = make_hook(cast, rx.url("/lost"))
+        Integration.objects.filter(pk=hook["id"]).update(disabled=True)
+        (ev,) = publish(event(user_id=cast.owner.pk))
+        Integration.objects.filter(pk=hook["id"]).update(disabled=False)
+        # a row written, its broker message never sent (Redis restarted between commit and send)
+        row = Delivery.objects.create(integration_id=hook["id"], event_id=ev.id, event=event_fields(ev),
+                                      next_attempt_at=timezone.now() - timedelta(minutes=5))
+        fresh = Delivery.objects.create(integration_id=hook["id"], event_id="9-9", event=event_fields(ev),
+                                        next_attempt_at=timezone.now())  # due just now: its message is on its way
+        assert deliveries_requeue_stale() == 1
+        assert wait_for(lambda: Delivery.objects.get(pk=row.pk).state == "delivered", 15)
+        assert Delivery.objects.get(pk=fresh.pk).state == "pending" and len(rx.at("/lost")) == 1
+
+
 # --- a worker killed mid-batch (PostgreSQL: the subprocess needs the test database) ------------------------
 
 
