@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/docs/", csp_exempt()(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/redoc/", csp_exempt()(SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
     path("admin/", admin.site.urls),
+    path("", include("integrations.web.urls")),  # before the console's: "products/<slug>/integrations/..."
     path("", include("console.web.urls")),
 ]
 
