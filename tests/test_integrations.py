@@ -448,3 +448,26 @@ def test_retry_delays_grow_exponentially_with_jitter_and_a_cap(settings):
         delays = {retry_delay(attempts) for _ in range(50)}
         assert all(full / 2 <= d <= full for d in delays), (attempts, sorted(delays)[:3])
         assert len(delays) > 40, "no jitter"
+
+
+def test_deleting_a_product_or_a_person_takes_their_hooks_and_deliveries(cast):
+    from django.utils import timezone
+
+    from console.scoping import Principal
+    from console.services.users import user_remove
+    from integrations.models import Delivery
+    from products.services import product_delete
+    from tests.factories import UserFactory, make_product
+    from console.services.users import sandbox_of
+
+    maker = UserFactory(email="maker@example.com")
+    product = make_product(sandbox_of(maker), name="Hobby", platform_id=13)
+    api = Api(user_token(maker))
+    product_hook = api.post(f"/v1/products/{product.pk}/integrations", hook_body()).json()["id"]
+    own_hook = api.post("/v1/integrations", hook_body()).json()["id"]
+    for hook in (product_hook, own_hook):
+        Delivery.objects.create(integration_id=hook, event_id="1-0", event={}, next_attempt_at=timezone.now())
+    product_delete(principal=Principal.for_user(maker), product=product)
+    assert list(Integration.objects.values_list("pk", flat=True)) == [own_hook]
+    user_remove(user=maker, by=Principal.for_user(maker))
+    assert not Integration.objects.exists() and not Delivery.objects.exists()
