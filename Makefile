@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 CYAN_PORT ?= 8000
 export CYAN_PORT
 
-.PHONY: run serve test lint install migrate demo clean-data stop-redis bench bench-gateway
+.PHONY: run serve test lint install migrate demo clean-data stop-redis bench bench-gateway bench-events
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,3 +67,7 @@ bench: install
 # The gateway benchmarks (issue 12): PostgreSQL and Redis on 127.0.0.1, real processes. See bench/README.md.
 bench-gateway: install
 	$(BIN)/python bench/gateway.py $(or $(BENCH_ARGS),all)
+
+# The event benchmarks (issue 13): PostgreSQL and Redis on 127.0.0.1, real web processes. See bench/README.md.
+bench-events: install
+	$(BIN)/python bench/events.py $(or $(BENCH_ARGS),all)

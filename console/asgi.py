@@ -12,7 +12,13 @@ Django also gives every request a thread of its own (a fresh single-thread execu
 ThreadSensitiveContext), so each request started a thread and set up a new database wrapper in it. Here the
 request's executor is lent from a small stock of idle ones (`_Executors`) and returned when the request is
 done, as a WSGI server reuses its threads: ~0.5 ms less CPU per request. A request still has its thread to
-itself while it runs: a call waiting 30 s on a silent device holds only its own.
+itself while it runs: a call waiting 30 s on a silent device holds only its own. An event stream is lent
+none: it would hold its thread for as long as it stays open, and a thousand streams would be a thousand
+threads. Its few sync steps (the middleware, the token and scope lookups) run on asgiref's shared thread or
+in the default pool.
+
+A coroutine view may name `sync_methods` (method → sync view): those methods take the sync chain to that view
+instead (`POST /v1/devices/events` publishes, `GET` on the same path streams).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_as
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.http import FileResponse
-from django.urls import Resolver404, get_resolver
+from django.urls import Resolver404, ResolverMatch, get_resolver
 
 from console.heap import settle_heap
 
@@ -73,6 +79,9 @@ class CyanASGIHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":  # as Django's handler: this process serves HTTP only
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        if scope.get("method") == "GET" and "/events" in scope.get("path", "") and self._streams(scope):
+            await self.handle(scope, receive, send)
+            return
         executor = self._executors.lend()
         try:
             async with ThreadSensitiveContext(executor=executor):
@@ -80,12 +89,29 @@ class CyanASGIHandler(ASGIHandler):
         finally:
             self._executors.give_back(executor)
 
+    @staticmethod
+    def _streams(scope) -> bool:
+        """Does this request open an event stream (a coroutine view marked `streams`)?"""
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        try:
+            return getattr(get_resolver().resolve(path).func, "streams", False)
+        except Resolver404:
+            return False
+
     def takes_async_path(self, request) -> bool:
         """Is the view behind this request a coroutine (so Django's async path should serve it)?"""
         try:
             match = get_resolver().resolve(request.path_info)
         except Resolver404:
             return False  # the sync chain answers it with the console's or the API's 404
+        sync_view = getattr(match.func, "sync_methods", {}).get(request.method)
+        if sync_view is not None:
+            match = ResolverMatch(sync_view, match.args, match.kwargs, match.url_name, match.app_names,
+                                  match.namespaces, match.route, match.tried, match.captured_kwargs,
+                                  match.extra_kwargs)
         request._cyan_match = match
         return iscoroutinefunction(match.func)
 

@@ -170,6 +170,10 @@ EVENTS_REPLAY_SECONDS = env.int("EVENTS_REPLAY_SECONDS", default=3600)
 EVENTS_KEEPALIVE_SECONDS = env.float("EVENTS_KEEPALIVE_SECONDS", default=9.0)  # api-js gives up after 15 s
 EVENTS_MAX_STREAMS_PER_ADDRESS = env.int("EVENTS_MAX_STREAMS_PER_ADDRESS", default=100)  # open at once
 EVENTS_SUBSCRIBER_BACKLOG = env.int("EVENTS_SUBSCRIBER_BACKLOG", default=10_000)  # then the stream is closed
+# Past this many streams in one web process, events are sent in batches at most this far apart, so each stream
+# wakes once for several events (bench/events.py fanout: a write per stream per event saturated the process).
+EVENTS_COALESCE_ABOVE = env.int("EVENTS_COALESCE_ABOVE", default=200)
+EVENTS_COALESCE_SECONDS = env.float("EVENTS_COALESCE_SECONDS", default=0.03)
 
 # --- Integrations: webhook delivery (integrations/delivery.py, docs/api.md "Integrations") ------------------
 INTEGRATIONS_TIMEOUT_SECONDS = env.float("INTEGRATIONS_TIMEOUT_SECONDS", default=20.0)  # Particle's 20 s

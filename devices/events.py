@@ -171,37 +171,48 @@ class Route:
     account_id: int | None  # whose data operations they are (the product's account, or the owner's sandbox)
 
 
-def _routes(events: list[DeviceEvent]) -> list[Route]:
-    """Each event's audience, with one query for the devices' events and one for the others' products."""
+def device_routes(device_ids) -> dict[str, Route]:
+    """Where each device's events go (and whose data operations they are), from the device rows: one query.
+    Devices in no row are left out."""
     from console.models import Account
     from devices.models import Device
     from django.db.models import OuterRef, Subquery
+
+    if not device_ids:
+        return {}
+    sandbox = Account.objects.filter(owner=OuterRef("owner_id"), kind=Account.Kind.SANDBOX).values("pk")[:1]
+    rows = (Device.objects.filter(pk__in=list(device_ids))
+            .annotate(sandbox_id=Subquery(sandbox))
+            .values_list("id", "product_id", "owner_id", "customer_id", "product__account_id",
+                         "product__account__kind", "sandbox_id", "quarantined", "denied"))
+    out = {}
+    for pk, product_id, owner_id, customer_id, account_id, kind, sandbox_id, quarantined, denied in rows:
+        member = product_id if product_id is not None and not quarantined and not denied else None
+        out[pk] = Route(
+            product_id=member, user_id=owner_id, customer_id=customer_id,
+            org_id=account_id if member is not None and kind == Account.Kind.ORGANIZATION else None,
+            account_id=account_id if member is not None else sandbox_id)
+    return out
+
+
+NOWHERE = Route(None, None, None, None, None)
+
+
+def _routes(events: list[DeviceEvent]) -> list[Route]:
+    """Each event's audience, with one query for the devices' events and one for the others' products."""
+    from console.models import Account
     from products.models import Product
 
-    device_ids = {e.coreid for e in events if e.origin == "device"}
-    by_device: dict[str, Route] = {}
-    if device_ids:
-        sandbox = Account.objects.filter(owner=OuterRef("owner_id"), kind=Account.Kind.SANDBOX).values("pk")[:1]
-        rows = (Device.objects.filter(pk__in=device_ids)
-                .annotate(sandbox_id=Subquery(sandbox))
-                .values_list("id", "product_id", "owner_id", "customer_id", "product__account_id",
-                             "product__account__kind", "sandbox_id", "quarantined", "denied"))
-        for pk, product_id, owner_id, customer_id, account_id, kind, sandbox_id, quarantined, denied in rows:
-            member = product_id if product_id is not None and not quarantined and not denied else None
-            by_device[pk] = Route(
-                product_id=member, user_id=owner_id, customer_id=customer_id,
-                org_id=account_id if member is not None and kind == Account.Kind.ORGANIZATION else None,
-                account_id=account_id if member is not None else sandbox_id)
+    by_device = device_routes({e.coreid for e in events if e.origin == "device"})
     product_ids = {e.product_id for e in events if e.origin != "device" and e.product_id is not None}
     products: dict[int, tuple[int, str]] = {}
     if product_ids:
         products = {pk: (account_id, kind) for pk, account_id, kind in Product.objects.filter(
             pk__in=product_ids).values_list("id", "account_id", "account__kind")}
-    nowhere = Route(None, None, None, None, None)
     out = []
     for e in events:
         if e.origin == "device":
-            out.append(by_device.get(e.coreid, nowhere))
+            out.append(by_device.get(e.coreid, NOWHERE))
             continue
         account_id, kind = products.get(e.product_id, (None, None)) if e.product_id is not None else (None, None)
         out.append(Route(product_id=e.product_id, user_id=e.user_id, customer_id=e.customer_id,
@@ -265,6 +276,14 @@ def data_operations(event: DeviceEvent) -> int:
     if event.origin != "device" or event.hook or event.name.startswith(("spark", "particle")):
         return 0
     return max(1, math.ceil(len(event.data.encode()) / 1024))
+
+
+def delivered_operations(name: str, data: str) -> int:
+    """What delivering an event to a device that subscribed to it costs: one per started 1024 bytes; the
+    cloud's control events (`spark*`, `particle*`) cost nothing."""
+    if name.startswith(("spark", "particle")):
+        return 0
+    return max(1, math.ceil(len(data.encode()) / 1024))
 
 
 def payload_of(event: DeviceEvent, route: Route) -> str:

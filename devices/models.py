@@ -19,7 +19,8 @@ from products.models import DeviceGroup, Platform, Product
 
 # What a customer token may do, on its own devices only (particle-api.md §8).
 CUSTOMER_ACTIONS = frozenset({"devices:list", "devices:get", "devices:update", "devices:ping",
-                              "devices.variable:get", "devices.function:call", "devices:release"})
+                              "devices.variable:get", "devices.function:call", "devices:release",
+                              "events:get"})
 
 
 class DeviceQuerySet(models.QuerySet["Device"]):

@@ -111,6 +111,15 @@ def base_url(live_server, npm_clients) -> str:
 
 
 @pytest.fixture
+def asgi_url(transactional_db) -> str:
+    """The real ASGI app on a real uvicorn (event streams need it): its base URL."""
+    from tests.support.asgi_server import running_asgi_server
+
+    with running_asgi_server() as url:
+        yield url
+
+
+@pytest.fixture
 def cli(tmp_path, base_url) -> Cli:
     """particle-cli with a scratch HOME whose config names the live server."""
     return make_cli(tmp_path / "home", base_url)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from django.test import Client
-from django.urls import Resolver404, resolve
+from django.urls import resolve
 
 from devices import events, presence
 from devices.models import Device
@@ -239,11 +239,10 @@ def test_service_validation_runs_before_the_device_is_looked_up(cast, member):
 
 
 def test_events_ping_and_owner_are_not_variable_names():
-    """`/v1/devices/:id/events` stays free for the event stream (issue 13); ping and owner are routes."""
-    with pytest.raises(Resolver404):
-        resolve("/v1/devices/0123456789abcdef01234567/events")
-    with pytest.raises(Resolver404):
-        resolve("/v1/products/7/devices/0123456789abcdef01234567/events")
+    """`/v1/devices/:id/events` is the device's event stream, never a variable; ping and owner are routes."""
+    assert resolve("/v1/devices/0123456789abcdef01234567/events").url_name == "device-stream"
+    assert resolve("/v1/products/7/devices/0123456789abcdef01234567/events").url_name == "product-device-stream"
+    assert resolve("/v1/devices/events").url_name == "device-events"
     assert resolve("/v1/devices/0123456789abcdef01234567/ping").url_name == "device-ping"
     assert resolve("/v1/devices/0123456789abcdef01234567/eventsx").url_name == "device-remote"
     assert resolve("/v1/products/7/devices/0123456789abcdef01234567/owner").url_name == "product-device-owner"

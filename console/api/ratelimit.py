@@ -79,6 +79,7 @@ BUCKETS: tuple[Bucket, ...] = (
         rf"|products/{_ID}(?:/devices/{_ID})?/events"
         rf"|orgs/products/{_ID}/events"
         rf"|orgs/{_ID}(?:/devices/{_ID})?/events"
+        rf"|orgs/{_ID}/products/{_ID}(?:/devices/{_ID})?/events"
         r")(?:/.*)?"), "the event streams", status=529),
 )
 API_BUCKET = "api"

@@ -46,7 +46,7 @@ def sandbox_place(account=None, active: str = "") -> Place:
         nav=[
             NavItem("devices", "Devices", "devices", reverse("console:devices:sandbox-list")),
             NavItem("products", "Products", "products", reverse("console:products:list")),
-            NavItem("events", "Events", "events"),
+            NavItem("events", "Events", "events", reverse("console:devices:sandbox-events")),
             NavItem("integrations", "Integrations", "integrations", reverse("integrations:list")),
             NavItem("billing", "Billing & usage", "billing"),
             NavItem("authentication", "Authentication", "key", reverse("console:sandbox-auth")),

@@ -24,9 +24,10 @@ from datetime import datetime, timezone
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from billing import metering
 from devices import events, keys, presence
 from devices.gateway.batch import Batcher, in_thread
-from devices.gateway.session import NO_FIRMWARE, Describe, Session
+from devices.gateway.session import CLOUD_PREFIXES, NO_FIRMWARE, Describe, Session
 from devices.services import liveness, sessions
 
 log = logging.getLogger("devices.gateway")
@@ -40,6 +41,11 @@ return old
 """
 SYSTEM_EVENTS_FROM_DEVICE = ("spark/hardware/", "particle/device/updates/", "spark/device/last_reset",
                              "spark/device/safemode", "spark/device/key/error", "ident/")
+
+
+def _routes_in_order(device_ids: list[str]) -> list[events.Route]:
+    found = events.device_routes(device_ids)
+    return [found.get(d, events.NOWHERE) for d in device_ids]
 
 
 def _keys_in_order(device_ids: list[str]) -> list[bytes | None]:
@@ -121,6 +127,7 @@ class Hub:
         self.handshake_timeout = _setting("GATEWAY_HANDSHAKE_TIMEOUT", 20.0)
         self.max_handshakes_per_address = _setting("GATEWAY_MAX_HANDSHAKES_PER_ADDRESS", 500)
         self.max_messages_per_second = _setting("GATEWAY_MAX_MESSAGES_PER_SECOND", 200)
+        self.event_data_max = _setting("EVENT_DATA_MAX_BYTES", 1024)
         # A token bucket on new connections: past it a device is closed before the nonce and backs off (1 s,
         # then longer), so a fleet cut off at once — a gateway restart — comes back spread over seconds rather
         # than queueing RSA work it would time out on.
@@ -135,6 +142,12 @@ class Hub:
         self.claims = Batcher("claim_codes", self._claim_codes, self.executor, size=50, delay=0.05)
         self.describes = Batcher("describes", liveness.describes_received, self.executor, size=200, delay=0.1)
         self.events = Batcher("events", events.events_publish, self.executor, size=500, delay=0.05)
+        self.routes = Batcher("routes", _routes_in_order, self.executor, size=200, delay=0.02)
+        # Device subscriptions: the online sessions that subscribed, by the audiences whose events reach them
+        # (their owner's or customer's, their product's); fed by one reader of the bus (`_bus`).
+        self.subscribed: dict[str, set[Session]] = defaultdict(set)
+        self.bus_task: asyncio.Task | None = None
+        self.bus_redis: aioredis.Redis | None = None
         self.tasks: list[asyncio.Task] = []
         self.server: asyncio.AbstractServer | None = None
         self.stopping = False
@@ -165,7 +178,7 @@ class Hub:
             conn.close("gateway shutting down")
         await asyncio.sleep(0)
         await self._flush_heard()
-        for batcher in (self.keys, self.opens, self.claims, self.describes, self.events, self.closes):
+        for batcher in (self.keys, self.opens, self.claims, self.describes, self.events, self.closes, self.routes):
             await batcher.drain()
         for task in self.tasks:
             task.cancel()
@@ -176,6 +189,8 @@ class Hub:
         await self.redis.srem(presence.all_gateways_key(), self.id)
         await self.pubsub.aclose()
         await self.redis.aclose()
+        if self.bus_redis is not None:
+            await self.bus_redis.aclose()
         self.executor.shutdown(wait=True)
         self.stopped = True
 
@@ -197,6 +212,8 @@ class Hub:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.pubsub.aclose()
         await self.redis.aclose()
+        if self.bus_redis is not None:
+            await self.bus_redis.aclose()
         self.executor.shutdown(wait=False)
         self.stopped = True
 
@@ -327,6 +344,8 @@ class Hub:
                 early, session.early_events = session.early_events, []
                 for event in early:
                     self.device_event(session, *event)
+                if any(not prefix.startswith(CLOUD_PREFIXES) for prefix, _ in session.subscriptions):
+                    self.subscription_added(session)
                 # Devices that describe themselves do so right after the Hello; ask the others.
                 if not session.describe.known:
                     self.loop.call_later(2.0, session.ask_describe)
@@ -339,6 +358,12 @@ class Hub:
     def session_gone(self, session: Session) -> None:
         if self.sessions.get(session.device_id) is session:
             del self.sessions[session.device_id]
+        for audience in session.audiences:
+            members = self.subscribed.get(audience)
+            if members is not None:
+                members.discard(session)
+                if not members:
+                    del self.subscribed[audience]
         if session.state == "hello" or self.aborted:
             return
         last = time.time() - (time.monotonic() - session.last_received)
@@ -376,6 +401,87 @@ class Hub:
         self.stats["events"] += 1
         self.events.submit(events.event_make(device_id=session.device_id, name=name, data=data, ttl=ttl,
                                              public=public), want_result=False)
+
+    # --- device subscriptions -------------------------------------------------------------------------------
+    def subscription_added(self, session: Session) -> None:
+        """An online session subscribed: learn where its device belongs (once per connection), then feed it."""
+        if session.state != "online" or session.routing or session.audiences:
+            return
+        session.routing = True
+        self.loop.create_task(self._route(session))
+
+    async def _route(self, session: Session) -> None:
+        try:
+            route = await self.routes.submit(session.device_id)
+        except Exception:
+            log.exception("device %s: where its subscriptions reach could not be read", session.device_id)
+            session.routing = False
+            return
+        if session.closed or self.sessions.get(session.device_id) is not session:
+            return
+        session.route = route
+        session.audiences = events.audiences_of(route.user_id, route.customer_id, route.product_id, None)
+        for audience in session.audiences:
+            self.subscribed[audience].add(session)
+        if self.bus_task is None:
+            # Its own connection, so the blocking XREAD never waits for or holds up the shared pool.
+            self.bus_redis = aioredis.Redis.from_url(settings.REDIS_URL)
+            newest = await self.redis.xrevrange(events.bus_key(), count=1)
+            self.bus_last = newest[0][0].decode() if newest else "0-0"
+            self.bus_task = self.loop.create_task(self._bus())
+            self.tasks.append(self.bus_task)
+
+    async def _bus(self) -> None:
+        key = events.bus_key()
+        while True:
+            try:
+                got = await self.bus_redis.xread({key: self.bus_last}, block=2000, count=1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("gateway %s: reading the event bus failed (%s); retrying in 1 s", self.id, exc)
+                await asyncio.sleep(1)
+                continue
+            counted: dict[Session, int] = defaultdict(int)
+            for _, entries in got or ():
+                for raw_id, fields in entries:
+                    self.bus_last = raw_id.decode()
+                    if self.subscribed:
+                        self._deliver(events.bus_event(self.bus_last, fields[b"e"]), counted)
+            if counted:
+                await self._count_deliveries(counted)
+
+    def _deliver(self, event: events.BusEvent, counted: dict) -> None:
+        """Send `event` to each subscribed session it reaches: a device receives its owner's (or customer's)
+        events, and the product's events that were not published by a device (the API's, the integrations').
+        The cloud's own events (`spark*`, `particle*`) reach devices as commands, never from here."""
+        if event.name.startswith(CLOUD_PREFIXES):
+            return
+        reached: set[Session] = set()
+        for audience in event.audiences:
+            if audience.startswith("o:") or (audience.startswith("p:") and event.origin == "device"):
+                continue
+            reached |= self.subscribed.get(audience, set())
+        for session in reached:
+            if session.closed or session.state != "online":
+                continue
+            if any(event.name.startswith(prefix) for prefix, _ in session.subscriptions):
+                if session.send_event(event.name, event.data):
+                    self.stats["subscription_deliveries"] += 1
+                    counted[session] += events.delivered_operations(event.name, event.data)
+
+    async def _count_deliveries(self, counted: dict) -> None:
+        day = metering.today()
+        pipe = self.redis.pipeline(transaction=False)
+        for session, ops in counted.items():
+            if ops and session.route is not None:
+                for name in metering.fields(day, device_id=session.device_id, product_id=session.route.product_id,
+                                            account_id=session.route.account_id):
+                    pipe.hincrby(metering.pending_key(), name, ops)
+        try:
+            await pipe.execute()
+        except Exception as exc:
+            log.warning("gateway %s: counting subscription deliveries failed: %s", self.id, exc)
 
     @staticmethod
     def _claim_codes(items: list[tuple[str, str]]) -> None:

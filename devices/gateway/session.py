@@ -32,7 +32,8 @@ NO_FIRMWARE = 0xFFFF
 # Variable types in the describe, as the device numbers them, and the names the API shows.
 VARIABLE_TYPES = {1: "bool", 2: "int32", 4: "string", 9: "double"}
 MAX_EVENT_NAME = 64
-MAX_EVENT_DATA = 1024
+# Device OS subscribes to these for the cloud's control events, which come as commands, never from the bus.
+CLOUD_PREFIXES = ("spark", "particle")
 # What Device OS accepts (MAX_FUNCTION_ARG_LENGTH, MAX_EVENT_DATA_LENGTH on Gen 2): longer arguments arrive cut
 # to 622 bytes, and a message near its ~880-byte receive buffer crashed the virtual device, so nothing longer
 # is ever sent.
@@ -90,6 +91,9 @@ class Session:
         self.last_received = now
         self.heard_dirty = True
         self.subscriptions: list[tuple[str, bool]] = []
+        self.route = None  # where the device belongs (events.Route), read once it subscribes
+        self.audiences: tuple[str, ...] = ()
+        self.routing = False
         self.received_count = 0
         self.window_start = now
         self.window_count = 0
@@ -178,7 +182,10 @@ class Session:
         if not 1 <= len(name) <= MAX_EVENT_NAME:
             log.info("device %s: event name of %d characters dropped", self.device_id, len(name))
             return
-        if len(msg.payload) > MAX_EVENT_DATA:
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            log.info("device %s: event name with control characters dropped (%r)", self.device_id, name[:64])
+            return
+        if len(msg.payload) > self.hub.event_data_max:
             log.info("device %s: %d bytes of event data dropped (%s)", self.device_id, len(msg.payload), name)
             return
         ttl = 60
@@ -194,6 +201,8 @@ class Session:
         mine = any(q == b"u" for q in msg.queries)
         if (prefix, mine) not in self.subscriptions and len(self.subscriptions) < 64:
             self.subscriptions.append((prefix, mine))
+            if not prefix.startswith(CLOUD_PREFIXES):
+                self.hub.subscription_added(self)
 
     def _describe_payload(self, payload: bytes, flags: int) -> None:
         if flags == 4 or not payload or payload[:1] != b"{":
@@ -368,15 +377,16 @@ class Session:
             self.describe_asked = True
             self.send_request("describe", coap.GET, coap.path_options("d") + [(coap.URI_QUERY, b"\x02")])
 
-    def send_event(self, name: str, data: str) -> None:
+    def send_event(self, name: str, data: str) -> bool:
         """An event to the device (its subscriptions and control events): NON, never ACKed over TCP. Data past
         what Device OS takes is refused here: a 900-byte event made it drop the connection."""
         if len(data.encode()) > MAX_TO_DEVICE or len(name) > MAX_EVENT_NAME:
             log.info("device %s: event %s of %d bytes not sent (the device takes %d)", self.device_id, name[:64],
                      len(data.encode()), MAX_TO_DEVICE)
-            return
+            return False
         self.transport.send(coap.Message(coap.NON, coap.POST, self._mid(), b"",
                                          coap.path_options("E", name), data.encode()))
+        return True
 
     def end(self) -> None:
         """The connection is gone: every waiting request learns the device is offline."""

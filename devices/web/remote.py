@@ -34,7 +34,8 @@ def is_connected(device: Device) -> bool:
 def live_context(request, product: Product, device: Device) -> dict:
     return {"product": product, "device": device, "connected": is_connected(device), "poll_seconds": POLL_SECONDS,
             "events": events.device_events_recent(device.id, EVENTS_SHOWN),
-            "live_url": common.url("live", product, device.id)}
+            "live_url": common.url("live", product, device.id),
+            "log_url": f"{common.url('events', product)}?device={device.id}"}
 
 
 def panel_context(request, product: Product, device: Device) -> dict:

@@ -3,7 +3,7 @@ device list. Included from console/web/urls.py (by string), so names read `conso
 
 from django.urls import path
 
-from devices.web import customers, devices, groups, imports, sandbox, sims
+from devices.web import customers, devices, events, groups, imports, sandbox, sims
 from devices.web import remote
 
 app_name = "devices"
@@ -12,6 +12,10 @@ P = "products/<slug:product>/"
 
 urlpatterns = [
     path("devices/", sandbox.sandbox_device_list, name="sandbox-list"),
+    path("events/", events.sandbox_events, name="sandbox-events"),
+    path("events/stream", events.sandbox_event_stream, name="sandbox-event-stream"),
+    path(P + "events/", events.product_events, name="events"),
+    path(P + "events/stream", events.product_event_stream, name="event-stream"),
     path("devices/transfers/<int:transfer_id>/", sandbox.transfer_decide, name="transfer-decide"),
     path(P + "devices/", devices.device_list, name="list"),
     # Fixed words before <device_id>: "import" and "export.csv" are not device ids.

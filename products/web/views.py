@@ -61,7 +61,7 @@ def product_place(request, product: Product, active: str, page: str = "") -> Pla
             NavItem("devices", "Devices", "devices", reverse("console:devices:list", args=[product.slug])),
             NavItem("groups", "Groups", "groups", reverse("console:devices:groups", args=[product.slug])),
             NavItem("sims", "SIM cards", "sim", reverse("console:devices:sims", args=[product.slug])),
-            NavItem("events", "Events", "events"),
+            NavItem("events", "Events", "events", reverse("console:devices:events", args=[product.slug])),
             NavItem("integrations", "Integrations", "integrations",
                     reverse("integrations:product-list", args=[product.slug])),
             NavItem("firmware", "Firmware", "firmware"),

@@ -295,3 +295,45 @@ def _cli_bin() -> str:
 
 def show(proc: subprocess.CompletedProcess) -> str:
     return f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+
+
+# --- particle-api-js event streams (tests/clients/apijs-events.js) ----------------------------------------------
+
+APIJS_EVENTS = CLIENTS_DIR / "apijs-events.js"
+
+
+class ApiJsStream:
+    """One `getEventStream` held open by api-js in a node process; `lines()` are what it reported so far."""
+
+    def __init__(self, base_url: str, args: dict, *, auth: str, wanted: int = 1, seconds: float = 30):
+        self.proc = subprocess.Popen(["node", str(APIJS_EVENTS), base_url, json.dumps(args), str(wanted),
+                                      str(seconds)], cwd=CLIENTS_DIR, env=_env(auth), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.reports: list[dict] = []
+
+    def next(self, timeout: float = 20) -> dict:
+        """The next report (waits for it)."""
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            raise TimeoutError(f"api-js reported nothing in {timeout} s; so far {self.reports}")
+        line = self.proc.stdout.readline()
+        assert line, f"api-js ended: {self.proc.stderr.read()}"
+        self.reports.append(json.loads(line))
+        return self.reports[-1]
+
+    def until(self, kind: str, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            report = self.next(max(0.1, deadline - time.monotonic()))
+            if report["type"] == kind:
+                return report
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()

@@ -114,10 +114,40 @@ DEVICE_MATRIX_ROUTES: dict[str, tuple[str, str]] = {
     "PUT /v1/devices/:id (signal)": ("PUT", "v1/devices/<str:device_id>"),
 }
 
+# tests/test_role_matrix_events.py: the event streams and publishing.
+_D = "<str:device>"
+_PX = "/<path:prefix>"
+EVENT_MATRIX_ROUTES: dict[str, tuple[str, str]] = {
+    "GET /v1/events/:prefix": ("GET", f"v1/events{_PX}"),
+    "GET /v1/events": ("GET", "v1/events"),
+    "GET /v1/devices/events": ("GET", "v1/devices/events"),
+    "GET /v1/devices/events/:prefix": ("GET", f"v1/devices/events{_PX}"),
+    "POST /v1/devices/events": ("POST", "v1/devices/events"),
+    "GET /v1/devices/:id/events": ("GET", f"v1/devices/{_D}/events"),
+    "GET /v1/devices/:id/events/:prefix": ("GET", f"v1/devices/{_D}/events{_PX}"),
+    "GET /v1/products/:p/events": ("GET", f"{P}/events"),
+    "POST /v1/products/:p/events": ("POST", f"{P}/events"),
+    "GET /v1/products/:p/events/:prefix": ("GET", f"{P}/events{_PX}"),
+    "GET /v1/products/:p/devices/:id/events": ("GET", f"{P}/devices/{_D}/events"),
+    "GET /v1/products/:p/devices/:id/events/:prefix": ("GET", f"{P}/devices/{_D}/events{_PX}"),
+    "GET /v1/orgs/products/:p/events": ("GET", "v1/orgs/products/<str:product>/events"),
+    "GET /v1/orgs/products/:p/events/:prefix": ("GET", f"v1/orgs/products/<str:product>/events{_PX}"),
+    "GET /v1/orgs/:org/events": ("GET", f"{ORG}/events"),
+    "GET /v1/orgs/:org/events/:prefix": ("GET", f"{ORG}/events{_PX}"),
+    "GET /v1/orgs/:org/devices/:id/events": ("GET", f"{ORG}/devices/{_D}/events"),
+    "GET /v1/orgs/:org/devices/:id/events/:prefix": ("GET", f"{ORG}/devices/{_D}/events{_PX}"),
+    "GET /v1/orgs/:org/products/:p/events": ("GET", f"{ORG}/products/<str:product>/events"),
+    "GET /v1/orgs/:org/products/:p/events/:prefix": ("GET", f"{ORG}/products/<str:product>/events{_PX}"),
+    "GET /v1/orgs/:org/products/:p/devices/:id/events": ("GET", f"{ORG}/products/<str:product>/devices/{_D}/events"),
+    "GET /v1/orgs/:org/products/:p/devices/:id/events/:prefix":
+        ("GET", f"{ORG}/products/<str:product>/devices/{_D}/events{_PX}"),
+}
+
 from tests.support.routes_integrations import INTEGRATION_MATRIX_ROUTES  # noqa: E402 - the integrations matrix's rows
 
 MATRIX_REGISTRIES = {"tests/test_role_matrix.py": TEAM_MATRIX_ROUTES,
                      "tests/test_role_matrix_devices.py": DEVICE_MATRIX_ROUTES,
+                     "tests/test_role_matrix_events.py": EVENT_MATRIX_ROUTES,
                      "tests/test_integrations_role_matrix.py": INTEGRATION_MATRIX_ROUTES}
 
 # Routes with deliberately no role semantics: who the caller is comes from the request itself, not from a
@@ -163,8 +193,8 @@ def view_methods(callback) -> list[str]:
     """The HTTP methods the view behind `callback` implements itself (OPTIONS, and the HEAD that Django
     derives from GET, are the framework's, not the view's)."""
     cls = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
-    if cls is None:  # a plain function view answers whatever it is sent: call that GET
-        return ["GET"]
+    if cls is None:  # a plain function view answers whatever it is sent: call that GET (and what it hands on)
+        return ["GET", *getattr(callback, "sync_methods", {})]
     return [m.upper() for m in cls.http_method_names if m != "options" and hasattr(cls, m)]
 
 
