@@ -4,6 +4,7 @@ Celery worker sends them to a real HTTP receiver on 127.0.0.1, and the outcomes 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -400,3 +401,15 @@ def test_sigkill_mid_batch_delivers_every_event_at_least_once_with_the_same_id(c
         assert set(received) == {e.id for e in published}, "an event was never delivered"
         assert len(received) >= 1000
     app.control.purge()
+
+
+def test_an_event_published_through_the_api_reaches_the_webhook(cast, worker):
+    with running_receiver() as rx:
+        hook = make_hook(cast, rx.url("/api"), json={"v": "{{{PARTICLE_EVENT_VALUE}}}", "who": "{{PARTICLE_DEVICE_ID}}"},
+                         noDefaults=True)
+        r = Api(cast.tokens["owner"]).post("/v1/devices/events", {"name": "temp/api", "data": "42"})
+        assert r.status_code == 200 and r.json()["ok"] is True, r.content
+        assert wait_for(lambda: rows(hook["id"]).filter(state="delivered").exists(), 15)
+        (got,) = rx.at("/api")
+        assert json.loads(got.body)["v"] == "42"
+        assert got.headers["X-Cyan-Event-Id"] == rows(hook["id"]).get().event_id
