@@ -1,7 +1,8 @@
 """Webhook delivery, at least once, under DESIGN.md's durable-work rule.
 
 ```
-bus (publishing process) ──events──▶ events_consume: ONE query for the batch's live hooks, match in Python,
+bus (publishing process) ──events──▶ events_consume: owners with hooks (Redis set), ONE query for their
+                                     live hooks (none if no owner has any), match in Python,
                                      bulk INSERT Delivery rows (pending), ONE integrations.deliver(ids) per 100
 integrations.deliver(ids) ─▶ deliveries_run(ids)
    1. UPDATE … SET state='running', claimed_at=C WHERE id IN ids AND state='pending' AND due      (the claim)
@@ -38,7 +39,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from devices import events as bus
-from integrations import logs, requests, throttle
+from integrations import logs, owners, requests, throttle
 from integrations.models import Delivery, DeliveryDay, Integration
 from integrations.transport import HookRequest, Outcome, send_many
 
@@ -88,13 +89,19 @@ def hooks_matching(events, hooks: list[Integration]) -> list[tuple[object, Integ
 
 def events_consume(events) -> list[int]:
     """The bus consumer: write the deliveries the events owe and enqueue their batches after commit.
-    One query finds every live hook of the batch's products and users (hooks are few per tenant; no cache
-    to invalidate)."""
+    One query finds every live hook of the batch's products and users that have any (integrations/owners.py:
+    a Redis set refreshed after every integration write); a batch of owners without hooks costs no query."""
     wanted = [e for e in events if not e.hook and (e.product_id is not None or e.user_id is not None)]
     if not wanted:
         return []
-    products = {e.product_id for e in wanted if e.product_id is not None}
-    users = {e.user_id for e in wanted if e.user_id is not None}
+    # Most publishers have no hook at all: a Redis set says which owners do (integrations/owners.py), and
+    # only those are looked up in the database.
+    have = owners.owners_with_hooks({owners.owner_key(product_id=e.product_id) for e in wanted if e.product_id is not None}
+                                    | {owners.owner_key(user_id=e.user_id) for e in wanted if e.user_id is not None})
+    products = {e.product_id for e in wanted if e.product_id is not None and f"p:{e.product_id}" in have}
+    users = {e.user_id for e in wanted if e.user_id is not None and f"u:{e.user_id}" in have}
+    if not products and not users:
+        return []
     hooks = list(Integration.objects.filter(disabled=False)
                  .filter(Q(product_id__in=products) | Q(user_id__in=users))
                  .only("id", "product_id", "user_id", "event", "device_id", "disabled"))

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 
-from django.conf import settings
-
 from devices import presence
 
 KEEP = 10
 
 
 def _key(integration_id: str, kind: str) -> str:
-    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'cyan')}:hooklog:{integration_id}:{kind}"
+    return f"{presence.prefix()}:hooklog:{integration_id}:{kind}"
 
 
 def logs_record(entries: list[tuple[str, bool, dict]]) -> None:

@@ -13,12 +13,23 @@ from console.queue import enqueue_on_commit
 from console.scoping import Principal
 from console.services.audit import audit_record
 from console.services.users import sandbox_of
+from integrations import owners
 from integrations.models import Delivery, Integration, new_signing_secret
 from integrations.validation import WebhookFields
 from products.models import Product
 
 REPLAY_MAX = 10_000
 BATCH = 100  # deliveries per task
+
+
+def _refresh_owner_after_commit(hook: Integration) -> None:
+    """Keep integrations/owners.py's set true: a live hook's owner joins it at once (a member too many only
+    costs the consumer a query, even if this transaction rolls back); whether it stays is decided after
+    commit, from the database."""
+    product_id, user_id = hook.product_id, hook.user_id
+    if not hook.disabled:
+        owners.owner_add(product_id=product_id, user_id=user_id)
+    transaction.on_commit(lambda: owners.owner_refresh(product_id=product_id, user_id=user_id))
 
 
 def _audit(principal: Principal, action: str, hook: Integration, data: dict | None = None) -> None:
@@ -38,6 +49,7 @@ def integration_create(*, principal: Principal, fields: WebhookFields, product: 
     hook = Integration.objects.create(product=product, user=user, name=fields.name, event=fields.event,
                                       device_id=fields.device_id, disabled=fields.disabled, config=fields.config)
     _audit(principal, "integration.create", hook, {"event": hook.event, "url": hook.url})
+    _refresh_owner_after_commit(hook)
     return hook
 
 
@@ -48,6 +60,7 @@ def integration_replace(*, principal: Principal, integration: Integration, field
     integration.device_id, integration.disabled, integration.config = fields.device_id, fields.disabled, fields.config
     integration.save()
     _audit(principal, "integration.update", integration, {"event": integration.event, "url": integration.url})
+    _refresh_owner_after_commit(integration)
     return integration
 
 
@@ -55,6 +68,7 @@ def integration_replace(*, principal: Principal, integration: Integration, field
 def integration_delete(*, principal: Principal, integration: Integration) -> None:
     """Remove the hook; what it still owed (pending and dead deliveries) goes with it."""
     _audit(principal, "integration.delete", integration, {"event": integration.event})
+    _refresh_owner_after_commit(integration)
     integration.delete()
 
 

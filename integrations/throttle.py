@@ -18,7 +18,7 @@ from devices import presence
 
 
 def _key(host: str) -> str:
-    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'cyan')}:hookthr:{host.lower()}"
+    return f"{presence.prefix()}:hookthr:{host.lower()}"
 
 
 def hosts_sleeping(hosts: set[str]) -> set[str]:

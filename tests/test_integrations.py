@@ -428,6 +428,8 @@ def test_matching_a_batch_costs_one_query_and_bulk_inserts(cast, django_capture_
                           published_at="2026-12-02T00:00:00.000Z", ttl=60, product_id=cast.product.pk,
                           user_id=cast.owner.pk, customer_id=None, org_id=None, hook=False, origin="device")
              for i in range(200)]
+    events_consume(batch[:1])  # builds the owners-with-hooks set (integrations/owners.py) once
+    Delivery.objects.all().delete()
     with django_capture_on_commit_callbacks() as callbacks, CaptureQueriesContext(connection) as captured:
         ids = events_consume(batch)
     kinds = [q["sql"].lstrip().split()[0].upper() for q in captured.captured_queries]
@@ -471,3 +473,38 @@ def test_deleting_a_product_or_a_person_takes_their_hooks_and_deliveries(cast):
     assert list(Integration.objects.values_list("pk", flat=True)) == [own_hook]
     user_remove(user=maker, by=Principal.for_user(maker))
     assert not Integration.objects.exists() and not Delivery.objects.exists()
+
+
+def test_publishers_without_hooks_cost_no_query_and_a_new_hook_is_seen_at_once(cast, django_capture_on_commit_callbacks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from devices import events as bus
+    from integrations.delivery import events_consume
+    from integrations.models import Delivery
+
+    def ev(i: int):
+        return bus.BusEvent(id=f"2-{i}", name="temp", data="1", coreid=DEVICE, published_at="2026-12-02T00:00:00.000Z",
+                            ttl=60, product_id=cast.product.pk, user_id=cast.developer.pk, customer_id=None,
+                            org_id=None, hook=False, origin="device")
+
+    assert events_consume([ev(0)]) == []  # builds the set: nobody has a hook
+    with CaptureQueriesContext(connection) as captured:
+        assert events_consume([ev(1)]) == []
+    assert captured.captured_queries == []
+    with django_capture_on_commit_callbacks(execute=True):
+        made = cast.api("developer").post("/v1/integrations", hook_body())
+    assert made.status_code == 201
+    assert len(events_consume([ev(2)])) == 1  # the create put the developer in the set after commit
+    with django_capture_on_commit_callbacks(execute=True):
+        cast.api("developer").delete(f"/v1/integrations/{made.json()['id']}")
+    with CaptureQueriesContext(connection) as captured:
+        assert events_consume([ev(3)]) == []
+    assert captured.captured_queries == [] and not Delivery.objects.exists()
+    # a lost set (a Redis restart) is rebuilt from the database, not read as "nobody"
+    with django_capture_on_commit_callbacks(execute=True):
+        cast.api("owner").post(f"/v1/products/{cast.product.pk}/integrations", hook_body())
+    from devices import presence
+
+    presence.client().delete(f"{presence.prefix()}:hookowners", f"{presence.prefix()}:hookowners:built")
+    assert len(events_consume([ev(4)])) == 1
