@@ -29,6 +29,7 @@ app.conf.beat_schedule = {
     "requeue-stale-imports": {"task": "devices.requeue_stale_imports", "schedule": 60.0},
     "reap-gateways": {"task": "devices.reap_gateways", "schedule": 15.0},
     "requeue-stale-onboardings": {"task": "devices.requeue_stale_onboardings", "schedule": 30.0},
+    "requeue-stale-deliveries": {"task": "integrations.requeue_stale", "schedule": 10.0},
     "recount-devices": {"task": "devices.recount_devices", "schedule": crontab(hour=3, minute=41)},
     "fold-data-operations": {"task": "billing.fold_data_operations", "schedule": 30.0},
 }

@@ -175,6 +175,29 @@ EVENTS_SUBSCRIBER_BACKLOG = env.int("EVENTS_SUBSCRIBER_BACKLOG", default=10_000)
 EVENTS_COALESCE_ABOVE = env.int("EVENTS_COALESCE_ABOVE", default=200)
 EVENTS_COALESCE_SECONDS = env.float("EVENTS_COALESCE_SECONDS", default=0.03)
 
+# --- Integrations: webhook delivery (integrations/delivery.py, docs/api.md "Integrations") ------------------
+INTEGRATIONS_TIMEOUT_SECONDS = env.float("INTEGRATIONS_TIMEOUT_SECONDS", default=20.0)  # Particle's 20 s
+INTEGRATIONS_BODY_LIMIT = env.int("INTEGRATIONS_BODY_LIMIT", default=100_000)  # response bytes read (Particle)
+INTEGRATIONS_CONCURRENCY = env.int("INTEGRATIONS_CONCURRENCY", default=200)  # open connections per process
+# Retries: after the n-th failed attempt wait base * 2^(n-1) s (capped), half of it random; at most
+# INTEGRATIONS_MAX_ATTEMPTS attempts, then the delivery is a dead letter (replayable).
+INTEGRATIONS_MAX_ATTEMPTS = env.int("INTEGRATIONS_MAX_ATTEMPTS", default=6)
+INTEGRATIONS_RETRY_BASE_SECONDS = env.float("INTEGRATIONS_RETRY_BASE_SECONDS", default=30.0)
+INTEGRATIONS_RETRY_MAX_SECONDS = env.float("INTEGRATIONS_RETRY_MAX_SECONDS", default=3600.0)
+# A claim older than this belongs to a dead worker (must exceed the timeout); pending rows due this long
+# ago lost their message. Both are re-sent by beat's integrations.requeue_stale.
+INTEGRATIONS_CLAIM_STALE_SECONDS = env.float("INTEGRATIONS_CLAIM_STALE_SECONDS", default=60.0)
+INTEGRATIONS_REQUEUE_AFTER_SECONDS = env.float("INTEGRATIONS_REQUEUE_AFTER_SECONDS", default=30.0)
+# The per-hostname throttle (integrations/throttle.py)
+INTEGRATIONS_THROTTLE_MIN_ERRORS = env.int("INTEGRATIONS_THROTTLE_MIN_ERRORS", default=3)
+INTEGRATIONS_THROTTLE_RECOVERY_SECONDS = env.float("INTEGRATIONS_THROTTLE_RECOVERY_SECONDS", default=5.0)
+INTEGRATIONS_THROTTLE_WINDOW_SECONDS = env.float("INTEGRATIONS_THROTTLE_WINDOW_SECONDS", default=60.0)
+INTEGRATIONS_SLEEP_SECONDS = env.float("INTEGRATIONS_SLEEP_SECONDS", default=30.0)  # a sleeping delivery waits
+INTEGRATIONS_MAX_SLEEPS = env.int("INTEGRATIONS_MAX_SLEEPS", default=20)  # then it is a dead letter
+# Receivers on private, loopback or link-local addresses are refused unless allowed (integrations/targets.py)
+INTEGRATIONS_ALLOW_PRIVATE_TARGETS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_TARGETS", default=False)
+INTEGRATIONS_ALLOWED_PRIVATE_NETWORKS = env.list("INTEGRATIONS_ALLOWED_PRIVATE_NETWORKS", default=[])
+
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -12,6 +12,7 @@ from console.web.errors import page_not_found, server_error
 api_patterns = [
     path("", include("console.api.urls")),
     path("", include("products.api.urls")),
+    path("", include("integrations.api.urls")),
     path("", include("devices.api.urls")),
 ]
 
@@ -22,6 +23,7 @@ urlpatterns = [
     path("api/docs/", csp_exempt()(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/redoc/", csp_exempt()(SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
     path("admin/", admin.site.urls),
+    path("", include("integrations.web.urls")),  # before the console's: "products/<slug>/integrations/..."
     path("", include("console.web.urls")),
 ]
 

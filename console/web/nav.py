@@ -47,7 +47,7 @@ def sandbox_place(account=None, active: str = "") -> Place:
             NavItem("devices", "Devices", "devices", reverse("console:devices:sandbox-list")),
             NavItem("products", "Products", "products", reverse("console:products:list")),
             NavItem("events", "Events", "events", reverse("console:devices:sandbox-events")),
-            NavItem("integrations", "Integrations", "integrations"),
+            NavItem("integrations", "Integrations", "integrations", reverse("integrations:list")),
             NavItem("billing", "Billing & usage", "billing"),
             NavItem("authentication", "Authentication", "key", reverse("console:sandbox-auth")),
         ],

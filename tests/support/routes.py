@@ -143,9 +143,12 @@ EVENT_MATRIX_ROUTES: dict[str, tuple[str, str]] = {
         ("GET", f"{ORG}/products/<str:product>/devices/{_D}/events{_PX}"),
 }
 
+from tests.support.routes_integrations import INTEGRATION_MATRIX_ROUTES  # noqa: E402 - the integrations matrix's rows
+
 MATRIX_REGISTRIES = {"tests/test_role_matrix.py": TEAM_MATRIX_ROUTES,
                      "tests/test_role_matrix_devices.py": DEVICE_MATRIX_ROUTES,
-                     "tests/test_role_matrix_events.py": EVENT_MATRIX_ROUTES}
+                     "tests/test_role_matrix_events.py": EVENT_MATRIX_ROUTES,
+                     "tests/test_integrations_role_matrix.py": INTEGRATION_MATRIX_ROUTES}
 
 # Routes with deliberately no role semantics: who the caller is comes from the request itself, not from a
 # seat, a scope or a token kind. Each is tested elsewhere (named in the reason).
