@@ -46,7 +46,8 @@ from integrations.transport import HookRequest, Outcome, send_many
 log = logging.getLogger(__name__)
 
 DELIVER_TASK = "integrations.deliver"
-BATCH = 100
+BATCH = 200
+FLUSH_EVERY = 0.25  # seconds between recordings of a batch's outcomes
 SLEEPING_TEXT = "Sleeping, too many errors, please wait and try again"
 LOG_BODY = 16_384  # bytes of each request/response body kept in the recent-requests lists
 EARLY = timedelta(seconds=1)  # a task may arrive this much before its rows are due (countdown rounding)
@@ -189,11 +190,16 @@ def _publish(made: list) -> None:
             log.exception("publishing hook events failed")
 
 
+OUTCOME_FIELDS = ("state", "attempts", "sleeps", "next_attempt_at", "claimed_at", "finished_at", "last_status",
+                  "last_error")
+
+
 class _Round:
     """The outcomes of one claimed batch, recorded in bulk as they arrive."""
 
     def __init__(self, claim):
         self.claim = claim
+        self.now = timezone.now()  # one finish time per flush: rows that ended alike are written by one UPDATE
         self.days: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         self.logs: list[tuple[str, bool, dict]] = []
         self.hosts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -202,11 +208,10 @@ class _Round:
         self.retry: list[Delivery] = []
 
     def finish(self, row: Delivery, *, state: str, status: int | None = None, error: str = "") -> None:
-        now = timezone.now()
         row.state, row.last_status, row.last_error = state, status, error[:500]
         row.claimed_at = None
         if state in (Delivery.State.DELIVERED, Delivery.State.DEAD):
-            row.finished_at = now
+            row.finished_at = self.now
         self.changed.append(row)
 
     def failed(self, row: Delivery, *, status: int | None, error: str, transient: bool) -> None:
@@ -221,9 +226,14 @@ class _Round:
         if self.changed:
             with transaction.atomic():
                 # Guarded by the claim: a run whose rows went stale and were handed to another run writes nothing.
-                (Delivery.objects.filter(state=Delivery.State.RUNNING, claimed_at=self.claim)
-                 .bulk_update(self.changed, ["state", "attempts", "sleeps", "next_attempt_at", "claimed_at",
-                                             "finished_at", "last_status", "last_error"]))
+                # Rows that ended alike (most of a batch: delivered, 200, first attempt) share one UPDATE;
+                # Django's bulk_update (a CASE per field and row) was 57% of a worker's time here.
+                alike: dict[tuple, list[int]] = defaultdict(list)
+                for row in self.changed:
+                    alike[tuple(getattr(row, f) for f in OUTCOME_FIELDS)].append(row.pk)
+                for values, ids in alike.items():
+                    (Delivery.objects.filter(pk__in=ids, state=Delivery.State.RUNNING, claimed_at=self.claim)
+                     .update(**dict(zip(OUTCOME_FIELDS, values))))
                 _count_days(self.days)
                 by_second: dict[int, list[int]] = defaultdict(list)
                 now = time.time()
@@ -304,11 +314,17 @@ def deliveries_run(ids: list[int]) -> int:
         else:
             sending.append((row, req))
     done.flush()
-    for group in send_many([req for _, req in sending]):
+    # Outcomes are recorded at most every FLUSH_EVERY seconds (and at the end): a flush per arriving group
+    # cost several statements each time; a slow receiver still holds none of the others back longer than that.
+    flushed = time.monotonic()
+    for group in send_many([req for _, req in sending], tick=FLUSH_EVERY):
         for index, outcome in group:
             row, req = sending[index]
             _outcome(done, row, req, outcome)
-        done.flush()
+        if done.changed and time.monotonic() - flushed >= FLUSH_EVERY:
+            done.flush()
+            flushed = time.monotonic()
+    done.flush()
     return claimed
 
 

@@ -17,6 +17,7 @@ import os
 import queue
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Iterator
 from urllib.parse import urlsplit
@@ -125,9 +126,11 @@ async def _send(session: aiohttp.ClientSession, req: HookRequest) -> Outcome:
                        elapsed_ms=int((loop.time() - started) * 1000))
 
 
-def send_many(requests: list[HookRequest]) -> Iterator[list[tuple[int, Outcome]]]:
+def send_many(requests: list[HookRequest], *, tick: float | None = None) -> Iterator[list[tuple[int, Outcome]]]:
     """Send every request at once; yield lists of (index, outcome) as they finish: each list holds every
-    outcome that had arrived by then, so the caller records them in bulk without waiting for the slowest."""
+    outcome that had arrived by then, so the caller records them in bulk without waiting for the slowest.
+    With `tick`, an empty list is yielded whenever `tick` seconds pass without an outcome, so the caller can
+    record what it holds while a slow receiver keeps the rest waiting."""
     if not requests:
         return
     runner = _loop()
@@ -143,8 +146,16 @@ def send_many(requests: list[HookRequest]) -> Iterator[list[tuple[int, Outcome]]
     for i, req in enumerate(requests):
         asyncio.run_coroutine_threadsafe(one(i, req), runner.loop)
     left = len(requests)
+    deadline = time.monotonic() + settings.INTEGRATIONS_TIMEOUT_SECONDS + 30
     while left:
-        group = [results.get(timeout=settings.INTEGRATIONS_TIMEOUT_SECONDS + 30)]
+        wait = max(0.0, deadline - time.monotonic())
+        try:
+            group = [results.get(timeout=min(wait, tick) if tick else wait)]
+        except queue.Empty:
+            if time.monotonic() >= deadline:
+                raise
+            yield []
+            continue
         while True:
             try:
                 group.append(results.get_nowait())

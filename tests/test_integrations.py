@@ -417,7 +417,7 @@ def test_matching_a_batch_costs_one_query_and_bulk_inserts(cast, django_capture_
     from django.test.utils import CaptureQueriesContext
 
     from devices import events as bus
-    from integrations.delivery import events_consume
+    from integrations.delivery import BATCH, events_consume
     from integrations.models import Delivery
 
     api = cast.api("owner")
@@ -438,7 +438,7 @@ def test_matching_a_batch_costs_one_query_and_bulk_inserts(cast, django_capture_
     assert set(kinds) <= {"SELECT", "INSERT", "SAVEPOINT", "RELEASE"} and kinds.count("INSERT") <= len(ids) // 50, kinds
     # 100 odd events match temp, te (sandbox) and temp (product); 100 even ones match humid
     assert len(ids) == Delivery.objects.count() == 100 * 3 + 100
-    assert len(callbacks) == 4  # one task per 100 deliveries
+    assert len(callbacks) == 400 // BATCH  # one task per BATCH deliveries
 
 
 def test_retry_delays_grow_exponentially_with_jitter_and_a_cap(settings):
