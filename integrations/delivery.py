@@ -3,7 +3,7 @@
 ```
 bus (publishing process) ──events──▶ events_consume: owners with hooks (Redis set), ONE query for their
                                      live hooks (none if no owner has any), match in Python,
-                                     bulk INSERT Delivery rows (pending), ONE integrations.deliver(ids) per 100
+                                     bulk INSERT Delivery rows (pending), ONE integrations.deliver(ids) per 200
 integrations.deliver(ids) ─▶ deliveries_run(ids)
    1. UPDATE … SET state='running', claimed_at=C WHERE id IN ids AND state='pending' AND due      (the claim)
    2. build each request (mustache); hosts that are sleeping (Redis, integrations/throttle.py) are postponed
