@@ -11,6 +11,8 @@ from tests.factories import UserFactory, make_org
 
 pytestmark = pytest.mark.django_db
 
+ADMIN_APPS = ("console", "products", "devices", "integrations", "billing")
+
 
 @pytest.fixture
 def staff_client(client, cast):
@@ -24,7 +26,7 @@ def staff_client(client, cast):
 def test_every_model_is_registered_searchable_and_filterable():
     from django.apps import apps
 
-    for app_label in ("console", "products", "devices"):
+    for app_label in ADMIN_APPS:
         for model in apps.get_app_config(app_label).get_models():
             model_admin = admin.site._registry.get(model)
             assert model_admin is not None, f"{model.__name__} is not in the admin"
@@ -34,7 +36,7 @@ def test_every_model_is_registered_searchable_and_filterable():
 
 def test_changelists_render_with_search(staff_client):
     for model, _ in admin.site._registry.items():
-        if model._meta.app_label not in ("console", "products", "devices"):
+        if model._meta.app_label not in ADMIN_APPS:
             continue
         url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         r = staff_client.get(url, {"q": "acme"})
@@ -108,3 +110,19 @@ def test_correcting_a_serial_in_the_admin_moves_the_lookup(staff_client, db):
         ["BOR13FIXED0001"]
     assert Device.objects.get(pk=made.device_id).serial_number == "BOR13FIXED0001"
     assert not SerialNumber.objects.filter(serial=made.serial_number).exists()
+
+
+def test_integrations_and_usage_are_read_only_and_never_show_a_signing_secret(staff_client, cast):
+    from console.scoping import Principal
+    from integrations.services import integration_create
+    from integrations.validation import webhook_fields
+
+    hook = integration_create(principal=Principal.for_user(cast.owner), product=cast.product, fields=webhook_fields(
+        {"event": "temp", "url": "https://example.com/hook"}))
+    page = staff_client.get(reverse("admin:integrations_integration_change", args=[hook.pk]))
+    assert page.status_code == 200
+    assert hook.signing_secret not in page.content.decode()
+    assert staff_client.post(reverse("admin:integrations_integration_change", args=[hook.pk]),
+                             {"event": "other"}).status_code == 403
+    assert staff_client.get(reverse("admin:integrations_integration_add")).status_code == 403
+    assert staff_client.get(reverse("admin:billing_dataoperationday_add")).status_code == 403
