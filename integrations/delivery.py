@@ -161,8 +161,8 @@ def _error_text(req: HookRequest, outcome: Outcome) -> str:
     return f"{outcome.error} from {req.host}"
 
 
-def _log_entry(row: Delivery, req: HookRequest, outcome: Outcome | None, error: str) -> dict:
-    entry = {"time": bus.now_iso(), "delivery_id": row.pk, "event_id": row.event_id,
+def _log_entry(row: Delivery, req: HookRequest, outcome: Outcome | None, error: str, at: str) -> dict:
+    entry = {"time": at, "delivery_id": row.pk, "event_id": row.event_id,
              "event": row.event.get("name"), "attempt": row.attempts,
              "request": {"method": req.method, "url": req.url, "headers": req.headers,
                          "body": req.body[:LOG_BODY].decode("utf-8", errors="replace")},
@@ -201,7 +201,7 @@ class _Round:
         self.claim = claim
         self.now = timezone.now()  # one finish time per flush: rows that ended alike are written by one UPDATE
         self.days: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-        self.logs: list[tuple[str, bool, dict]] = []
+        self.logs: dict[tuple[str, bool], list[tuple]] = defaultdict(list)
         self.hosts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.events: list = []
         self.changed: list[Delivery] = []
@@ -213,6 +213,10 @@ class _Round:
         if state in (Delivery.State.DELIVERED, Delivery.State.DEAD):
             row.finished_at = self.now
         self.changed.append(row)
+
+    def log(self, hook_id: str, ok: bool, row: Delivery, req: HookRequest, outcome: Outcome | None,
+            error: str) -> None:
+        self.logs[(hook_id, ok)].append((row, req, outcome, error, bus.now_iso()))
 
     def failed(self, row: Delivery, *, status: int | None, error: str, transient: bool) -> None:
         if transient and row.attempts < settings.INTEGRATIONS_MAX_ATTEMPTS:
@@ -241,7 +245,9 @@ class _Round:
                     by_second[math.ceil(row.next_attempt_at.timestamp())].append(row.pk)
                 for second, ids in by_second.items():
                     _enqueue(ids, countdown=max(0.0, second - now))
-        logs.logs_record(self.logs)
+        # Only the newest logs.KEEP of each hook's successes and errors are kept: the others are never built.
+        logs.logs_record([(hook_id, ok, _log_entry(*made)) for (hook_id, ok), entries in self.logs.items()
+                          for made in entries[-logs.KEEP:]])
         throttle.hosts_record({h: (ok, err) for h, (ok, err) in self.hosts.items()})
         _publish(self.events)
         self.__init__(self.claim)
@@ -339,7 +345,7 @@ def _outcome(done: _Round, row: Delivery, req: HookRequest, outcome: Outcome) ->
         done.finish(row, state=Delivery.State.DELIVERED, status=outcome.status)
         done.days[hook.id][0] += 1
         done.hosts[req.host][0] += 1
-        done.logs.append((hook.id, True, _log_entry(row, req, outcome, "")))
+        done.log(hook.id, True, row, req, outcome, "")
         try:
             data = requests.response_data(hook.config, row.event, outcome.body, product_hook=product_hook)
             topic = requests.response_topic(hook.config, row.event, product_hook=product_hook)
@@ -355,7 +361,7 @@ def _outcome(done: _Round, row: Delivery, req: HookRequest, outcome: Outcome) ->
     done.days[hook.id][1] += 1
     if outcome.kind != "refused":
         done.hosts[req.host][1] += 1
-    done.logs.append((hook.id, False, _log_entry(row, req, outcome, error)))
+    done.log(hook.id, False, row, req, outcome, error)
     try:
         topic = requests.error_topic(hook.config, row.event, product_hook=product_hook)
         done.events.append(_hook_event(row, f"{topic}/0", error))
@@ -402,6 +408,6 @@ def integration_test(hook: Integration) -> dict:
     row = Delivery(integration=hook, event_id=event["id"], event=event, attempts=1)
     ok = outcome.status is not None and 200 <= outcome.status < 300
     error = "" if ok else _error_text(req, outcome)
-    logs.logs_record([(hook.id, ok, _log_entry(row, req, outcome, error))])
+    logs.logs_record([(hook.id, ok, _log_entry(row, req, outcome, error, bus.now_iso()))])
     data = outcome.body.decode("utf-8", errors="replace") if outcome.status is not None else None
     return {"pass": ok, "data": data, "error": error or None}

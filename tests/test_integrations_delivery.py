@@ -413,3 +413,26 @@ def test_an_event_published_through_the_api_reaches_the_webhook(cast, worker):
         (got,) = rx.at("/api")
         assert json.loads(got.body)["v"] == "42"
         assert got.headers["X-Cyan-Event-Id"] == rows(hook["id"]).get().event_id
+
+
+def test_a_big_batch_keeps_the_newest_ten_successes_and_writes_its_rows_in_a_few_statements(cast, fast):
+    """200 deliveries that all succeed: every row delivered, the hook's log holds ten of them, and recording the
+    outcomes takes a handful of UPDATEs (one per kind of outcome and recording), never one per row."""
+    from django.test.utils import CaptureQueriesContext
+
+    from integrations.delivery import deliveries_run
+    from integrations.logs import logs_read
+
+    with running_receiver() as rx:
+        hook = make_hook(cast, rx.url("/in"))
+        publish(*[event("temp", data=str(n), user_id=cast.owner.pk) for n in range(200)])
+        app.control.purge()  # no worker here: this test runs the batch itself
+        ids = list(rows(hook["id"]).order_by("id").values_list("id", flat=True))
+        with CaptureQueriesContext(connection) as queries:
+            assert deliveries_run(ids) == 200
+        assert rows(hook["id"]).filter(state="delivered").count() == 200
+        updates = [q for q in queries.captured_queries if q["sql"].startswith("UPDATE") and "delivery" in q["sql"]]
+        assert len(updates) <= 6, [q["sql"][:80] for q in updates]
+        kept = logs_read(hook["id"])["successes"]
+        assert len({entry["delivery_id"] for entry in kept}) == 10
+        assert {entry["delivery_id"] for entry in kept} <= set(ids)
