@@ -6,22 +6,14 @@ from __future__ import annotations
 from django.contrib import admin
 
 from billing.models import DataOperationDay, FoldedCounters
+from console.admin import ReadOnlyAdmin
 
 
 @admin.register(DataOperationDay)
-class DataOperationDayAdmin(admin.ModelAdmin):
+class DataOperationDayAdmin(ReadOnlyAdmin):
     list_display = ("day", "scope", "ref", "count")
     list_filter = ("scope", "day")
     search_fields = ("ref",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(FoldedCounters)

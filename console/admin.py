@@ -17,6 +17,20 @@ from console.web.forms import StaffLoginForm
 admin.site.login_form = StaffLoginForm
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A model support staff may look up but not change: its rows are written by a service or a worker that
+    keeps other state true beside them (the apps above use it for deliveries, hooks and usage counts)."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     ordering = ["email"]

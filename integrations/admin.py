@@ -6,18 +6,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from console.admin import ReadOnlyAdmin as ReadOnly
 from integrations.models import Delivery, DeliveryDay, Integration
-
-
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Integration)
