@@ -75,14 +75,17 @@ def client() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
-def operations_fold() -> int:
-    """Fold the pending counters into the database; returns how many rows it added to."""
-    r = client()
-    raw = r.eval(_TAKE, 2, pending_key(), folding_key(), secrets.token_hex(16))
+def _take() -> tuple[str, dict[str, str]] | None:
+    """Step 1: the batch to fold (its id and counters): the one a dead fold left, else the pending hash."""
+    raw = client().eval(_TAKE, 2, pending_key(), folding_key(), secrets.token_hex(16))
     if not raw:
-        return 0
+        return None
     values = {k.decode(): v.decode() for k, v in zip(raw[0::2], raw[1::2])}
-    batch = values.pop(BATCH)
+    return values.pop(BATCH), values
+
+
+def _add(batch: str, values: dict[str, str]) -> int:
+    """Step 2: add the batch's counts in one transaction with its id; 0 when that batch was added before."""
     rows = []
     for name, count in values.items():
         day, scope, ref = name.split("|", 2)
@@ -98,6 +101,21 @@ def operations_fold() -> int:
     except IntegrityError:
         if not FoldedCounters.objects.filter(pk=batch).exists():
             raise
-        rows = []  # folded before: that fold committed and died before letting go of the batch
-    r.eval(_RELEASE, 1, folding_key(), batch)
+        return 0  # folded before: that fold committed and died before letting go of the batch
     return len(rows)
+
+
+def _release(batch: str) -> None:
+    """Step 3: let go of the batch, if the folding key still holds it."""
+    client().eval(_RELEASE, 1, folding_key(), batch)
+
+
+def operations_fold() -> int:
+    """Fold the pending counters into the database; returns how many rows it added to."""
+    taken = _take()
+    if taken is None:
+        return 0
+    batch, values = taken
+    added = _add(batch, values)
+    _release(batch)
+    return added

@@ -269,6 +269,30 @@ async def replay(h: StreamHub, scope: StreamScope, after: str, render=frame) -> 
     return frames, last, gap
 
 
+async def stream_response(request, scope: StreamScope, *, last_event_id: str | None, format: str = "particle"):
+    """The response that streams `scope` to this client (the API's and the console's streams alike), or
+    Particle's JSON refusal: 529 when its address holds too many streams, 503 when Redis cannot be reached."""
+    from django.http import JsonResponse, StreamingHttpResponse
+
+    from console.api.errors import error_body
+    from console.clientaddr import client_address
+
+    h = hub()
+    sub = Subscriber(scope, format=format)
+    try:
+        admitted = await admit(h, sub, client_address(request))
+    except Exception:  # Redis down: the stream could not carry events anyway
+        return JsonResponse(error_body("temporarily_unavailable", "The event service is unavailable; try again"),
+                            status=503)
+    if not admitted:
+        return JsonResponse(error_body("rate_limited", "Too many event streams open from this address: at most "
+                                       f"{settings.EVENTS_MAX_STREAMS_PER_ADDRESS} at once"), status=529)
+    response = StreamingHttpResponse(stream(sub, last_event_id=last_event_id), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
 async def stream(sub: Subscriber, *, last_event_id: str | None):
     """The body of one stream: `:ok` at once, what it missed, then live events and keepalives."""
     h = hub()

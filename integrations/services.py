@@ -13,7 +13,7 @@ from console.queue import enqueue_on_commit
 from console.scoping import Principal
 from console.services.audit import audit_record
 from console.services.users import sandbox_of
-from integrations import owners
+from integrations import logs, owners
 from integrations.models import Delivery, Integration, new_signing_secret
 from integrations.validation import WebhookFields
 from products.models import Product
@@ -66,10 +66,13 @@ def integration_replace(*, principal: Principal, integration: Integration, field
 
 @transaction.atomic
 def integration_delete(*, principal: Principal, integration: Integration) -> None:
-    """Remove the hook; what it still owed (pending and dead deliveries) goes with it."""
+    """Remove the hook; what it still owed (pending and dead deliveries) goes with it, and after commit its
+    recent-requests lists in Redis."""
     _audit(principal, "integration.delete", integration, {"event": integration.event})
     _refresh_owner_after_commit(integration)
+    hook_id = integration.pk
     integration.delete()
+    transaction.on_commit(lambda: logs.logs_forget(hook_id))
 
 
 @transaction.atomic

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import JsonResponse
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from console.api.authentication import PLACEHOLDERS, bearer_from_header
 from console.api.base import body
 from console.api.errors import error_body
-from console.clientaddr import client_address
 from console.errors import ServiceError
 from console.scoping import Principal
 from console.services.tokens import token_lookup
@@ -110,22 +109,7 @@ async def open_stream(request, route: dict):
         scope = await sync_to_async(_settle, thread_sensitive=False)(request, route)
     except _Refused as exc:
         return _refusal(exc)
-    hub = streams.hub()
-    sub = streams.Subscriber(scope)
-    address = client_address(request)
-    try:
-        admitted = await streams.admit(hub, sub, address)
-    except Exception:  # Redis down: the stream could not carry events anyway
-        return JsonResponse(error_body("temporarily_unavailable", "The event service is unavailable; try again"),
-                            status=503)
-    if not admitted:
-        return _refusal(_Refused(529, "rate_limited", "Too many event streams open from this address: at most "
-                                 f"{streams.settings.EVENTS_MAX_STREAMS_PER_ADDRESS} at once"))
-    response = StreamingHttpResponse(streams.stream(sub, last_event_id=last_event_id),
-                                     content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return await streams.stream_response(request, scope, last_event_id=last_event_id)
 
 
 def _route(*, publish=None, **fixed):

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 
 from console import validation
 from console.api.errors import error_body
-from console.clientaddr import client_address
 from console.errors import ServiceError, ValidationFailed
 from console.services.users import sandbox_of
 from console.web.access import console_view, enter_account
@@ -95,15 +94,7 @@ async def _console_stream(request, product: str | None):
     last = (request.headers.get("Last-Event-ID") or "").strip()
     if last and not streams.valid_event_id(last):
         last = ""
-    hub = streams.hub()
-    sub = streams.Subscriber(scope, format="unnamed")
-    if not await streams.admit(hub, sub, client_address(request)):
-        return _refused(529, "rate_limited", "Too many event streams open from this address")
-    response = StreamingHttpResponse(streams.stream(sub, last_event_id=last or None),
-                                     content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return await streams.stream_response(request, scope, last_event_id=last or None, format="unnamed")
 
 
 async def product_event_stream(request, product: str):

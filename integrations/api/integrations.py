@@ -79,7 +79,6 @@ class IntegrationDetailView(APIView):
     def delete(self, request, integration_id: str, product: str | None = None):
         hook = _hook(request, product, integration_id, "integrations:remove")
         services.integration_delete(principal=request.auth, integration=hook)
-        logs.logs_forget(integration_id)
         return Response({"ok": True}) if self.legacy else no_content()
 
 

@@ -194,7 +194,6 @@ def integration_delete(request, integration_id: str, product: str | None = None)
     where = _where(request, product, "integrations:remove")
     hook = _hook(request, where, integration_id)
     services.integration_delete(principal=request.principal, integration=hook)
-    logs.logs_forget(integration_id)
     messages.success(request, f"Integration for “{hook.event}” deleted.")
     return redirect(where.url("list"))
 
