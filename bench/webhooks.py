@@ -81,7 +81,8 @@ def bench_endtoend(args) -> dict:
     names = ("gateway", "worker", "receiver", "sim")
     with g.processes() as procs:
         receiver = start_common(procs, args.workers, args.concurrency)
-        hook_for(product, owner, receiver)
+        if not args.no_hook:
+            hook_for(product, owner, receiver)
         port = procs.gateway(0)
         secrets_path = g.DATA_DIR / "hooks.jsonl"
         g.write_secrets(secrets_path, ids, pkcs1, port)
@@ -100,13 +101,16 @@ def bench_endtoend(args) -> dict:
         (cpu1, (busy1, all1)), end = snap(), time.time()
         time.sleep(3)  # let the window's last events arrive
         got = dump(receiver)
+        from devices.events import bus_key
+        on_bus = len(r.xrange(bus_key(), f"{int(start * 1000)}-0", f"{int(end * 1000)}-0"))
     window = [(recv, eid, pub) for recv, eid, pub in got if start <= pub < end]
     unique = {eid for _, eid, _ in window}
     latencies = sorted((recv - pub) * 1000 for recv, _, pub in window)
     wall = end - start
     received_in_window = sum(1 for recv, _, _ in got if start <= recv < end)
     p99 = g.pct(latencies, 0.99) if latencies else float("nan")
-    result = {"offered_per_s": args.rate, "devices": args.devices, "published_in_window": len(unique),
+    result = {"offered_per_s": args.rate, "devices": args.devices, "bus_per_s": round(on_bus / wall),
+              "published_in_window": len(unique),
               "received_per_s": round(received_in_window / wall), "duplicates": len(window) - len(unique),
               "median_ms": round(statistics.median(latencies), 1) if latencies else None, "p99_ms": round(p99, 1),
               "throughput_ratio_vs_2000": round(received_in_window / wall / 2000, 2),
@@ -168,6 +172,8 @@ def main() -> None:
     e2e.add_argument("--devices", type=int, default=500)
     e2e.add_argument("--workers", type=int, default=1)
     e2e.add_argument("--concurrency", type=int, default=2)
+    e2e.add_argument("--no-hook", action="store_true",
+                     help="no webhook: what devices → gateway → bus alone reach (the ceiling of the chain)")
     dis = sub.add_parser("dispatch")
     dis.add_argument("--deliveries", type=int, default=20000)
     dis.add_argument("--workers", type=int, default=1)
@@ -181,7 +187,8 @@ def main() -> None:
     else:
         bench_dispatch(argparse.Namespace(deliveries=20000, workers=1, concurrency=2))
         for rate in (1000, 2000):
-            bench_endtoend(argparse.Namespace(rate=rate, seconds=30, devices=500, workers=1, concurrency=2))
+            bench_endtoend(argparse.Namespace(rate=rate, seconds=30, devices=500, workers=1, concurrency=2,
+                                              no_hook=False))
 
 
 if __name__ == "__main__":

@@ -52,9 +52,12 @@ def _strings(mapping: dict) -> dict:
             for k, v in mapping.items()}
 
 
-def build_request(*, config: dict, event: dict, product_hook: bool, secret: str, timestamp: int) -> HookRequest:
-    """The request for `event` (the bus event's fields plus its `id`) to the hook described by `config`."""
-    context = templates.event_context(event, product_hook=product_hook)
+def build_request(*, config: dict, event: dict, product_hook: bool, secret: str, timestamp: int,
+                  context: dict | None = None) -> HookRequest:
+    """The request for `event` (the bus event's fields plus its `id`) to the hook described by `config`.
+    `context`: the event's template variables, when the caller has made them already."""
+    if context is None:
+        context = templates.event_context(event, product_hook=product_hook)
     defaults = {} if config.get("noDefaults") else default_payload(event)
     method = config.get("requestType", "POST")
     url = templates.render(config["url"], context)
@@ -105,26 +108,26 @@ def build_request(*, config: dict, event: dict, product_hook: bool, secret: str,
                        verify_tls=bool(config.get("rejectUnauthorized", True)), host=(parts.hostname or "").lower())
 
 
-def response_topic(config: dict, event: dict, *, product_hook: bool) -> str:
+def response_topic(config: dict, event: dict, *, product_hook: bool, context: dict | None = None) -> str:
     default = "{{PARTICLE_DEVICE_ID}}/hook-response/{{PARTICLE_EVENT_NAME}}" if product_hook \
         else "hook-response/{{PARTICLE_EVENT_NAME}}"
     return templates.render(config.get("responseTopic") or default,
-                            templates.event_context(event, product_hook=product_hook))
+                            context or templates.event_context(event, product_hook=product_hook))
 
 
-def error_topic(config: dict, event: dict, *, product_hook: bool) -> str:
+def error_topic(config: dict, event: dict, *, product_hook: bool, context: dict | None = None) -> str:
     return templates.render(config.get("errorResponseTopic") or "hook-error/{{PARTICLE_EVENT_NAME}}",
-                            templates.event_context(event, product_hook=product_hook))
+                            context or templates.event_context(event, product_hook=product_hook))
 
 
-def response_data(config: dict, event: dict, body: bytes, *, product_hook: bool) -> str:
+def response_data(config: dict, event: dict, body: bytes, *, product_hook: bool, context: dict | None = None) -> str:
     """What `hook-response` carries: the body, or `responseTemplate` rendered with the event's variables and
     the parsed JSON response (its keys at the top level)."""
     text = body.decode("utf-8", errors="replace")
     template = config.get("responseTemplate")
     if not template:
         return text
-    context = templates.event_context(event, product_hook=product_hook)
+    context = context or templates.event_context(event, product_hook=product_hook)
     try:
         parsed = json.loads(text)
     except ValueError:
