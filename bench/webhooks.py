@@ -3,6 +3,7 @@ fleet simulator over 127.0.0.1 and a receiver on 127.0.0.1 (bench/receiver.py).
 
     .venv/bin/python bench/webhooks.py endtoend [--rate 1000] [--seconds 30] [--devices 500] [--workers 2]
     .venv/bin/python bench/webhooks.py dispatch [--deliveries 20000] [--workers 2]
+    .venv/bin/python bench/webhooks.py ceiling [--requests 20000]
     .venv/bin/python bench/webhooks.py all
 
 `endtoend`: simulated devices publish `temperature` over the real protocol at the offered rate; one product
@@ -13,6 +14,11 @@ Targets: ≥ 2,000 events/s end to end; p99 ≤ 1 s at 1,000 events/s.
 `dispatch`: the deliveries of N events written at once (the bus consumer's bulk inserts and its tasks, one per
 200), while the workers send them; deliveries/s from the first to the last request the receiver got. Target
 ≥ 2,000/s.
+
+`ceiling`: the machine's own limits for the two targets. (1) HTTP alone: one aiohttp client process (the
+client Cyan's worker uses) sends default-webhook-sized form POSTs, 200 in flight, to the receiver; POST/s and
+CPU per request of each side. (2) `endtoend --no-hook` at 2,000 events/s: what devices → gateway → bus cost
+without any webhook. Together they say how much of the machine 2,000 webhooks/s would leave for the rest.
 
 Uses BENCH_DATABASE_URL / BENCH_REDIS_URL like bench/gateway.py, whose helpers it uses.
 """
@@ -95,7 +101,14 @@ def bench_endtoend(args) -> dict:
             time.sleep(0.5)
         time.sleep(WARM_UP)
         dump(receiver)
-        snap = lambda: ({n: g.cpu_seconds(procs.pids(n)) for n in names}, g.machine_busy_seconds())  # noqa: E731
+        services = {"postgres": g.pids_named("postgres"), "redis": g.pids_named("redis-server")}
+
+        def snap():
+            cpu = {n: g.cpu_seconds(procs.pids(n)) for n in names}
+            # Per process, so a backend that exits inside the window (another database's) counts nothing.
+            cpu.update({(n, pid): g.cpu_seconds([pid]) for n, pids in services.items() for pid in pids})
+            return cpu, g.machine_busy_seconds()
+
         (cpu0, (busy0, all0)), start = snap(), time.time()
         time.sleep(args.seconds)
         (cpu1, (busy1, all1)), end = snap(), time.time()
@@ -115,7 +128,9 @@ def bench_endtoend(args) -> dict:
               "median_ms": round(statistics.median(latencies), 1) if latencies else None, "p99_ms": round(p99, 1),
               "throughput_ratio_vs_2000": round(received_in_window / wall / 2000, 2),
               "p99_ratio_vs_1s": round(p99 / 1000, 2),
-              "cpu": cpu_line(procs, names, cpu0, cpu1, wall),
+              "cpu": cpu_line(procs, names, cpu0, cpu1, wall) + ", " + ", ".join(
+                  f"{n} {sum(max(0.0, cpu1[k] - cpu0[k]) for k in cpu0 if k[0] == n and k in cpu1) / wall:.0%}"
+                  for n in services),
               "machine_busy_pct": round(100 * (busy1 - busy0) / (all1 - all0), 1)}
     print(json.dumps(result))
     return result
@@ -163,6 +178,54 @@ def bench_dispatch(args) -> dict:
     return result
 
 
+def bench_http(args) -> dict:
+    """The HTTP part alone: no database, no Redis, no Celery."""
+    import asyncio
+    import resource
+    import subprocess
+
+    import aiohttp
+
+    port = g.free_port()
+    receiver = subprocess.Popen([g.PYTHON, str(g.ROOT / "bench" / "receiver.py"), str(port)])
+    g.wait_port(port)
+    body = b"event=temperature&data=21.5&coreid=0123456789abcdef01234567&published_at=2026-12-02T04%3A00%3A00.000Z"
+    headers = {"User-Agent": "ParticleBot/1.1", "Content-Type": "application/x-www-form-urlencoded",
+               "X-Cyan-Event-Id": "1700000000000-0", "X-Cyan-Timestamp": "1700000000",
+               "X-Cyan-Signature": "sha256=" + "0" * 64}
+
+    def own_cpu() -> float:
+        use = resource.getrusage(resource.RUSAGE_SELF)
+        return use.ru_utime + use.ru_stime
+
+    async def run() -> dict:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
+            async def one():
+                async with http.post(f"http://127.0.0.1:{port}/hook", data=body, headers=headers) as resp:
+                    await resp.read()
+
+            for _ in range(3):
+                await asyncio.gather(*(one() for _ in range(200)))
+            mine, theirs, start = own_cpu(), g.cpu_seconds([receiver.pid]), time.time()
+            for _ in range(args.requests // 200):
+                await asyncio.gather(*(one() for _ in range(200)))
+            wall = time.time() - start
+            n = args.requests // 200 * 200
+            client_ms = 1000 * (own_cpu() - mine) / n
+            return {"posts_per_s": round(n / wall), "client_cpu_ms_per_request": round(client_ms, 3),
+                    "receiver_cpu_ms_per_request": round(1000 * (g.cpu_seconds([receiver.pid]) - theirs) / n, 3),
+                    "one_client_process_max_per_s": round(1000 / client_ms),
+                    "cores_for_2000_per_s": round(2 * client_ms, 2)}
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+    print(json.dumps({"http_alone": result}))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -178,12 +241,17 @@ def main() -> None:
     dis.add_argument("--deliveries", type=int, default=20000)
     dis.add_argument("--workers", type=int, default=1)
     dis.add_argument("--concurrency", type=int, default=2)
+    ceil = sub.add_parser("ceiling")
+    ceil.add_argument("--requests", type=int, default=20000)
     sub.add_parser("all")
     args = parser.parse_args()
     if args.what == "endtoend":
         bench_endtoend(args)
     elif args.what == "dispatch":
         bench_dispatch(args)
+    elif args.what == "ceiling":
+        bench_http(args)
+        bench_endtoend(argparse.Namespace(rate=2000, seconds=20, devices=500, workers=1, concurrency=2, no_hook=True))
     else:
         bench_dispatch(argparse.Namespace(deliveries=20000, workers=1, concurrency=2))
         for rate in (1000, 2000):
