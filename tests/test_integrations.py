@@ -441,6 +441,27 @@ def test_matching_a_batch_costs_one_query_and_bulk_inserts(cast, django_capture_
     assert len(callbacks) == 400 // BATCH  # one task per BATCH deliveries
 
 
+def test_the_same_events_handed_over_twice_keep_one_delivery_per_hook_and_event(cast, django_capture_on_commit_callbacks):
+    from devices import events as bus
+    from integrations.delivery import events_consume
+    from integrations.models import Delivery
+
+    hook = cast.api("owner").post("/v1/integrations", hook_body(event="temp")).json()
+    batch = [bus.BusEvent(id=f"7-{i}", name="temperature", data=f'{{"n":{i}}}', coreid=DEVICE,
+                          published_at="2026-12-02T00:00:00.000Z", ttl=60, product_id=None,
+                          user_id=cast.owner.pk, customer_id=None, org_id=None, hook=False, origin="device")
+             for i in range(5)]
+    with django_capture_on_commit_callbacks(execute=False):
+        first = events_consume(batch[:3])
+        second = events_consume(batch)  # a publisher run again after a crash, with two more events
+    rows = Delivery.objects.filter(integration_id=hook["id"])
+    assert rows.count() == 5 and len(first) == 3
+    assert sorted(second) == sorted(rows.filter(event_id__in=["7-3", "7-4"]).values_list("id", flat=True))
+    got = rows.get(event_id="7-4")
+    assert got.state == "pending" and got.attempts == 0 and got.event["data"] == '{"n":4}'
+    assert got.event["coreid"] == DEVICE and got.event["user_id"] == cast.owner.pk and got.next_attempt_at
+
+
 def test_retry_delays_grow_exponentially_with_jitter_and_a_cap(settings):
     from integrations.delivery import retry_delay
 
