@@ -1,5 +1,7 @@
 """The Celery app shared by web, worker and beat."""
 
+from __future__ import annotations
+
 import os
 
 from celery import Celery, Task
@@ -33,10 +35,27 @@ class PooledWorkerFixup(DjangoWorkerFixup):
             conn.close_if_unusable_or_obsolete()  # CONN_MAX_AGE=0: back to the pool (or closed, on SQLite)
 
 
-app = Celery("cyan", task_cls=CyanTask)
-for _fixup in app._fixups:
-    if isinstance(_fixup, DjangoFixup):
-        _fixup.worker_fixup = PooledWorkerFixup(app)
+class PooledDjangoFixup(DjangoFixup):
+    """Celery's Django fixup with the worker part above, made when a worker starts (as Celery's is): building
+    it reads the Celery settings, which would load Django's settings at import time."""
+
+    @property
+    def worker_fixup(self) -> DjangoWorkerFixup:
+        if self._worker_fixup is None:
+            self._worker_fixup = PooledWorkerFixup(self.app)
+        return self._worker_fixup
+
+    @worker_fixup.setter
+    def worker_fixup(self, value: DjangoWorkerFixup) -> None:
+        self._worker_fixup = value
+
+
+def pooled_django_fixup(app: Celery) -> DjangoFixup | None:
+    """In place of Celery's built-in `celery.fixups.django:fixup` (the same condition)."""
+    return PooledDjangoFixup(app).install() if os.environ.get("DJANGO_SETTINGS_MODULE") else None
+
+
+app = Celery("cyan", task_cls=CyanTask, fixups=["console.celery:pooled_django_fixup"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
