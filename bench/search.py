@@ -566,11 +566,11 @@ def run(fixture: Fixture, args) -> None:
         results.append(Result(label, samples, queries, hand, 0, "", statements))
 
     export = f"/products/{fixture.product_slug}/devices/export.csv"
-    for label, params, api_params in [("export q=zzz (none)", {"q": "zzz"}, {"deviceName": "zzz"}),
+    for label, params, api_params in [("export q=zzz (none)", {"q": "zzz", "by": "name"}, {"deviceName": "zzz"}),
                                       ("export groups=group-rare (100)", {"groups": "group-rare"},
                                        {"groups": "group-rare"}),
-                                      ("export q=ab12 (~100)", {"q": "ab12"}, {"deviceName": "ab12"}),
-                                      ("export q=ab1 (~2,000)", {"q": "ab1"}, {"deviceName": "ab1"})]:
+                                      ("export q=ab12&by=name (~100)", {"q": "ab12", "by": "name"}, {"deviceName": "ab12"}),
+                                      ("export q=ab1 (~2,000)", {"q": "ab1", "by": "name"}, {"deviceName": "ab1"})]:
         if args.only and args.only not in label:
             continue
         samples, queries, response, body, statements = time_request(console, export, params, max(3, runs // 4), {},

@@ -134,15 +134,24 @@ class _Filters:
         return " AND ".join(self.sql) if self.sql else "TRUE"
 
 
+def _known_matches(product: Product, q: DeviceListQuery, groups: list[DeviceGroup] | None, driver: str) -> float:
+    """At most how many devices the driver can match, where that is known without reading them."""
+    if driver == "groups":
+        return sum(g.device_count for g in groups)
+    if driver == "id":
+        return 1 if len(q.device_id) == 24 else product.device_count / 16 ** len(q.device_id)
+    return float("inf")
+
+
 def _driver(product: Product, q: DeviceListQuery, groups: list[DeviceGroup] | None) -> str:
     """Which filter's index a gather starts from: the one expected to match least. Group sizes are stored and
     ids are random hex (a prefix of n digits matches 1/16^n of them); names and serials are read from their
     indexes when nothing smaller is known."""
     known = {}
     if groups is not None:
-        known["groups"] = sum(g.device_count for g in groups)
+        known["groups"] = _known_matches(product, q, groups, "groups")
     if q.device_id:
-        known["id"] = 1 if len(q.device_id) == 24 else product.device_count / 16 ** len(q.device_id)
+        known["id"] = _known_matches(product, q, groups, "id")
     smallest = min(known, key=known.get) if known else ""
     if smallest and (known[smallest] <= WALK_ROWS or not (q.name or q.serial)):
         return smallest
@@ -326,24 +335,40 @@ def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePa
                       per_page=query.per_page, groups=groups_of(ids) if ids else {})
 
 
-EXPORT_WINDOW = 10_000  # id-index entries an export batch reads; its matches are loaded 1,000 at a time
+EXPORT_WINDOW = 50_000  # id-index entries an export query reads; its matches are loaded 1,000 at a time
 
 
 def product_device_batches(*, product: Product, query: DeviceListQuery, size: int = 1000):
-    """Every device of the filtered list, in id order, at most `size` at a time. Each query reads the next
+    """Every device of the filtered list, in id order, at most `size` at a time. A filter whose matches are
+    known to be few (a small group, a long id prefix) gathers their ids at once. Otherwise each query reads the next
     EXPORT_WINDOW entries of the id index after the last one read (keyset, never an OFFSET) and returns the
     matches among them, so no query reads more than a window however few devices match, the whole export
     reads the index once, and memory holds one window's ids and one batch of rows."""
     groups = _groups(product, query)
+    driver = _driver(product, query, groups)
+    if driver in ("groups", "id") and _known_matches(product, query, groups, driver) <= WALK_ROWS:
+        # A small group or a long id prefix: at most WALK_ROWS ids, gathered through their index in id order.
+        g = _filters(product, query, groups, driver=driver)
+        hits = [r[0] for r in _rows(f"SELECT x.id FROM devices_device x WHERE x.product_id = %s AND "
+                                    f"x.quarantined = %s AND NOT x.denied AND {g.where()} ORDER BY x.id",
+                                    [product.pk, query.quarantined, *g.params])]
+        for start in range(0, len(hits), size):
+            ids = hits[start:start + size]
+            rows = {d.id: d for d in
+                    Device.objects.filter(id__in=ids).select_related("owner", "customer", "platform")}
+            yield [rows[i] for i in ids if i in rows], groups_of(ids)
+        return
     f = _filters(product, query, groups)
     # Each window's matches, and its last id even when that one does not match (where the next window starts).
-    sql = (f"WITH w AS (SELECT x.id, x.name, x.product_id FROM devices_device x WHERE x.product_id = %s AND "
-           f"x.quarantined = %s AND NOT x.denied AND x.id > %s ORDER BY x.id LIMIT {EXPORT_WINDOW}) "
-           f"SELECT x.id, CASE WHEN {f.where()} THEN 1 ELSE 0 END FROM w x "
-           f"WHERE ({f.where()}) OR x.id = (SELECT max(id) FROM w) ORDER BY x.id")
+    # The window is read once (MATERIALIZED) and each filter tested once per row.
+    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
+    sql = (f"WITH w AS {materialized}(SELECT x.id, x.name, x.product_id FROM devices_device x WHERE x.product_id = %s "
+           f"AND x.quarantined = %s AND NOT x.denied AND x.id > %s ORDER BY x.id LIMIT {EXPORT_WINDOW}) "
+           f"SELECT t.id, t.hit FROM (SELECT x.id, CASE WHEN {f.where()} THEN 1 ELSE 0 END AS hit FROM w x) t "
+           f"WHERE t.hit = 1 OR t.id = (SELECT max(id) FROM w) ORDER BY t.id")
     last = ""
     while True:
-        window = _rows(sql, [product.pk, query.quarantined, last, *f.params, *f.params])
+        window = _rows(sql, [product.pk, query.quarantined, last, *f.params])
         if not window:
             return
         last = window[-1][0]
