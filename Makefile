@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 CYAN_PORT ?= 8000
 export CYAN_PORT
 
-.PHONY: run serve test lint install migrate demo clean-data stop-redis bench bench-gateway bench-events
+.PHONY: run serve test lint install migrate demo clean-data stop-redis bench bench-gateway bench-events bench-search
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,3 +71,9 @@ bench-gateway: install
 # The event benchmarks (issue 13): PostgreSQL and Redis on 127.0.0.1, real web processes. See bench/README.md.
 bench-events: install
 	$(BIN)/python bench/events.py $(or $(BENCH_ARGS),all)
+
+# Device search at fleet scale (issue 14): every query shape of the device lists on 1,000,000 devices beside
+# hand-written SQL. BENCH_ARGS="--reuse" keeps a loaded database, "--sqlite" runs the embedded default at
+# 100,000 devices. Times only while holding /work/bench.lock (BENCH_LOCK). See bench/README.md.
+bench-search: install
+	$(BIN)/python bench/search.py $(BENCH_ARGS)

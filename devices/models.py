@@ -88,6 +88,7 @@ class Customer(models.Model):
 
 
 MEMBERS = Q(quarantined=False, denied=False)
+LISTED = Q(denied=False)  # the rows of either device list: the members, or (quarantined=True) the quarantine
 
 
 class Device(models.Model):
@@ -147,15 +148,17 @@ class Device(models.Model):
         ordering = ["id"]
         indexes = [
             # One index per sort of the product device list (particle-api.md §6), each ending in the id so a
-            # page is one index range and the order is total. They hold members only (not quarantined, not
-            # denied), which is exactly what the list filters on, so deep pages are index-only scans.
-            # (product, last_heard DESC NULLS LAST, id) is created per database in migration 0002: SQLite
-            # cannot write NULLS LAST in an index (its DESC already puts NULLs last).
-            models.Index(fields=["product", "name", "id"], name="dev_prod_name", condition=MEMBERS),
-            models.Index(fields=["product", "firmware_version", "id"], name="dev_prod_fw", condition=MEMBERS),
-            models.Index(fields=["product", "id"], name="dev_prod_id", condition=MEMBERS),
-            models.Index(fields=["product", "id"], name="dev_prod_quar", condition=Q(quarantined=True)),
-            models.Index(fields=["owner"], name="dev_owner", condition=Q(owner__isnull=False)),
+            # page is one index range and the order is total. Each serves both lists, members and quarantine
+            # (`quarantined` is the second key; denied devices are in no list), and on PostgreSQL carries the
+            # name as well (migration 0013, INCLUDE), so a name search walks the sort order index-only.
+            # (product, quarantined, last_heard DESC NULLS LAST, id) is created per database in raw SQL
+            # (devices/migrations/_sort_index.py): SQLite cannot write NULLS LAST in an index.
+            models.Index(fields=["product", "quarantined", "name", "id"], name="dev_prod_name", condition=LISTED),
+            models.Index(fields=["product", "quarantined", "firmware_version", "id"], name="dev_prod_fw",
+                         condition=LISTED),
+            models.Index(fields=["product", "quarantined", "id"], name="dev_prod_id", condition=LISTED),
+            # The owner's devices by last handshake (the sandbox list, GET /v1/devices) is raw SQL too:
+            # dev_owner_handshake (owner_id, last_handshake_at DESC NULLS LAST, id).
             models.Index(fields=["customer"], name="dev_customer", condition=Q(customer__isnull=False)),
         ]
 

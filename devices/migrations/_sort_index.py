@@ -12,3 +12,38 @@ def lastheard_index_sql(vendor: str) -> str:
 def ensure_lastheard_index(schema_editor) -> None:
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(lastheard_index_sql(schema_editor.connection.vendor))
+
+
+# Since migration 0013 the list indexes serve both lists (members, and quarantine with quarantined=true) and,
+# on PostgreSQL, carry the name (INCLUDE) so a name search can walk any sort order without reading the table.
+LISTED = "WHERE NOT denied"
+
+
+def list_index_sql(vendor: str) -> list[str]:
+    """The device list's sort indexes and the owner's list index, per database."""
+    pg = vendor == "postgresql"
+    include = " INCLUDE (name)" if pg else ""
+    nulls_last = " NULLS LAST" if pg else ""  # SQLite's DESC already puts NULLs last and cannot say it
+    return [
+        "CREATE INDEX IF NOT EXISTS dev_prod_lastheard ON devices_device "
+        f"(product_id, quarantined, last_heard DESC{nulls_last}, id){include} {LISTED}",
+        f"CREATE INDEX IF NOT EXISTS dev_prod_name ON devices_device (product_id, quarantined, name, id) {LISTED}",
+        "CREATE INDEX IF NOT EXISTS dev_prod_fw ON devices_device "
+        f"(product_id, quarantined, firmware_version, id){include} {LISTED}",
+        f"CREATE INDEX IF NOT EXISTS dev_prod_id ON devices_device (product_id, quarantined, id){include} {LISTED}",
+        "CREATE INDEX IF NOT EXISTS dev_owner_handshake ON devices_device "
+        f"(owner_id, last_handshake_at DESC{nulls_last}, id) WHERE owner_id IS NOT NULL",
+    ]
+
+
+# Name search of one or two characters (PostgreSQL): a trigram index cannot answer LIKE '%ab%', so each named
+# device also gets the set of its one- and two-character pieces, each prefixed by its product
+# ("12:AB"), in a GIN index. `'12:AB' = ANY` of that set is exactly "AB is in the name" within product 12.
+SHORT_GRAMS_FUNCTION = """
+CREATE OR REPLACE FUNCTION cyan_short_grams(product bigint, name text) RETURNS text[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT coalesce(array_agg(DISTINCT product::text || ':' || substr(name, i, n)), '{}')
+    FROM generate_series(1, 2) AS n, generate_series(1, length(name) - n + 1) AS i
+$$"""
+SHORT_GRAMS_INDEX = ("CREATE INDEX IF NOT EXISTS dev_name_short ON devices_device USING gin "
+                     "(cyan_short_grams(product_id, upper(name::text))) WHERE name <> '' AND product_id IS NOT NULL")

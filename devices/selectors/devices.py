@@ -1,11 +1,11 @@
 """Reads for devices: one device (by id or name, through the caller's scope), the product fleet list, the
 sandbox list, a device's history. Product lists start from a product already resolved through
-`product_get` (so the caller's access is settled) and run a fixed number of queries whatever the page."""
+`product_get` (so the caller's access is settled) and run at most three device queries whatever the page or
+the fleet size (see "the product device list" below)."""
 
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 
 from django.db import connection
@@ -19,13 +19,12 @@ from console.pagination import Page
 from console.prepared import Prepared
 from console.scoping import Principal
 from devices.identifiers import is_device_id
-from devices.models import Device, DeviceGroupMembership, DeviceRights, SimCard
+from devices.models import Device, DeviceRights, SimCard
 from devices.selectors.groups import groups_of
 from devices.selectors.limits import FREE_DEVICE_LIMIT, sandbox_device_count
 from products.models import DeviceGroup, Platform, Product
 from products.selectors import product_check, product_get
 
-EXACT_COUNT_CAP = 10_000  # past this many matches a filtered total is estimated, not counted
 SERIAL_LOOKUPS_PER_HOUR = 50
 
 SORTS = {
@@ -85,87 +84,300 @@ class DevicePage(Page):
         return self.rows
 
 
-def _filtered(product: Product, q: DeviceListQuery) -> tuple[QuerySet[Device], list[DeviceGroup] | None]:
-    qs = Device.objects.filter(product=product)
-    qs = qs.filter(quarantined=True) if q.quarantined else qs.filter(quarantined=False, denied=False)
-    # deviceId and serialNumber match by prefix (btree pattern indexes); deviceName anywhere (trigram index).
+# --- the product device list -------------------------------------------------------------------------------
+#
+# Every filter is answered one of two ways, chosen per request (bench/search.py times both on 1,000,000
+# devices, bench/README.md has the figures):
+#
+# - walk: read the sort index in order, testing each row, until the page is full. The sort indexes carry the
+#   name (PostgreSQL), so this reads no table rows: ~0.3 µs a row. Fast when matches are common; when few or
+#   none match it would read the whole fleet, so it stops after WALK_ROWS rows.
+# - gather: every match from the filter's own index (name pieces, id or serial prefix, group membership),
+#   then sort those. Fast when matches are few, and it counts them exactly as it goes.
+#
+# A walk that fills its page within WALK_ROWS rows answers; otherwise matches are rare (fewer than the page
+# in WALK_ROWS rows) and the list gathers them. Group sizes are stored, so a group filter picks at once.
+
+WALK_ROWS = 10_000  # about 4 ms of index walk; past it, a term matches under 0.25% of a 1M fleet
+WALK_SAMPLE = 100  # matches a walk reads (beyond the page) to estimate the total
+PROBE_WALK_ROWS = 4_000  # a walk that probes another table per row (groups, serials) costs ~1.5 µs a row
+QUARANTINE_COUNT_CAP = 20_000  # past this a quarantine total is "at least", counted no further
+
+# sortAttr: (ORDER BY descending, ORDER BY ascending, the sort columns), each a forward or backward scan of
+# one index. `x.` is the walk's or the gather's row.
+SORT_SQL = {
+    "lastConnection": ("x.last_heard DESC NULLS LAST, x.id ASC", "x.last_heard ASC NULLS FIRST, x.id DESC",
+                       "last_heard"),
+    "deviceName": ("x.name DESC, x.id DESC", "x.name ASC, x.id ASC", "name"),
+    "deviceId": ("x.id DESC", "x.id ASC", ""),
+    "firmwareVersion": ("x.firmware_version DESC NULLS FIRST, x.id DESC",
+                        "x.firmware_version ASC NULLS LAST, x.id ASC", "firmware_version"),
+}
+
+
+def _like_prefix(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclass
+class _Filters:
+    """The list's WHERE clause, as SQL over `x` (a device row) with its parameters."""
+
+    sql: list[str] = field(default_factory=list)
+    params: list = field(default_factory=list)
+
+    def add(self, sql: str, *params) -> None:
+        self.sql.append(sql)
+        self.params.extend(params)
+
+    def where(self) -> str:
+        return " AND ".join(self.sql) if self.sql else "TRUE"
+
+
+def _known_matches(product: Product, q: DeviceListQuery, groups: list[DeviceGroup] | None, driver: str) -> float:
+    """At most how many devices the driver can match, where that is known without reading them."""
+    if driver == "groups":
+        return sum(g.device_count for g in groups)
+    if driver == "id":
+        return 1 if len(q.device_id) == 24 else product.device_count / 16 ** len(q.device_id)
+    return float("inf")
+
+
+def _driver(product: Product, q: DeviceListQuery, groups: list[DeviceGroup] | None) -> str:
+    """Which filter's index a gather starts from: the one expected to match least. Group sizes are stored and
+    ids are random hex (a prefix of n digits matches 1/16^n of them); names and serials are read from their
+    indexes when nothing smaller is known."""
+    known = {}
+    if groups is not None:
+        known["groups"] = _known_matches(product, q, groups, "groups")
     if q.device_id:
-        qs = qs.filter(id=q.device_id) if len(q.device_id) == 24 else qs.filter(id__startswith=q.device_id)
+        known["id"] = _known_matches(product, q, groups, "id")
+    smallest = min(known, key=known.get) if known else ""
+    if smallest and (known[smallest] <= WALK_ROWS or not (q.name or q.serial)):
+        return smallest
+    return "name" if q.name else "serial" if q.serial else smallest
+
+
+def _filters(product: Product, q: DeviceListQuery, groups: list[DeviceGroup] | None, *, driver: str = ""
+             ) -> _Filters:
+    """The filters as SQL over `x`. The `driver` (a gather's) is written for its index: a semi-join for
+    groups and serials, the name-piece conditions for a name. Every other filter is tested row by row as a
+    walk tests it: the group and serial probes carry a LIMIT so PostgreSQL runs them per row (an index probe)
+    instead of hashing every member of the group first."""
+    f = _Filters()
+    pg = connection.vendor == "postgresql"
+    if q.device_id:
+        if len(q.device_id) == 24:
+            f.add("x.id = %s", q.device_id)
+        else:
+            f.add("x.id LIKE %s ESCAPE '\\'", _like_prefix(q.device_id))
     if q.name:
-        # `name <> ''` lets PostgreSQL use the trigram index, which holds named devices only.
-        qs = qs.filter(name__icontains=q.name).exclude(name="")
+        pattern = "%" + _like_prefix(q.name)
+        # Case-insensitive for ASCII letters, as SQLite's LIKE is: upper() in the "C" collation costs a third
+        # of the database default's, and the walk applies it to every row it reads.
+        f.add("x.name <> '' AND upper(x.name COLLATE \"C\") LIKE upper(%s COLLATE \"C\") ESCAPE '\\'"
+              if pg else "x.name <> '' AND x.name LIKE %s ESCAPE '\\'", pattern)
+        if driver == "name" and pg and len(q.name) <= 2:
+            # Exactly "the term is in the name" (migration 0013): the trigram index cannot serve so short a term.
+            f.add("cyan_short_grams(x.product_id, upper(x.name::text)) @> ARRAY[%s || ':' || upper(%s)]",
+                  str(product.pk), q.name)
+        elif driver == "name" and pg:
+            # The trigram index's own condition (the default collation's upper() maps more letters, so it
+            # keeps every row the condition above keeps).
+            f.add("upper(x.name::text) LIKE upper(%s) ESCAPE '\\'", pattern)
     if q.serial:
-        qs = qs.filter(serial_entry__serial__startswith=q.serial.upper())
-    groups = None
-    if q.groups:
-        groups = list(DeviceGroup.objects.filter(product=product, name__in=q.groups))
-        qs = qs.filter(id__in=DeviceGroupMembership.objects.filter(group__in=groups).values("device_id"))
-    return qs, groups
+        serial = _like_prefix(q.serial.upper())
+        if driver == "serial":
+            f.add("x.id IN (SELECT s.device_id FROM devices_serialnumber s WHERE s.serial LIKE %s ESCAPE '\\')",
+                  serial)
+        else:
+            f.add("(SELECT 1 FROM devices_serialnumber s WHERE s.device_id = x.id AND s.serial LIKE %s "
+                  "ESCAPE '\\' LIMIT 1) IS NOT NULL", serial)
+    if groups is not None:
+        ids = [g.pk for g in groups] or [0]
+        marks = ", ".join(["%s"] * len(ids))
+        if driver == "groups":
+            f.add(f"x.id IN (SELECT m.device_id FROM devices_devicegroupmembership m WHERE m.group_id IN ({marks}))",
+                  *ids)
+        else:
+            f.add(f"(SELECT 1 FROM devices_devicegroupmembership m WHERE m.device_id = x.id AND m.group_id IN "
+                  f"({marks}) LIMIT 1) IS NOT NULL", *ids)
+    return f
 
 
-def _estimate(qs: QuerySet) -> int:
-    """The planner's row estimate for `qs` (PostgreSQL), used only past EXACT_COUNT_CAP."""
-    sql, params = qs.values("id").query.sql_with_params()
+def _groups(product: Product, q: DeviceListQuery) -> list[DeviceGroup] | None:
+    if not q.groups:
+        return None
+    return list(DeviceGroup.objects.filter(product=product, name__in=q.groups))
+
+
+def _rows(sql: str, params: list) -> list[tuple]:
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
-        plan = cursor.fetchone()[0]
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    return int(plan[0]["Plan"]["Plan Rows"])
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
-def _total(product: Product, q: DeviceListQuery, qs: QuerySet, groups: list[DeviceGroup] | None) -> tuple[int, bool]:
-    if not q.quarantined and not q.filtered:
+def _walk(product: Product, q: DeviceListQuery, groups, *, window: int, want: int | None) -> list[tuple[str, int]]:
+    """(id, position in the sort order) of the first `want` matches among the first `window` rows of the
+    list in its order (all of them when `want` is None): one index range, read in order and never past
+    `window`, so a filter that matches nothing costs `window` index entries, not the fleet."""
+    order = SORT_SQL[q.sort][0 if q.descending else 1]
+    column = SORT_SQL[q.sort][2]
+    f = _filters(product, q, groups)
+    limit = "" if want is None else f" LIMIT {int(want)}"
+    columns = ", ".join(dict.fromkeys(["x.id", "x.name", "x.product_id", *([f"x.{column}"] if column else [])]))
+    # row_number() OVER () numbers the window's rows in the order they come (the index order); with an ORDER BY
+    # of its own it would compare every row with the previous one and cost more than the walk.
+    sql = (f"SELECT x.id, x.pos FROM (SELECT i.*, row_number() OVER () AS pos FROM (SELECT {columns} "
+           f"FROM devices_device x WHERE x.product_id = %s AND x.quarantined = %s AND NOT x.denied "
+           f"ORDER BY {order} LIMIT {int(window)}) i) x WHERE {f.where()} ORDER BY x.pos{limit}")
+    return _rows(sql, [product.pk, q.quarantined, *f.params])
+
+
+def _gather(product: Product, q: DeviceListQuery, groups, *, offset: int, limit: int) -> tuple[list[str], int]:
+    """One page of the matches, found through the filter's own index and sorted afterwards, and how many
+    matches there are (exact: every one of them is read)."""
+    order = SORT_SQL[q.sort][0 if q.descending else 1]
+    column = SORT_SQL[q.sort][2]
+    f = _filters(product, q, groups, driver=_driver(product, q, groups))
+    # MATERIALIZED keeps PostgreSQL from folding the ORDER BY ... LIMIT back into the match query, where a walk
+    # of the sort index (the plan this replaces) would look cheaper to it than it is.
+    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
+    sql = (f"WITH x AS {materialized}(SELECT x.id{', x.' + column if column else ''} FROM devices_device x "
+           f"WHERE x.product_id = %s AND x.quarantined = %s AND NOT x.denied AND {f.where()}) "
+           f"SELECT x.id, count(*) OVER () FROM x ORDER BY {order} LIMIT %s OFFSET %s")
+    rows = _rows(sql, [product.pk, q.quarantined, *f.params, limit, offset])
+    if rows:
+        return [r[0] for r in rows], rows[0][1]
+    if offset == 0:
+        return [], 0
+    total = _rows(f"SELECT count(*) FROM devices_device x WHERE x.product_id = %s AND x.quarantined = %s AND NOT "
+                  f"x.denied AND {f.where()}", [product.pk, q.quarantined, *f.params])[0][0]
+    return [], total
+
+
+def _plain(product: Product, q: DeviceListQuery, *, offset: int, limit: int, population: int | None
+           ) -> list[str]:
+    """A page of the unfiltered list: its ids off the sort index (index-only), OFFSET rows in. A B-tree
+    cannot skip to the n-th entry, so an OFFSET costs n entries (~0.17 µs each); past the middle of a list of
+    known length the index is read from the other end, which makes the last pages as cheap as the first."""
+    forward = 0 if q.descending else 1
+    if population is not None and offset >= population:
+        return []
+    if population is not None and offset + limit > population // 2 and offset < population:
+        # The same rows, counted from the end: the opposite order, reversed back here.
+        backward_offset = max(population - offset - limit, 0)
+        backward_limit = population - offset - backward_offset
+        order = SORT_SQL[q.sort][1 - forward]
+        offset, limit = backward_offset, backward_limit
+    else:
+        order, population = SORT_SQL[q.sort][forward], None
+    sql = (f"SELECT x.id FROM devices_device x WHERE x.product_id = %s AND x.quarantined = %s AND NOT x.denied "
+           f"ORDER BY {order} LIMIT %s OFFSET %s")
+    ids = [r[0] for r in _rows(sql, [product.pk, q.quarantined, limit, offset])]
+    return ids[::-1] if population is not None else ids
+
+
+def _population(product: Product, q: DeviceListQuery) -> tuple[int, bool]:
+    """How many rows the unfiltered list has: the stored member count, or the quarantine counted up to a
+    cap (True when there are more)."""
+    if not q.quarantined:
         return product.device_count, False
-    if groups is not None and len(groups) == 1 and not (q.device_id or q.name or q.serial):
-        return groups[0].device_count, False
-    capped = qs.order_by().values("id")[:EXACT_COUNT_CAP + 1].count()
-    if capped <= EXACT_COUNT_CAP:
-        return capped, False
-    if connection.vendor == "postgresql":
-        return max(_estimate(qs), capped), True
-    return qs.count(), False
+    return quarantine_count(product, cap=QUARANTINE_COUNT_CAP)
+
+
+def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], int, bool, bool]:
+    """(ids of the page, total, estimated, capped)."""
+    offset, limit = (q.page - 1) * q.per_page, q.per_page
+    need = offset + limit
+    population, capped = _population(product, q)
+    if not q.filtered:
+        # The stored member count moves with every write in the same transaction, so it can say where the
+        # end is; a capped quarantine count cannot.
+        return (_plain(product, q, offset=offset, limit=limit, population=None if capped else population),
+                population, False, capped)
+    probes = bool(q.serial or groups is not None)
+    window = max(PROBE_WALK_ROWS if probes else WALK_ROWS, 2 * need)
+    if groups is not None and not (q.device_id or q.name or q.serial):
+        # Group sizes are stored: walk only if the page should fill within the window (by the groups' share
+        # of the list), else gather, without trying the walk first.
+        share = sum(g.device_count for g in groups) / max(population, 1)
+        if share == 0 or need / share > window:
+            window = 0
+    if q.device_id and 16 ** len(q.device_id) > population:
+        window = 0  # ids are random hex: a prefix this long matches a handful, which the id index finds at once
+    if window and population <= window and not capped:
+        # The window holds the whole list: walk all of it, and the count is exact.
+        hits = _walk(product, q, groups, window=window, want=None)
+        return [h[0] for h in hits[offset:need]], len(hits), False, False
+    if window:
+        hits = _walk(product, q, groups, window=window, want=max(need, WALK_SAMPLE))
+        if len(hits) >= need:
+            # The sample's rate of matches over the list (the position of the last match read, or the whole
+            # window when fewer than the sample matched): an estimate, and said to be one.
+            read = hits[-1][1] if len(hits) == max(need, WALK_SAMPLE) else window
+            total = max(len(hits), round(len(hits) * population / read))
+            return [h[0] for h in hits[offset:need]], total, True, False
+    ids, total = _gather(product, q, groups, offset=offset, limit=limit)
+    return ids, total, False, False
 
 
 def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePage:
-    """One page of a product's device list, in two to four device queries whatever the page: the rows, their
-    groups, and (for a filtered list that fills its page) the total. Deep pages and group filters walk the
-    index for the ids first (a deferred join) and then load just those rows."""
-    qs, groups = _filtered(product, query)
-    order = SORTS[query.sort][0 if query.descending else 1]
-    offset = (query.page - 1) * query.per_page
+    """One page of a product's device list, in at most three device queries: the page's ids (one, or a walk
+    that found too few and then the gather), the rows, their groups; and the group names when filtered by
+    group. The total is the stored count, an exact count of gathered matches, or an estimate (marked)."""
+    groups = _groups(product, query)
+    ids, total, estimated, capped = _page_ids(product, query, groups)
     related = ("owner", "customer", "platform", "sim")
-    if offset == 0 and not query.groups:
-        # The group filter is a semi-join checked per index entry: walking ids index-only first (below) is
-        # then cheaper than fetching every candidate row it passes over.
-        devices = list(qs.order_by(*order).select_related(*related)[:query.per_page])
-        ids = [d.id for d in devices]
-    else:
-        ids = list(qs.order_by(*order).values_list("id", flat=True)[offset:offset + query.per_page])
-        rows = {d.id: d for d in Device.objects.filter(id__in=ids).select_related(*related)}
-        devices = [rows[i] for i in ids if i in rows]
-    if query.filtered and 0 < len(ids) < query.per_page or offset == 0 and not ids:
-        total, estimated = offset + len(ids), False  # the page is the last one: no need to count
-    else:
-        total, estimated = _total(product, query, qs, groups)
-    return DevicePage(rows=devices, total=total, estimated=estimated, page=query.page, per_page=query.per_page,
-                      groups=groups_of(ids))
+    rows = {d.id: d for d in Device.objects.filter(id__in=ids).select_related(*related)} if ids else {}
+    devices = [rows[i] for i in ids if i in rows]
+    return DevicePage(rows=devices, total=total, estimated=estimated, capped=capped, page=query.page,
+                      per_page=query.per_page, groups=groups_of(ids) if ids else {})
+
+
+EXPORT_WINDOW = 50_000  # id-index entries an export query reads; its matches are loaded 1,000 at a time
 
 
 def product_device_batches(*, product: Product, query: DeviceListQuery, size: int = 1000):
-    """Every device of the filtered list, in id order, `size` at a time: keyset paging (id > last), so an
-    export of a million devices reads each index entry once instead of re-walking an OFFSET per page."""
-    qs, _groups = _filtered(product, query)
+    """Every device of the filtered list, in id order, at most `size` at a time. A filter whose matches are
+    known to be few (a small group, a long id prefix) gathers their ids at once. Otherwise each query reads the next
+    EXPORT_WINDOW entries of the id index after the last one read (keyset, never an OFFSET) and returns the
+    matches among them, so no query reads more than a window however few devices match, the whole export
+    reads the index once, and memory holds one window's ids and one batch of rows."""
+    groups = _groups(product, query)
+    driver = _driver(product, query, groups)
+    if driver in ("groups", "id") and _known_matches(product, query, groups, driver) <= WALK_ROWS:
+        # A small group or a long id prefix: at most WALK_ROWS ids, gathered through their index in id order.
+        g = _filters(product, query, groups, driver=driver)
+        hits = [r[0] for r in _rows(f"SELECT x.id FROM devices_device x WHERE x.product_id = %s AND "
+                                    f"x.quarantined = %s AND NOT x.denied AND {g.where()} ORDER BY x.id",
+                                    [product.pk, query.quarantined, *g.params])]
+        for start in range(0, len(hits), size):
+            ids = hits[start:start + size]
+            rows = {d.id: d for d in
+                    Device.objects.filter(id__in=ids).select_related("owner", "customer", "platform")}
+            yield [rows[i] for i in ids if i in rows], groups_of(ids)
+        return
+    f = _filters(product, query, groups)
+    # Each window's matches, and its last id even when that one does not match (where the next window starts).
+    # The window is read once (MATERIALIZED) and each filter tested once per row.
+    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
+    sql = (f"WITH w AS {materialized}(SELECT x.id, x.name, x.product_id FROM devices_device x WHERE x.product_id = %s "
+           f"AND x.quarantined = %s AND NOT x.denied AND x.id > %s ORDER BY x.id LIMIT {EXPORT_WINDOW}) "
+           f"SELECT t.id, t.hit FROM (SELECT x.id, CASE WHEN {f.where()} THEN 1 ELSE 0 END AS hit FROM w x) t "
+           f"WHERE t.hit = 1 OR t.id = (SELECT max(id) FROM w) ORDER BY t.id")
     last = ""
     while True:
-        ids = list(qs.filter(id__gt=last).order_by("id").values_list("id", flat=True)[:size])
-        if not ids:
+        window = _rows(sql, [product.pk, query.quarantined, last, *f.params])
+        if not window:
             return
-        rows = {d.id: d for d in Device.objects.filter(id__in=ids).select_related("owner", "customer", "platform")}
-        groups = groups_of(ids)
-        yield [rows[i] for i in ids if i in rows], groups
-        if len(ids) < size:
-            return
-        last = ids[-1]
+        last = window[-1][0]
+        hits = [r[0] for r in window if r[1]]
+        for start in range(0, len(hits), size):
+            ids = hits[start:start + size]
+            rows = {d.id: d for d in
+                    Device.objects.filter(id__in=ids).select_related("owner", "customer", "platform")}
+            yield [rows[i] for i in ids if i in rows], groups_of(ids)
 
 
 DEVICE_RELATED = ("owner", "customer", "platform", "product", "product__account", "sim")
@@ -302,8 +514,8 @@ def unscoped_device_for_claim(device_id: str) -> Device | None:
 
 
 def quarantine_count(product: Product, cap: int = 1000) -> tuple[int, bool]:
-    """How many devices wait in quarantine, counted up to `cap` over the partial index dev_prod_quar."""
-    n = Device.objects.filter(product=product, quarantined=True).values("id")[:cap + 1].count()
+    """How many devices wait in quarantine, counted up to `cap` over the quarantine half of dev_prod_id."""
+    n = Device.objects.filter(product=product, quarantined=True, denied=False).values("id")[:cap + 1].count()
     return min(n, cap), n > cap
 
 

@@ -1,0 +1,276 @@
+"""The product device list's search (issue 14): every filter, sort, direction and depth returns the rows of a
+plain filter-and-sort, whichever plan the selector picks (a walk of the sort index or a gather through the
+filter's index); totals are exact or marked estimated; another tenant's devices never appear; the number of
+queries per request is pinned per filter. Speed is measured in bench/search.py, never here."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from console.scoping import Principal
+from devices.models import Device, DeviceGroupMembership
+from devices.selectors import devices as selectors
+from devices.services import groups as group_services
+from products.models import DeviceGroup
+from console.services.users import sandbox_of
+from tests.factories import UserFactory, make_product
+from tests.support.api import Api, user_token
+from tests.support.fleet import import_devices, import_named_devices
+
+pytestmark = pytest.mark.django_db
+
+NAMES = ["alpha", "Alpha-2", "beta", "gamma_1", "gamma%2", "delta", "", "epsilon", "zeta", "eta"]
+
+
+@pytest.fixture
+def fleet(cast):
+    """60 devices in the cast's product with names, firmware and last contact spread out (some blank, some
+    never heard, some without firmware), two groups, 5 quarantined and 2 denied; and 20 devices of another
+    tenant's product with the same names."""
+    device_ids = import_named_devices(cast, 60)
+    now = timezone.now()
+    for n, device_id in enumerate(device_ids):
+        Device.objects.filter(pk=device_id).update(
+            name=f"{NAMES[n % 10]}{n // 10}" if NAMES[n % 10] else "",
+            last_heard=None if n % 7 == 3 else now - timedelta(minutes=(n * 37) % 50),
+            firmware_version=None if n % 9 == 4 else (n * 5) % 4 + 1)
+    owner = Principal.for_user(cast.owner)
+    group_services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids[::3], add=["red"])
+    group_services.devices_batch_groups(principal=owner, product=cast.product, device_ids=device_ids[1:20],
+                                        add=["blue"])
+    Device.objects.filter(pk__in=device_ids[50:55]).update(quarantined=True)
+    Device.objects.filter(pk__in=device_ids[55:57]).update(denied=True)
+    DeviceGroupMembership.objects.filter(device_id__in=device_ids[55:57]).delete()
+    cast.product.refresh_from_db()
+    cast.product.device_count = 53
+    cast.product.save(update_fields=["device_count"])
+    for group in DeviceGroup.objects.filter(product=cast.product):
+        DeviceGroup.objects.filter(pk=group.pk).update(
+            device_count=DeviceGroupMembership.objects.filter(group=group).count())
+    stranger = UserFactory()
+    other = make_product(sandbox_of(stranger), name="Other Tenant Fleet")
+    other_ids = import_devices(other, 20, by=stranger)
+    for n, device_id in enumerate(other_ids):
+        Device.objects.filter(pk=device_id).update(name=f"{NAMES[n % 10] or 'alpha'}{n // 10}")
+    DeviceGroup.objects.create(product=other, name="red")
+    return device_ids, other_ids
+
+
+def reference(product, params: dict) -> list[str]:
+    """The list as a plain filter-and-sort over every row, written out in Python."""
+    quarantined = params.get("quarantined") == "true"
+    rows = [d for d in Device.objects.filter(product=product).select_related("serial_entry")
+            if d.quarantined == quarantined and not d.denied]
+    if params.get("deviceId"):
+        term = params["deviceId"].lower()
+        rows = [d for d in rows if (d.id == term if len(term) == 24 else d.id.startswith(term))]
+    if params.get("deviceName"):
+        rows = [d for d in rows if d.name and params["deviceName"].upper() in d.name.upper()]
+    if params.get("serialNumber"):
+        rows = [d for d in rows if d.serial_entry.serial.startswith(params["serialNumber"].upper())]
+    if params.get("groups"):
+        names = params["groups"].split(",")
+        members = set(DeviceGroupMembership.objects.filter(group__product=product, group__name__in=names)
+                      .values_list("device_id", flat=True))
+        rows = [d for d in rows if d.id in members]
+    sort = params.get("sortAttr", "lastConnection")
+    descending = params.get("sortDir", "desc" if sort == "lastConnection" else "asc") == "desc"
+    # Each sort's descending and ascending orders are exact reverses of one another (ties broken by id).
+    if sort == "lastConnection":
+        rows.sort(key=lambda d: (d.last_heard is None, -(d.last_heard.timestamp() if d.last_heard else 0), d.id))
+        return [d.id for d in (rows if descending else rows[::-1])]
+    keys = {"deviceName": lambda d: (d.name, d.id), "deviceId": lambda d: d.id,
+            "firmwareVersion": lambda d: (d.firmware_version is None, d.firmware_version or 0, d.id)}
+    rows.sort(key=keys[sort])
+    return [d.id for d in (rows[::-1] if descending else rows)]
+
+
+QUERIES = [
+    {}, {"sortAttr": "deviceName"}, {"sortAttr": "deviceName", "sortDir": "desc"}, {"sortAttr": "deviceId"},
+    {"sortAttr": "deviceId", "sortDir": "desc"}, {"sortAttr": "firmwareVersion"},
+    {"sortAttr": "firmwareVersion", "sortDir": "desc"}, {"sortDir": "asc"},
+    {"deviceName": "a"}, {"deviceName": "A", "sortDir": "asc"}, {"deviceName": "al"}, {"deviceName": "ALPHA"},
+    {"deviceName": "q"}, {"deviceName": "zz"}, {"deviceName": "qqq"}, {"deviceName": "a1"},
+    {"deviceName": "gamma_"}, {"deviceName": "%"}, {"deviceName": "_1"}, {"deviceName": "eta", "sortAttr": "deviceName"},
+    {"deviceName": "e", "sortAttr": "firmwareVersion", "sortDir": "desc"},
+    {"groups": "red"}, {"groups": "blue", "sortAttr": "deviceName", "sortDir": "desc"}, {"groups": "red,blue"},
+    {"groups": "nope"}, {"groups": "red", "deviceName": "a"}, {"groups": "blue", "deviceName": "zzz"},
+    {"quarantined": "true"}, {"quarantined": "true", "sortAttr": "deviceName"}, {"quarantined": "true", "deviceName": "a"},
+    {"serialNumber": "zzz"},
+]
+
+
+def page_through(product, params: dict, per_page: int = 7):
+    pages = []
+    for n in range(1, 12):
+        query = selectors.DeviceListQuery.from_params({**params, "perPage": per_page, "page": n})
+        pages.append(selectors.product_device_page(product=product, query=query))
+    return pages
+
+
+def check(product, params: dict, per_page: int = 7) -> list:
+    expected = reference(product, params)
+    pages = page_through(product, params, per_page)
+    for n, page in enumerate(pages):
+        assert [d.id for d in page.devices] == expected[n * per_page:(n + 1) * per_page], (params, n + 1)
+        if page.estimated:
+            assert page.total >= (n + 1) * per_page if page.devices else True, (params, n + 1)
+        else:
+            assert page.total == len(expected), (params, n + 1, page.total, len(expected))
+    return pages
+
+
+@pytest.mark.parametrize("params", QUERIES, ids=lambda p: "&".join(f"{k}={v}" for k, v in p.items()) or "plain")
+def test_every_shape_returns_the_plain_filter_and_sort(cast, fleet, params):
+    # The whole list fits the walk window here: the walk reads it all and counts exactly.
+    pages = check(cast.product, params)
+    assert not any(p.estimated for p in pages)
+
+
+@pytest.mark.parametrize("params", QUERIES, ids=lambda p: "&".join(f"{k}={v}" for k, v in p.items()) or "plain")
+def test_every_shape_returns_the_same_rows_when_walks_are_short(cast, fleet, params, monkeypatch):
+    # Windows smaller than the list: a walk that fills its page answers, one that does not falls back to a
+    # gather; both must give the plain answer, and only a walk's total may be an estimate.
+    monkeypatch.setattr(selectors, "WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "PROBE_WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "WALK_SAMPLE", 3)
+    check(cast.product, params, per_page=3)
+
+
+def test_a_serial_prefix_and_an_id_prefix(cast, fleet):
+    device_ids, _other = fleet
+    serial = Device.objects.get(pk=device_ids[5]).serial_entry.serial
+    check(cast.product, {"serialNumber": serial.lower()})
+    check(cast.product, {"serialNumber": serial[:-1]})
+    check(cast.product, {"deviceId": device_ids[7][:3].upper()})
+    check(cast.product, {"deviceId": device_ids[7]})
+    check(cast.product, {"deviceId": device_ids[7][:1], "deviceName": "e", "groups": "red"})
+
+
+def test_totals_are_exact_when_gathered_and_marked_when_estimated(cast, fleet, monkeypatch):
+    monkeypatch.setattr(selectors, "WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "WALK_SAMPLE", 3)
+    first = lambda **p: selectors.product_device_page(  # noqa: E731
+        product=cast.product, query=selectors.DeviceListQuery.from_params({"perPage": 2, **p}))
+    # "e" is in most names: the walk fills the page and the total is the sample's estimate, said to be one.
+    common = first(deviceName="e")
+    assert common.estimated and common.total >= 2
+    # "zeta" is in six names: the walk finds too few, the gather reads them all and counts them exactly.
+    rare = first(deviceName="zeta")
+    assert not rare.estimated and rare.total == len(reference(cast.product, {"deviceName": "zeta"})) == 6
+
+
+def test_another_tenants_devices_never_appear(cast, fleet, monkeypatch):
+    _mine, theirs = fleet
+    monkeypatch.setattr(selectors, "WALK_ROWS", 8)
+    for params in ({"deviceName": "alpha"}, {"deviceName": "a"}, {"groups": "red"}, {"deviceId": theirs[0][:6]},
+                   {"deviceId": theirs[0]}):
+        for page in page_through(cast.product, params, per_page=5):
+            assert not {d.id for d in page.devices} & set(theirs), params
+    # Through the API, the other product is a 404 for the cast's owner.
+    other = Device.objects.get(pk=theirs[0]).product
+    api = cast.api("owner")
+    assert api.get(f"/v1/products/{other.slug}/devices", {"deviceName": "alpha"}).status_code == 404
+
+
+def _queries(fn) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        fn()
+    return [q["sql"] for q in captured.captured_queries]
+
+
+# (params, queries of a request): token and product, [the group names], the page's ids (the walk; and the
+# gather when the walk found too few), the page's rows, their groups.
+API_QUERY_COUNTS = [
+    ({}, 5),
+    ({"page": 9}, 5),
+    ({"sortAttr": "deviceName", "sortDir": "desc"}, 5),
+    ({"deviceName": "e"}, 5),  # common: the walk fills the page
+    ({"deviceName": "zeta"}, 6),  # rare: the walk, then the gather
+    ({"deviceName": "qqq"}, 4),  # nothing: walk and gather, no rows to load
+    ({"deviceId": "<a device's first 3 digits>"}, 5),  # ids are random hex: a 3-digit prefix goes straight to the gather
+    ({"serialNumber": "ZZZ"}, 4),
+    ({"groups": "blue"}, 6),  # the group's size is known: straight to the gather (19 of 53 members)
+    ({"groups": "red,blue"}, 6),
+    ({"groups": "nope"}, 4),  # no such group: the gather finds nothing
+    ({"groups": "red", "deviceName": "a"}, 6),
+    ({"quarantined": "true"}, 6),  # + the quarantine's count
+]
+
+
+@pytest.mark.parametrize("params,expected", API_QUERY_COUNTS,
+                         ids=lambda p: "&".join(f"{k}={v}" for k, v in p.items()) if isinstance(p, dict) else "")
+def test_queries_per_api_list_request(cast, fleet, monkeypatch, params, expected):
+    monkeypatch.setattr(selectors, "WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "PROBE_WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "WALK_SAMPLE", 3)
+    if "deviceId" in params:
+        params = {**params, "deviceId": fleet[0][0][:3]}
+    api = Api(user_token(cast.owner))
+    url = f"/v1/products/{cast.product.slug}/devices"
+    api.get(url, {"perPage": 3, **params})
+    statements = _queries(lambda: api.get(url, {"perPage": 3, **params}))
+    assert len(statements) == expected, "\n".join(statements)
+
+
+@pytest.mark.parametrize("q,expected", [("", 5), ("zeta", 6), ("qqq", 4)])
+def test_queries_per_console_list_request(cast, fleet, monkeypatch, q, expected, client):
+    monkeypatch.setattr(selectors, "WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "WALK_SAMPLE", 3)
+    client.force_login(cast.owner)
+    url = f"/products/{cast.product.slug}/devices/" + (f"?q={q}" if q else "")
+    client.get(url)
+    plain = len(_queries(lambda: client.get(url)))
+    baseline = len(_queries(lambda: client.get(f"/products/{cast.product.slug}/devices/")))
+    # The page's own queries (session, product, groups, quarantine badge, ...) are the same for every search;
+    # only the list's share moves, exactly as in the API.
+    assert plain - baseline == expected - 5
+
+
+def test_queries_per_sandbox_list_request(cast, fleet, client):
+    device_ids, _other = fleet
+    Device.objects.filter(pk__in=device_ids[:30]).update(owner=cast.developer)
+    api = Api(user_token(cast.developer))
+    api.get("/v1/devices")
+    assert len(_queries(lambda: api.get("/v1/devices"))) == 3  # token, devices, their groups
+    client.force_login(cast.developer)
+    client.get("/devices/")
+    few = len(_queries(lambda: client.get("/devices/")))
+    Device.objects.filter(pk__in=device_ids[30:50]).update(owner=cast.developer)
+    assert len(_queries(lambda: client.get("/devices/?page=1"))) == few
+
+
+def test_the_export_streams_window_by_window_with_the_filters(cast, fleet, monkeypatch, client):
+    from django.http import StreamingHttpResponse
+
+    monkeypatch.setattr(selectors, "EXPORT_WINDOW", 6)
+    client.force_login(cast.owner)
+    r = client.get(f"/products/{cast.product.slug}/devices/export.csv?q=a&by=name")
+    assert isinstance(r, StreamingHttpResponse)
+    with CaptureQueriesContext(connection) as captured:
+        table = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode())))
+    statements = [q["sql"] for q in captured.captured_queries]
+    assert [row[0] for row in table[1:]] == sorted(reference(cast.product, {"deviceName": "a"}))
+    # 53 members, 6 index entries a window: nine windows with rows and a tenth that finds the end, each its
+    # own query; none reads the list at once.
+    windows = [s for s in statements if "WITH w AS" in s]
+    assert len(windows) == 10
+    assert all("LIMIT 6)" in s for s in windows)
+
+
+def test_the_export_of_a_small_group_gathers_it_at_once(cast, fleet, monkeypatch, client):
+    monkeypatch.setattr(selectors, "EXPORT_WINDOW", 6)
+    client.force_login(cast.owner)
+    r = client.get(f"/products/{cast.product.slug}/devices/export.csv?q=a&by=name&groups=red")
+    with CaptureQueriesContext(connection) as captured:
+        table = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode())))
+    assert [row[0] for row in table[1:]] == sorted(reference(cast.product, {"deviceName": "a", "groups": "red"}))
+    # The group's stored size is small: one query for its matching ids, none walking the id index.
+    assert not [q for q in captured.captured_queries if "WITH w AS" in q["sql"]]
