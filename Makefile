@@ -74,6 +74,6 @@ bench-events: install
 
 # Device search at fleet scale (issue 14): every query shape of the device lists on 1,000,000 devices beside
 # hand-written SQL. BENCH_ARGS="--reuse" keeps a loaded database, "--sqlite" runs the embedded default at
-# 100,000 devices. Times only while holding /work/bench.lock (BENCH_LOCK). See bench/README.md.
+# 100,000 devices. Times only while holding var/bench.lock (BENCH_LOCK). See bench/README.md.
 bench-search: install
 	$(BIN)/python bench/search.py $(BENCH_ARGS)

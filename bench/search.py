@@ -7,8 +7,8 @@ returns the same page.
     make bench-search BENCH_ARGS="--sqlite" # the embedded default, 100,000 devices: no shape may pass 1 s
 
 PostgreSQL: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/cyan_search_bench). Without
---reuse the database is dropped and recreated. Loading runs outside BENCH_LOCK (default /work/bench.lock, a
-flock(1) file shared with other benchmarks on the machine); only the timing holds it. See bench/README.md.
+--reuse the database is dropped and recreated. Loading runs outside BENCH_LOCK (default var/bench.lock, a
+flock(1) file another benchmark on the machine may hold too); only the timing holds it. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cyan_search_bench")
-LOCK = os.environ.get("BENCH_LOCK", "/work/bench.lock")
+LOCK = os.environ.get("BENCH_LOCK", str(Path(__file__).resolve().parent.parent / "var" / "bench.lock"))
 FIXTURE_VERSION = 1
 TARGET_MS = 25.0
 SQLITE_LIMIT_MS = 1000.0
@@ -310,6 +310,7 @@ def main() -> None:
 def bench_lock():
     """Time only while holding the machine's benchmark lock (flock(1) on the same file), so two engineers'
     benchmarks never run at once; loading happens before it is taken."""
+    Path(LOCK).parent.mkdir(parents=True, exist_ok=True)
     with open(LOCK, "a") as handle:
         start = time.perf_counter()
         fcntl.flock(handle, fcntl.LOCK_EX)
