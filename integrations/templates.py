@@ -23,7 +23,7 @@ from console.errors import ValidationFailed
 def check(template: str, *, field: str) -> None:
     """A 400 naming `field` unless `template` is a well-formed mustache template without partials."""
     try:
-        tokens = list(tokenize(template))
+        tokens = _tokens(template)
     except ChevronError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "malformed template"
         raise ValidationFailed(f"{field} is not a valid mustache template: {first}", field=field)
