@@ -10,7 +10,11 @@ committed rows.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import io
+import sys
 import threading
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -72,7 +76,31 @@ def running_gateway(*, host: str = "127.0.0.1", port: int = 0, gateway_id: str |
         yield gw
     finally:
         if not gw.hub.stopped:
-            asyncio.run_coroutine_threadsafe(gw.hub.stop(), loop).result(60)
+            stopping = asyncio.run_coroutine_threadsafe(gw.hub.stop(), loop)
+            try:
+                stopping.result(60)
+            except concurrent.futures.TimeoutError:
+                raise RuntimeError("the gateway did not stop in 60 s; where it waits:\n" + _where(loop)) from None
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         loop.close()
+
+
+def _where(loop: asyncio.AbstractEventLoop) -> str:
+    """Every thread's stack, the gateway loop's pending tasks and the database's waiting sessions: what a
+    shutdown that hangs is waiting for."""
+    out = []
+    for ident, frame in sys._current_frames().items():
+        name = next((t.name for t in threading.enumerate() if t.ident == ident), str(ident))
+        out.append(f"--- thread {name}\n" + "".join(traceback.format_stack(frame)))
+    for task in asyncio.all_tasks(loop):
+        buffer = io.StringIO()
+        task.print_stack(file=buffer)
+        out.append(f"--- task {task!r}\n{buffer.getvalue()}")
+    from django.db import connection
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid, state, wait_event_type, wait_event, left(query, 200) FROM pg_stat_activity"
+                           " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            out.extend(f"--- session {row}" for row in cursor.fetchall())
+    return "\n".join(out)
