@@ -180,6 +180,9 @@ class SerialNumber(models.Model):
 
     class Meta:
         ordering = ["serial"]
+        # The device list's serial filter probes this table once per device it walks: with the serial beside
+        # the device id the probe reads the index alone (~1.5 µs instead of ~6 µs with the row; bench/README.md).
+        indexes = [models.Index(fields=["device", "serial"], name="serial_by_device")]
 
     def __str__(self) -> str:
         return self.serial

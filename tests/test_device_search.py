@@ -149,6 +149,7 @@ def test_a_serial_prefix_and_an_id_prefix(cast, fleet):
     serial = Device.objects.get(pk=device_ids[5]).serial_entry.serial
     check(cast.product, {"serialNumber": serial.lower()})
     check(cast.product, {"serialNumber": serial[:-1]})
+    check(cast.product, {"serialNumber": serial[:3]})  # every device's: walked, not gathered
     check(cast.product, {"deviceId": device_ids[7][:3].upper()})
     check(cast.product, {"deviceId": device_ids[7]})
     check(cast.product, {"deviceId": device_ids[7][:1], "deviceName": "e", "groups": "red"})
@@ -218,6 +219,25 @@ def test_queries_per_api_list_request(cast, fleet, monkeypatch, params, expected
     api.get(url, {"perPage": 3, **params})
     statements = _queries(lambda: api.get(url, {"perPage": 3, **params}))
     assert len(statements) == expected, "\n".join(statements)
+
+
+@pytest.mark.parametrize("prefix,expected,walks", [(3, 6, True), (None, 6, False)], ids=["common", "one"])
+def test_queries_of_a_serial_search_count_its_prefix_first(cast, fleet, monkeypatch, prefix, expected, walks):
+    # Token, product, the prefix's serials counted (capped), then the walk (common) or the gather (few: no walk
+    # probing the serial table row after row to find nothing), the rows, their groups.
+    monkeypatch.setattr(selectors, "WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "PROBE_WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "WALK_SAMPLE", 3)
+    device_ids, _other = fleet
+    serial = Device.objects.get(pk=device_ids[5]).serial_entry.serial
+    api = Api(user_token(cast.owner))
+    url = f"/v1/products/{cast.product.slug}/devices"
+    params = {"perPage": 3, "serialNumber": serial[:prefix]}
+    api.get(url, params)
+    statements = _queries(lambda: api.get(url, params))
+    assert len(statements) == expected, "\n".join(statements)
+    assert any("row_number()" in s for s in statements) is walks, "\n".join(statements)
+    assert [d["id"] for d in api.get(url, params).json()["devices"]] == reference(cast.product, params)[:3]
 
 
 @pytest.mark.parametrize("q,expected", [("", 5), ("zeta", 6), ("qqq", 4)])
