@@ -271,6 +271,7 @@ def test_the_export_streams_window_by_window_with_the_filters(cast, fleet, monke
     from django.http import StreamingHttpResponse
 
     monkeypatch.setattr(selectors, "EXPORT_WINDOW", 6)
+    monkeypatch.setattr(selectors, "EXPORT_GATHER", 5)  # more match than a gather takes: read window by window
     client.force_login(cast.owner)
     r = client.get(f"/products/{cast.product.slug}/devices/export.csv?q=a&by=name")
     assert isinstance(r, StreamingHttpResponse)
@@ -294,3 +295,27 @@ def test_the_export_of_a_small_group_gathers_it_at_once(cast, fleet, monkeypatch
     assert [row[0] for row in table[1:]] == sorted(reference(cast.product, {"deviceName": "a", "groups": "red"}))
     # The group's stored size is small: one query for its matching ids, none walking the id index.
     assert not [q for q in captured.captured_queries if "WITH w AS" in q["sql"]]
+
+
+@pytest.mark.parametrize("q", ["zeta", "qqq", "ZE"])
+def test_the_export_of_a_rare_name_gathers_it_through_the_name_index(cast, fleet, monkeypatch, client, q):
+    # A term no device or a few devices have: looked up in the name index once, not read window by window
+    # through the whole id index to find so few.
+    monkeypatch.setattr(selectors, "EXPORT_WINDOW", 6)
+    client.force_login(cast.owner)
+    r = client.get(f"/products/{cast.product.slug}/devices/export.csv?q={q}&by=name")
+    with CaptureQueriesContext(connection) as captured:
+        table = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode())))
+    assert [row[0] for row in table[1:]] == sorted(reference(cast.product, {"deviceName": q}))
+    assert not [s for s in captured.captured_queries if "WITH w AS" in s["sql"]]
+
+
+def test_an_export_whose_name_matches_more_than_a_gather_takes_reads_windows(cast, fleet, monkeypatch, client):
+    monkeypatch.setattr(selectors, "EXPORT_WINDOW", 6)
+    monkeypatch.setattr(selectors, "EXPORT_GATHER", 2)
+    client.force_login(cast.owner)
+    r = client.get(f"/products/{cast.product.slug}/devices/export.csv?q=zeta&by=name")
+    with CaptureQueriesContext(connection) as captured:
+        table = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode())))
+    assert [row[0] for row in table[1:]] == sorted(reference(cast.product, {"deviceName": "zeta"}))
+    assert len([s for s in captured.captured_queries if "WITH w AS" in s["sql"]]) == 10

@@ -367,27 +367,46 @@ def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePa
 
 
 EXPORT_WINDOW = 50_000  # id-index entries an export query reads; its matches are loaded 1,000 at a time
+EXPORT_GATHER = 50_000  # a name or serial export gathers its ids at once when no more than this many match
+
+
+def _export_gathered(product: Product, query: DeviceListQuery, groups) -> list[str] | None:
+    """The export's ids in id order when they are known to be few, found through the driving filter's index;
+    None when they may be many (then the export reads the id index window by window)."""
+    driver = _driver(product, query, groups)
+    if driver in ("groups", "id") and _known_matches(product, query, groups, driver) <= WALK_ROWS:
+        cap = WALK_ROWS  # a small group or a long id prefix: stored or known sizes
+    elif driver in ("name", "serial"):
+        cap = EXPORT_GATHER  # looked up in the name-piece or serial index, and given up past the cap
+    else:
+        return None
+    g = _filters(product, query, groups, driver=driver)
+    found = [r[0] for r in _rows(f"SELECT x.id FROM devices_device x WHERE x.product_id = %s AND x.quarantined = %s "
+                                 f"AND NOT x.denied AND {g.where()} LIMIT {int(cap) + 1}",
+                                 [product.pk, query.quarantined, *g.params])]
+    # Ids are lowercase hex in the "C" collation: Python's string order is the database's.
+    return sorted(found) if len(found) <= cap else None
+
+
+def _export_rows(ids: list[str], size: int):
+    """The devices of `ids` (in that order) and their groups, `size` at a time."""
+    for start in range(0, len(ids), size):
+        batch = ids[start:start + size]
+        rows = {d.id: d for d in Device.objects.filter(id__in=batch).select_related("owner", "customer", "platform")}
+        yield [rows[i] for i in batch if i in rows], groups_of(batch)
 
 
 def product_device_batches(*, product: Product, query: DeviceListQuery, size: int = 1000):
     """Every device of the filtered list, in id order, at most `size` at a time. A filter whose matches are
-    known to be few (a small group, a long id prefix) gathers their ids at once. Otherwise each query reads the next
-    EXPORT_WINDOW entries of the id index after the last one read (keyset, never an OFFSET) and returns the
-    matches among them, so no query reads more than a window however few devices match, the whole export
-    reads the index once, and memory holds one window's ids and one batch of rows."""
+    few (a small group, a long id prefix, a rare name or serial prefix: up to EXPORT_GATHER ids) is gathered
+    through its own index at once. Otherwise each query reads the next EXPORT_WINDOW entries of the id index
+    after the last one read (keyset, never an OFFSET) and returns the matches among them, so no query reads
+    more than a window however few devices match, the whole export reads the index once, and memory holds
+    one window's ids and one batch of rows."""
     groups = _groups(product, query)
-    driver = _driver(product, query, groups)
-    if driver in ("groups", "id") and _known_matches(product, query, groups, driver) <= WALK_ROWS:
-        # A small group or a long id prefix: at most WALK_ROWS ids, gathered through their index in id order.
-        g = _filters(product, query, groups, driver=driver)
-        hits = [r[0] for r in _rows(f"SELECT x.id FROM devices_device x WHERE x.product_id = %s AND "
-                                    f"x.quarantined = %s AND NOT x.denied AND {g.where()} ORDER BY x.id",
-                                    [product.pk, query.quarantined, *g.params])]
-        for start in range(0, len(hits), size):
-            ids = hits[start:start + size]
-            rows = {d.id: d for d in
-                    Device.objects.filter(id__in=ids).select_related("owner", "customer", "platform")}
-            yield [rows[i] for i in ids if i in rows], groups_of(ids)
+    hits = _export_gathered(product, query, groups)
+    if hits is not None:
+        yield from _export_rows(hits, size)
         return
     f = _filters(product, query, groups)
     # Each window's matches, and its last id even when that one does not match (where the next window starts).
@@ -403,12 +422,7 @@ def product_device_batches(*, product: Product, query: DeviceListQuery, size: in
         if not window:
             return
         last = window[-1][0]
-        hits = [r[0] for r in window if r[1]]
-        for start in range(0, len(hits), size):
-            ids = hits[start:start + size]
-            rows = {d.id: d for d in
-                    Device.objects.filter(id__in=ids).select_related("owner", "customer", "platform")}
-            yield [rows[i] for i in ids if i in rows], groups_of(ids)
+        yield from _export_rows([r[0] for r in window if r[1]], size)
 
 
 DEVICE_RELATED = ("owner", "customer", "platform", "product", "product__account", "sim")
