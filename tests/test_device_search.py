@@ -198,7 +198,7 @@ API_QUERY_COUNTS = [
     ({"deviceName": "qqq"}, 4),  # nothing: walk and gather, no rows to load
     ({"deviceId": "<a device's first 3 digits>"}, 5),  # ids are random hex: a 3-digit prefix goes straight to the gather
     ({"serialNumber": "ZZZ"}, 4),
-    ({"groups": "blue"}, 6),  # the group's size is known: straight to the gather (19 of 53 members)
+    ({"groups": "blue"}, 6),  # the group's size is known (19 of 53 members): a walk sized to fill the page
     ({"groups": "red,blue"}, 6),
     ({"groups": "nope"}, 4),  # no such group: the gather finds nothing
     ({"groups": "red", "deviceName": "a"}, 6),
@@ -319,3 +319,30 @@ def test_an_export_whose_name_matches_more_than_a_gather_takes_reads_windows(cas
         table = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode())))
     assert [row[0] for row in table[1:]] == sorted(reference(cast.product, {"deviceName": "zeta"}))
     assert len([s for s in captured.captured_queries if "WITH w AS" in s["sql"]]) == 10
+
+
+def test_a_known_share_sizes_the_walk_and_sends_a_page_past_it_to_the_gather(cast, fleet, monkeypatch):
+    # A group's stored size says where its page should fill: the walk reads that far for the page alone and
+    # the total is the stored size, marked an estimate (two of the red members are quarantined). A page that
+    # would need a walk longer than LONG_WALK_ROWS is gathered, and counted exactly.
+    monkeypatch.setattr(selectors, "WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "PROBE_WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "LONG_WALK_ROWS", 20)
+    red = DeviceGroup.objects.get(product=cast.product, name="red")
+    expected = reference(cast.product, {"groups": "red"})
+    assert red.device_count == 20 and len(expected) == 18
+
+    def page(n: int):
+        query = selectors.DeviceListQuery.from_params({"groups": "red", "perPage": 3, "page": n})
+        with CaptureQueriesContext(connection) as captured:
+            result = selectors.product_device_page(product=cast.product, query=query)
+        return result, [q["sql"] for q in captured.captured_queries]
+
+    first, statements = page(1)
+    assert [d.id for d in first.devices] == expected[:3]
+    assert (first.total, first.estimated) == (20, True)
+    assert [s for s in statements if "row_number()" in s] and not [s for s in statements if "WITH x AS" in s]
+    deep, statements = page(5)
+    assert [d.id for d in deep.devices] == expected[12:15]
+    assert (deep.total, deep.estimated) == (18, False)
+    assert not [s for s in statements if "row_number()" in s]

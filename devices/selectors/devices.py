@@ -6,6 +6,7 @@ the fleet size (see "the product device list" below)."""
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 
 from django.db import connection
@@ -101,6 +102,7 @@ class DevicePage(Page):
 WALK_ROWS = 10_000  # about 4 ms of index walk; past it, a term matches under 0.25% of a 1M fleet
 WALK_SAMPLE = 100  # matches a walk reads (beyond the page) to estimate the total
 PROBE_WALK_ROWS = 4_000  # a walk that probes another table per row (groups, serials) costs ~1.5 µs a row
+LONG_WALK_ROWS = 20_000  # the longest walk sized by a known share (groups, id prefix) for a deeper page
 QUARANTINE_COUNT_CAP = 20_000  # past this a quarantine total is "at least", counted no further
 
 # sortAttr: (ORDER BY descending, ORDER BY ascending, the sort columns), each a forward or backward scan of
@@ -316,31 +318,34 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
         return (_plain(product, q, offset=offset, limit=limit, population=None if capped else population),
                 population, False, capped)
     probes = bool(q.serial or groups is not None)
-    window = max(PROBE_WALK_ROWS if probes else WALK_ROWS, 2 * need)
-    groups_only = groups is not None and not (q.device_id or q.name or q.serial)
-    if groups_only:
-        # Group sizes are stored: walk only if the page should fill within the window (by the groups' share
-        # of the list), else gather, without trying the walk first.
-        share = sum(g.device_count for g in groups) / max(population, 1)
-        if share == 0 or need / share > window:
-            window = 0
+    window = whole = max(PROBE_WALK_ROWS if probes else WALK_ROWS, 2 * need)
+    # Filters whose share of the list is known without reading it: the groups' stored sizes and an id prefix
+    # (ids are random hex: n digits match 1/16^n). With only those, the walk is sized to where the page should
+    # fill (with half again to spare, up to LONG_WALK_ROWS), or skipped for the gather when that is further.
+    share = None
+    if not (q.name or q.serial):
+        share = 1.0
+        if groups is not None:
+            share *= min(1.0, sum(g.device_count for g in groups) / max(population, 1))
+        if q.device_id:
+            share *= 1 / max(population, 1) if len(q.device_id) == 24 else 16.0 ** -len(q.device_id)
+        span = 1.5 * need / share if share else float("inf")
+        # Past the end of the list the page is not expected to fill at all: few match, and the gather is cheap.
+        window = max(window, math.ceil(span)) if span <= min(LONG_WALK_ROWS, population) else 0
     # Too few serials start so for the page to fill within the window (counted only that far): gather them.
     serials = _serial_matches(q.serial, cap=need * population // window) if q.serial and not q.name else None
     if serials is not None and (serials == 0 or need * population > window * serials):
         window = 0
-    if q.device_id and 16 ** len(q.device_id) > population:
-        window = 0  # ids are random hex: a prefix this long matches a handful, which the id index finds at once
-    if window and population <= window and not capped:
+    if window and population <= whole and not capped:
         # The window holds the whole list: walk all of it, and the count is exact.
-        hits = _walk(product, q, groups, window=window, want=None)
+        hits = _walk(product, q, groups, window=whole, want=None)
         return [h[0] for h in hits[offset:need]], len(hits), False, False
-    if window and groups_only:
-        # The page alone is walked for (the stored sizes are the total, and a walk reads until it fills):
-        # at most their sum, estimated, as members may be quarantined or denied and in two of the groups.
+    if window and share is not None:
+        # The page alone is walked for, and the total is the known share of the list: an estimate (group
+        # members may be quarantined, denied or in two of the groups; ids are only expected to spread evenly).
         hits = _walk(product, q, groups, window=window, want=need)
         if len(hits) >= need:
-            return [h[0] for h in hits[offset:need]], min(population, int(_known_matches(product, q, groups,
-                                                                                            "groups"))), True, False
+            return [h[0] for h in hits[offset:need]], max(need, min(population, round(population * share))), True, False
     elif window:
         hits = _walk(product, q, groups, window=window, want=max(need, WALK_SAMPLE))
         if len(hits) >= need:
@@ -360,7 +365,8 @@ def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePa
     groups = _groups(product, query)
     ids, total, estimated, capped = _page_ids(product, query, groups)
     related = ("owner", "customer", "platform", "sim")
-    rows = {d.id: d for d in Device.objects.filter(id__in=ids).select_related(*related)} if ids else {}
+    # No ORDER BY (the page's order is the ids'): Django's ordering step costs more than the query here.
+    rows = {d.id: d for d in Device.objects.filter(id__in=ids).select_related(*related).order_by()} if ids else {}
     devices = [rows[i] for i in ids if i in rows]
     return DevicePage(rows=devices, total=total, estimated=estimated, capped=capped, page=query.page,
                       per_page=query.per_page, groups=groups_of(ids) if ids else {})
@@ -392,7 +398,8 @@ def _export_rows(ids: list[str], size: int):
     """The devices of `ids` (in that order) and their groups, `size` at a time."""
     for start in range(0, len(ids), size):
         batch = ids[start:start + size]
-        rows = {d.id: d for d in Device.objects.filter(id__in=batch).select_related("owner", "customer", "platform")}
+        rows = {d.id: d for d in
+                Device.objects.filter(id__in=batch).select_related("owner", "customer", "platform").order_by()}
         yield [rows[i] for i in batch if i in rows], groups_of(batch)
 
 
