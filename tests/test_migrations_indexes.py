@@ -48,3 +48,5 @@ def test_postgresql_list_indexes_carry_the_name_and_short_terms_have_their_index
     for name in ("dev_prod_lastheard", "dev_prod_fw", "dev_prod_id"):
         assert "INCLUDE (name)" in defs[name], defs[name]
     assert "cyan_short_grams" in defs["dev_name_short"]
+    # The sandbox list's counts of a user's personal and product devices read the owner's index alone.
+    assert "INCLUDE (product_id)" in defs["dev_owner_handshake"], defs["dev_owner_handshake"]

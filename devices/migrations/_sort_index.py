@@ -31,9 +31,17 @@ def list_index_sql(vendor: str) -> list[str]:
         "CREATE INDEX IF NOT EXISTS dev_prod_fw ON devices_device "
         f"(product_id, quarantined, firmware_version, id){include} {LISTED}",
         f"CREATE INDEX IF NOT EXISTS dev_prod_id ON devices_device (product_id, quarantined, id){include} {LISTED}",
-        "CREATE INDEX IF NOT EXISTS dev_owner_handshake ON devices_device "
-        f"(owner_id, last_handshake_at DESC{nulls_last}, id) WHERE owner_id IS NOT NULL",
+        owner_index_sql(vendor),
     ]
+
+
+def owner_index_sql(vendor: str) -> str:
+    """The sandbox list's index (a user's devices, newest handshake first). Since migration 0015 it carries the
+    product on PostgreSQL, so the list's counts of personal and product devices read the index alone."""
+    pg = vendor == "postgresql"
+    return ("CREATE INDEX IF NOT EXISTS dev_owner_handshake ON devices_device "
+            f"(owner_id, last_handshake_at DESC{' NULLS LAST' if pg else ''}, id){' INCLUDE (product_id)' if pg else ''} "
+            "WHERE owner_id IS NOT NULL")
 
 
 # Name search of one or two characters (PostgreSQL): a trigram index cannot answer LIKE '%ab%', so each named

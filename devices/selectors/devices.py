@@ -548,7 +548,7 @@ def sandbox_device_details(*, user: User) -> dict:
     personal = Device.objects.filter(owner=user, product__isnull=True).count()
     in_products = Device.objects.filter(owner=user, product__isnull=False).count()
     return {"total_personal_devices": personal, "total_claimed_product_devices": in_products,
-            "counted_against_free_limit": sandbox_device_count(user), "free_limit": FREE_DEVICE_LIMIT}
+            "counted_against_free_limit": sandbox_device_count(user, personal=personal), "free_limit": FREE_DEVICE_LIMIT}
 
 
 def sim_of(device: Device) -> SimCard | None:

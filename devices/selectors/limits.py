@@ -6,17 +6,18 @@ products the sandbox owns. Organization products never count, even when their de
 
 from __future__ import annotations
 
-from django.db.models import Q
-
 from console.models import Account, User
 from devices.models import Device
 
 FREE_DEVICE_LIMIT = 100
 
 
-def sandbox_device_count(user: User) -> int:
-    return Device.objects.filter(
-        Q(product__isnull=True, owner=user)
-        | Q(product__account__kind=Account.Kind.SANDBOX, product__account__owner=user,
-            quarantined=False, denied=False)
-    ).count()
+def sandbox_device_count(user: User, *, personal: int | None = None) -> int:
+    """The devices the user's free limit counts. Two counts, each from its own index (the owner's, the
+    product's), summed: one query with an OR across the product join read the whole device table (485 ms on a
+    1,100,000-device database, bench/search.py). `personal` is the first count when the caller has it."""
+    if personal is None:
+        personal = Device.objects.filter(product__isnull=True, owner=user).count()
+    members = Device.objects.filter(product__account__kind=Account.Kind.SANDBOX, product__account__owner=user,
+                                    quarantined=False, denied=False).count()
+    return personal + members

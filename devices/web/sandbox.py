@@ -65,8 +65,14 @@ def sandbox_device_list(request):
     pages = max(1, page.total_pages)
     devices = page.rows
     visible = visible_product_ids(request.principal, {d.product_id for d in devices if d.product_id})
-    rows = [{"device": d, "url": reverse("console:devices:detail", args=[d.product.slug, d.id])
-             if d.product_id in visible else ""} for d in devices]
+    # The links, reversed once per product on the page rather than twice per row.
+    links: dict[int, tuple[str, str]] = {}
+    for d in devices:
+        if d.product_id in visible and d.product_id not in links:
+            links[d.product_id] = (reverse("console:devices:detail", args=[d.product.slug, "-"])[:-2],
+                                   reverse("console:products:detail", args=[d.product.slug]))
+    rows = [{"device": d, "url": f"{links[d.product_id][0]}{d.id}/" if d.product_id in links else "",
+             "product_url": links[d.product_id][1] if d.product_id in links else ""} for d in devices]
     place = sandbox_place(sandbox, "devices")
     place.crumbs.append(("Devices", None))
     base = reverse("console:devices:sandbox-list")
