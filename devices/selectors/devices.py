@@ -142,12 +142,10 @@ def _known_matches(product: Product, q: DeviceListQuery, groups: list[DeviceGrou
         return sum(g.device_count for g in groups)
     if driver == "id":
         return 1 if len(q.device_id) == 24 else product.device_count / 16 ** len(q.device_id)
-    if driver == "serial":
-        return _serial_matches(q.serial)
     return float("inf")
 
 
-def _serial_matches(serial: str, cap: int = WALK_ROWS) -> float:
+def _serial_matches(serial: str, cap: int) -> float:
     """How many serial numbers start with `serial`, counted in the serial index up to `cap` (inf past it):
     every tenant's, so an upper bound for one product. A walk probes the serial table once per row it reads
     (~6 µs), so a prefix that matches few is gathered through this index instead of walked (bench/README.md)."""

@@ -44,6 +44,12 @@ def url(name: str, product: Product, *args) -> str:
     return reverse(f"console:devices:{name}", args=[product.slug, *args])
 
 
+def detail_urls(product_slug: str):
+    """A page's device detail links with one reverse(): the device id is the path's last part."""
+    head, tail = reverse("console:devices:detail", args=[product_slug, "-"]).rsplit("-", 1)
+    return lambda device_id: f"{head}{device_id}{tail}"
+
+
 def back(request, default: str) -> str:
     """The `next` a form carries (a page of this site), else `default`."""
     wanted = request.POST.get("next") or ""

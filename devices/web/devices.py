@@ -142,9 +142,8 @@ def device_list(request, product: str):
     groups = group_selectors.product_groups(found)
     colors = {g.name: g.color for g in groups}
     base = common.url("list", found)
-    # One reverse() for the page's detail links (a row has three): the id is the path's last part.
-    detail = common.url("detail", found, "-")
-    rows = [{"device": d, "url": f"{detail[:-2]}{d.id}/",
+    detail = common.detail_urls(found.slug)  # a row links its detail page three times
+    rows = [{"device": d, "url": detail(d.id),
              "groups": [(n, colors.get(n, "#94a3b8")) for n in page.groups.get(d.id, [])]}
             for d in page.devices]
     sorts = []

@@ -20,6 +20,7 @@ from devices.models import DeviceTransfer
 from devices.selectors import devices as device_selectors
 from devices.selectors import transfers as transfer_selectors
 from devices.services import transfers
+from devices.web import common
 from products.selectors import visible_product_ids
 
 SANDBOX_PER_PAGE = 50
@@ -66,12 +67,9 @@ def sandbox_device_list(request):
     devices = page.rows
     visible = visible_product_ids(request.principal, {d.product_id for d in devices if d.product_id})
     # The links, reversed once per product on the page rather than twice per row.
-    links: dict[int, tuple[str, str]] = {}
-    for d in devices:
-        if d.product_id in visible and d.product_id not in links:
-            links[d.product_id] = (reverse("console:devices:detail", args=[d.product.slug, "-"])[:-2],
-                                   reverse("console:products:detail", args=[d.product.slug]))
-    rows = [{"device": d, "url": f"{links[d.product_id][0]}{d.id}/" if d.product_id in links else "",
+    slugs = {d.product_id: d.product.slug for d in devices if d.product_id in visible}
+    links = {pid: (common.detail_urls(slug), reverse("console:products:detail", args=[slug])) for pid, slug in slugs.items()}
+    rows = [{"device": d, "url": links[d.product_id][0](d.id) if d.product_id in links else "",
              "product_url": links[d.product_id][1] if d.product_id in links else ""} for d in devices]
     place = sandbox_place(sandbox, "devices")
     place.crumbs.append(("Devices", None))
