@@ -391,6 +391,8 @@ async def bus_follow(client, after: str, who: str):
     a time: redis-py 8 gives connections a 5 s socket timeout by default."""
     import asyncio
 
+    from devices.aio import raise_if_cancelled
+
     key = bus_key()
     while True:
         try:
@@ -398,9 +400,11 @@ async def bus_follow(client, after: str, who: str):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            raise_if_cancelled()
             log.warning("%s: reading the event bus failed (%s); retrying in 1 s", who, exc)
             await asyncio.sleep(1)
             continue
+        raise_if_cancelled()  # redis-py can swallow a cancel (devices/aio.py)
         for _, entries in got or ():
             batch = [bus_event(raw_id.decode(), fields[b"e"]) for raw_id, fields in entries]
             if batch:

@@ -33,6 +33,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from devices import events
+from devices.aio import raise_if_cancelled
 
 log = logging.getLogger("cyan.streams")
 
@@ -179,6 +180,7 @@ class StreamHub:
         refreshed = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
+            raise_if_cancelled()
             now = time.monotonic()
             quiet = now - settings.EVENTS_KEEPALIVE_SECONDS
             for subs in list(self.by_audience.values()):

@@ -26,6 +26,7 @@ from django.conf import settings
 
 from billing import metering
 from devices import events, keys, presence
+from devices.aio import cancel_and_wait, raise_if_cancelled
 from devices.gateway.batch import Batcher, in_thread
 from devices.gateway.session import CLOUD_PREFIXES, NO_FIRMWARE, Describe, Session
 from devices.services import liveness, sessions
@@ -181,9 +182,7 @@ class Hub:
         await self._flush_heard()
         for batcher in (self.keys, self.opens, self.claims, self.describes, self.events, self.closes, self.routes):
             await batcher.drain()
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await cancel_and_wait(self.tasks)
         # Devices still recorded as ours (their close raced the shutdown) are released by the reaper's rule.
         await self.loop.run_in_executor(self.executor, in_thread(liveness.gateway_release), self.id)
         await self.redis.delete(presence.alive_key(self.id))
@@ -210,7 +209,7 @@ class Hub:
                 conn.state = "closed"
                 conn.transport.abort()
         self.sessions.clear()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await cancel_and_wait(self.tasks)
         await self.pubsub.aclose()
         await self.redis.aclose()
         if self.bus_redis is not None:
@@ -225,6 +224,7 @@ class Hub:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(max(1.0, _setting("GATEWAY_HEARTBEAT_TTL", 15) / 3))
+            raise_if_cancelled()
             try:
                 await self._heartbeat_once()
             except Exception:
@@ -234,6 +234,7 @@ class Hub:
         last_flush = last_reap = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
+            raise_if_cancelled()
             now = time.monotonic()
             try:
                 self._sweep(now)
@@ -492,6 +493,7 @@ class Hub:
     # --- commands from web processes and workers -------------------------------------------------------------
     async def _commands(self) -> None:
         async for message in self.pubsub.listen():
+            raise_if_cancelled()
             try:
                 command = json.loads(message["data"])
                 self._command(command)
