@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import functools
 import math
+import re
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from django.db import connection
@@ -117,6 +120,74 @@ SORT_SQL = {
 }
 
 
+NAME_SAMPLE = 2_000  # names of the list read (index-only, ~1 ms) to guide a name search's plan
+NAME_SAMPLE_SECONDS = 600.0  # how long a process keeps a product's sample
+NAME_GRAMS = 3  # trigrams of a name term given to the trigram index: the sample's rarest
+
+
+@dataclass
+class _NameSample:
+    names: list[str]  # upper-cased
+    grams: Counter  # in how many of the names each trigram of letters and digits occurs
+    taken: float
+
+
+_name_samples: dict[tuple, _NameSample] = {}
+
+
+def _name_sample(product: Product) -> _NameSample:
+    """The names of the first NAME_SAMPLE devices of the list in id order (ids are random hex, the names are
+    the users': a fair sample), kept NAME_SAMPLE_SECONDS per process. It only chooses plans, never rows, so
+    a sample gone stale costs speed, not correctness."""
+    key = (product.pk, product.created_at)
+    now = time.monotonic()
+    kept = _name_samples.get(key)
+    if kept is not None and now - kept.taken < NAME_SAMPLE_SECONDS:
+        return kept
+    names = [r[0].upper() for r in _rows("SELECT x.name FROM devices_device x WHERE x.product_id = %s AND "
+                                         "x.quarantined = %s AND NOT x.denied ORDER BY x.id ASC LIMIT %s",
+                                         [product.pk, False, NAME_SAMPLE])]
+    grams: Counter = Counter()
+    for name in names:
+        grams.update({g for run in _WORD.findall(name) for g in _grams(run)})
+    if len(_name_samples) >= 1000:
+        _name_samples.clear()
+    kept = _name_samples[key] = _NameSample(names, grams, now)
+    return kept
+
+
+_WORD = re.compile(r"[A-Z0-9]{3,}")  # what pg_trgm makes trigrams of (it splits words at anything else)
+
+
+def _grams(run: str) -> list[str]:
+    return [run[i:i + 3] for i in range(len(run) - 2)]
+
+
+def _name_rate(product: Product, term: str) -> float | None:
+    """The share of the sample's names that hold `term` (None for a product without devices)."""
+    sample = _name_sample(product)
+    if not sample.names:
+        return None
+    up = term.upper()
+    return sum(up in name for name in sample.names) / len(sample.names)
+
+
+def _rare_grams(product: Product, term: str) -> list[str]:
+    """The trigram of `term` the sample's names hold least often, and up to NAME_GRAMS - 1 more found in at
+    most a twentieth of them. Given to the trigram index instead of the whole term, they keep it from reading
+    the long lists of the trigrams every name shares (a fleet's common prefix), while the full condition still
+    decides each row. Empty when the term has no run of three letters or digits."""
+    grams = {g for run in _WORD.findall(term.upper()) for g in _grams(run)}
+    if not grams:
+        return []
+    sample = _name_sample(product)
+    ranked = sorted(grams, key=lambda g: (sample.grams[g], g))
+    # The rarest always; the next ones only while they are rare too (a trigram in most names adds its long
+    # list to what the index reads and removes hardly a row).
+    few = max(1, len(sample.names) // 20)
+    return ranked[:1] + [g for g in ranked[1:NAME_GRAMS] if sample.grams[g] <= few]
+
+
 def _like_prefix(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -197,9 +268,10 @@ def _filters(product: Product, q: DeviceListQuery, groups: list[DeviceGroup] | N
             f.add("cyan_short_grams(x.product_id, upper(x.name::text)) @> ARRAY[%s || ':' || upper(%s)]",
                   str(product.pk), q.name)
         elif driver == "name" and pg:
-            # The trigram index's own condition (the default collation's upper() maps more letters, so it
-            # keeps every row the condition above keeps).
-            f.add("upper(x.name::text) LIKE upper(%s) ESCAPE '\\'", pattern)
+            # The trigram index's own conditions (the default collation's upper() maps more letters, so they
+            # keep every row the condition above keeps): the term's rarest trigrams, or the whole term.
+            for piece in _rare_grams(product, q.name) or [q.name]:
+                f.add("upper(x.name::text) LIKE upper(%s) ESCAPE '\\'", "%" + _like_prefix(piece))
     if q.serial:
         serial = _like_prefix(q.serial.upper())
         if driver == "serial":
@@ -320,16 +392,23 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
     # Filters whose share of the list is known without reading it: the groups' stored sizes and an id prefix
     # (ids are random hex: n digits match 1/16^n). With only those, the walk is sized to where the page should
     # fill (with half again to spare, up to LONG_WALK_ROWS), or skipped for the gather when that is further.
+    known = 1.0
+    if groups is not None:
+        known *= min(1.0, sum(g.device_count for g in groups) / max(population, 1))
+    if q.device_id:
+        known *= 1 / max(population, 1) if len(q.device_id) == 24 else 16.0 ** -len(q.device_id)
     share = None
     if not (q.name or q.serial):
-        share = 1.0
-        if groups is not None:
-            share *= min(1.0, sum(g.device_count for g in groups) / max(population, 1))
-        if q.device_id:
-            share *= 1 / max(population, 1) if len(q.device_id) == 24 else 16.0 ** -len(q.device_id)
+        share = known
         span = 1.5 * need / share if share else float("inf")
         # Past the end of the list the page is not expected to fill at all: few match, and the gather is cheap.
         window = max(window, math.ceil(span)) if span <= min(LONG_WALK_ROWS, population) else 0
+    elif q.name and not q.quarantined and population > whole:
+        # How often the term occurs in a sample of the list's names: when the walk is not expected to fill
+        # the page within its window, it is skipped for the gather (a rare name costs the gather alone).
+        rate = _name_rate(product, q.name)
+        if rate is not None and rate * known * window < need:
+            window = 0
     # Too few serials start so for the page to fill within the window (counted only that far): gather them.
     serials = _serial_matches(q.serial, cap=need * population // window) if q.serial and not q.name else None
     if serials is not None and (serials == 0 or need * population > window * serials):
