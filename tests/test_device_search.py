@@ -163,8 +163,9 @@ def test_totals_are_exact_when_gathered_and_marked_when_estimated(cast, fleet, m
     # "e" is in most names: the walk fills the page and the total is the sample's estimate, said to be one.
     common = first(deviceName="e")
     assert common.estimated and common.total >= 2
-    # "zeta" is in six names: the walk finds too few, the gather reads them all and counts them exactly.
-    rare = first(deviceName="zeta")
+    # "zeta" is in six names of 53: a page of 5 would not fill before the end of the list, so the gather
+    # reads them all and counts them exactly.
+    rare = first(deviceName="zeta", perPage=5)
     assert not rare.estimated and rare.total == len(reference(cast.product, {"deviceName": "zeta"})) == 6
 
 
@@ -222,7 +223,7 @@ API_QUERY_COUNTS = [
     ({"page": 9}, 5),
     ({"sortAttr": "deviceName", "sortDir": "desc"}, 5),
     ({"deviceName": "e"}, 5),  # common: the walk fills the page
-    ({"deviceName": "zeta"}, 5),  # rare (6 of 53 in the name sample): the walk would not fill the page, so the gather alone
+    ({"deviceName": "zeta"}, 5),  # 6 of 53 in the name sample: a walk sized to where the page fills (40 rows)
     ({"deviceName": "qqq"}, 3),  # in no name: the gather alone, no rows to load
     ({"deviceId": "<a device's first 3 digits>"}, 5),  # ids are random hex: a 3-digit prefix goes straight to the gather
     ({"serialNumber": "ZZZ"}, 4),

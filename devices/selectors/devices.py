@@ -404,11 +404,14 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
         # Past the end of the list the page is not expected to fill at all: few match, and the gather is cheap.
         window = max(window, math.ceil(span)) if span <= min(LONG_WALK_ROWS, population) else 0
     elif q.name and not q.quarantined and population > whole:
-        # How often the term occurs in a sample of the list's names: when the walk is not expected to fill
-        # the page within its window, it is skipped for the gather (a rare name costs the gather alone).
+        # How often the term occurs in a sample of the list's names, times the known share of the other
+        # filters: the walk is sized to where the page should fill, as for a known share, or skipped for the
+        # gather. Only rows whose name matches are probed for a group or serial, so such a walk costs about
+        # what a walk on the name alone does.
         rate = _name_rate(product, q.name)
-        if rate is not None and rate * known * window < need:
-            window = 0
+        if rate is not None:
+            span = 1.5 * need / (rate * known) if rate * known else float("inf")
+            window = max(window, math.ceil(span)) if span <= min(LONG_WALK_ROWS, population) else 0
     # Too few serials start so for the page to fill within the window (counted only that far): gather them.
     serials = _serial_matches(q.serial, cap=need * population // window) if q.serial and not q.name else None
     if serials is not None and (serials == 0 or need * population > window * serials):
