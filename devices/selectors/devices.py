@@ -441,7 +441,8 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
 def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePage:
     """One page of a product's device list, in at most three device queries: the page's ids (one, or a walk
     that found too few and then the gather), the rows, their groups; and the group names when filtered by
-    group. The total is the stored count, an exact count of gathered matches, or an estimate (marked)."""
+    group, and the name sample when this process has none for the product. The total is the stored count, an
+    exact count of gathered matches, or an estimate (marked)."""
     groups = _groups(product, query)
     ids, total, estimated, capped = _page_ids(product, query, groups)
     related = ("owner", "customer", "platform", "sim")
