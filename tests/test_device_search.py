@@ -171,16 +171,40 @@ def test_totals_are_exact_when_gathered_and_marked_when_estimated(cast, fleet, m
 
 def test_a_name_search_gives_the_trigram_index_the_terms_rarest_trigrams(cast, fleet):
     """The names here share "ALP", "PHA", "ETA"...: a full name's condition for the index is its rarest
-    trigram, plus others only when they are rare too; a term without three letters or digits in a row keeps
-    the whole term."""
+    trigrams (pg_trgm's, a word's start after a separator included), plus others only when they are rare
+    too; a term with a character outside ASCII keeps the whole term."""
     device_ids, _other = fleet
     Device.objects.filter(pk=device_ids[0]).update(name="alpha-x7q9k")
     selectors._name_samples.clear()
-    grams = selectors._rare_grams(cast.product, "alpha-x7q9k")
-    assert grams == ["7Q9", "Q9K", "X7Q"]  # in one name of 53; "ALP" (in 12) is left out
+    # In one name of 53: "  X" and " X7" (a word starting "X7", looked up through "-X7") and "7Q9"; "ALP" (in
+    # 12) is left out.
+    assert selectors._rare_grams(cast.product, "alpha-x7q9k") == ["-X7", "7Q9"]
     assert selectors._rare_grams(cast.product, "ALPHA") == ["ALP"]  # all its trigrams are common: the rarest
-    assert selectors._rare_grams(cast.product, "a_1") == []
-    check(cast.product, {"deviceName": "alpha-x7q9k"})
+    assert selectors._rare_grams(cast.product, "a_1") == ["_1"]  # "  1": a word starting with 1
+    assert selectors._rare_grams(cast.product, "gamma%2") == ["%2"]
+    assert selectors._rare_grams(cast.product, "héllo") == []
+    for term in ("alpha-x7q9k", "a_1", "gamma%2", "ma_", "héllo"):
+        check(cast.product, {"deviceName": term})
+
+
+def test_a_large_lists_name_sample_is_read_from_random_points_of_its_own_ids(cast, fleet, monkeypatch):
+    """Past NAME_SAMPLE devices the sample is NAME_SAMPLE_SEEKS runs of ids from random points between the
+    list's lowest and highest id: names of this list only (not the other tenant's, not quarantined or
+    denied ones), the same in every process, and the searches it guides still return the plain answer."""
+    monkeypatch.setattr(selectors, "NAME_SAMPLE", 20)
+    monkeypatch.setattr(selectors, "NAME_SAMPLE_SEEKS", 5)
+    monkeypatch.setattr(selectors, "WALK_ROWS", 8)
+    device_ids, theirs = fleet
+    listed = {d.name.upper() for d in Device.objects.filter(pk__in=device_ids, quarantined=False, denied=False)}
+    Device.objects.filter(pk__in=theirs).update(name="theirs-only")
+    Device.objects.filter(pk__in=device_ids[50:57]).update(name="hidden-one")  # quarantined and denied
+    selectors._name_samples.clear()
+    first = selectors._name_sample(cast.product).names
+    assert 4 <= len(first) <= 20 and set(first) <= listed
+    selectors._name_samples.clear()
+    assert selectors._name_sample(cast.product).names == first
+    for params in ({"deviceName": "zeta"}, {"deviceName": "a", "groups": "red"}, {"deviceName": "theirs"}):
+        check(cast.product, params, per_page=3)
 
 
 def test_a_stale_name_sample_changes_the_plan_never_the_rows(cast, fleet, monkeypatch):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import random
 import re
 import time
 from collections import Counter
@@ -106,6 +107,11 @@ WALK_ROWS = 10_000  # about 4 ms of index walk; past it, a term matches under 0.
 WALK_SAMPLE = 100  # matches a walk reads (beyond the page) to estimate the total
 PROBE_WALK_ROWS = 4_000  # a walk that probes another table per row (groups, serials) costs ~1.5 µs a row
 LONG_WALK_ROWS = 20_000  # the longest walk sized by a known share (groups, id prefix) for a deeper page
+# A name walk tests the name on every row (~0.5 µs) and probes groups or serials only where it matches; a
+# gathered name match costs ~4 µs (its table row is read to recheck it): a walk is worth five times as many
+# rows as the gather's matches, up to NAME_WALK_ROWS.
+NAME_WALK_RATIO = 5
+NAME_WALK_ROWS = 100_000
 QUARANTINE_COUNT_CAP = 20_000  # past this a quarantine total is "at least", counted no further
 
 # sortAttr: (ORDER BY descending, ORDER BY ascending, the sort columns), each a forward or backward scan of
@@ -128,39 +134,84 @@ NAME_GRAMS = 3  # trigrams of a name term given to the trigram index: the sample
 @dataclass
 class _NameSample:
     names: list[str]  # upper-cased
-    grams: Counter  # in how many of the names each trigram of letters and digits occurs
+    grams: Counter  # in how many of the names each of pg_trgm's trigrams occurs
     taken: float
 
 
 _name_samples: dict[tuple, _NameSample] = {}
+NAME_SAMPLE_SEEKS = 100  # the sample is this many runs of consecutive ids, each from a random id
 
 
 def _name_sample(product: Product) -> _NameSample:
-    """The names of the first NAME_SAMPLE devices of the list in id order (ids are random hex, the names are
-    the users': a fair sample), kept NAME_SAMPLE_SECONDS per process. It only chooses plans, never rows, so
-    a sample gone stale costs speed, not correctness."""
+    """About NAME_SAMPLE names of the list (all of them in a smaller list): NAME_SAMPLE_SEEKS runs of
+    consecutive ids, each from a random point between the list's lowest and highest id, so names that follow
+    the ids (a fleet named in manufacturing order) are sampled across the fleet, not from its first ids; the
+    points are seeded by the product, so every process samples alike and picks the same plans. Kept
+    NAME_SAMPLE_SECONDS per process. It only chooses plans, never rows: a sample gone stale costs speed, not
+    correctness."""
     key = (product.pk, product.created_at)
     now = time.monotonic()
     kept = _name_samples.get(key)
     if kept is not None and now - kept.taken < NAME_SAMPLE_SECONDS:
         return kept
-    names = [r[0].upper() for r in _rows("SELECT x.name FROM devices_device x WHERE x.product_id = %s AND "
-                                         "x.quarantined = %s AND NOT x.denied ORDER BY x.id ASC LIMIT %s",
-                                         [product.pk, False, NAME_SAMPLE])]
+    where = "x.product_id = %s AND x.quarantined = %s AND NOT x.denied"
+    if product.device_count <= NAME_SAMPLE:
+        rows = _rows(f"SELECT x.name FROM devices_device x WHERE {where} LIMIT %s", [product.pk, False, 2 * NAME_SAMPLE])
+    else:
+        low, high = _rows(f"SELECT min(x.id), max(x.id) FROM devices_device x WHERE {where}", [product.pk, False])[0]
+        rows = []
+        if low is not None and is_device_id(low) and is_device_id(high):
+            rng = random.Random(product.pk)  # the same sample in every process: the same plans
+            points = sorted(f"{rng.randrange(int(low, 16), int(high, 16) + 1):024x}" for _ in range(NAME_SAMPLE_SEEKS))
+            each = NAME_SAMPLE // NAME_SAMPLE_SEEKS
+            part = (f"SELECT * FROM (SELECT x.name FROM devices_device x WHERE {where} AND x.id >= %s "
+                    f"ORDER BY x.id ASC LIMIT {each}) s")
+            rows = _rows(" UNION ALL ".join([part] * len(points)),
+                         [v for point in points for v in (product.pk, False, point)])
+    names = [r[0].upper() for r in rows]
     grams: Counter = Counter()
     for name in names:
-        grams.update({g for run in _WORD.findall(name) for g in _grams(run)})
+        grams.update(_trigrams(name))
     if len(_name_samples) >= 1000:
         _name_samples.clear()
     kept = _name_samples[key] = _NameSample(names, grams, now)
     return kept
 
 
-_WORD = re.compile(r"[A-Z0-9]{3,}")  # what pg_trgm makes trigrams of (it splits words at anything else)
+_ALNUM = re.compile(r"[A-Z0-9]+")
 
 
-def _grams(run: str) -> list[str]:
-    return [run[i:i + 3] for i in range(len(run) - 2)]
+def _trigrams(name: str) -> set[str]:
+    """pg_trgm's trigrams of an (upper-cased) name: each word (a run of letters and digits) padded with two
+    spaces before and one after."""
+    out = set()
+    for word in _ALNUM.findall(name):
+        padded = f"  {word} "
+        out.update(padded[i:i + 3] for i in range(len(padded) - 2))
+    return out
+
+
+def _term_pieces(term: str) -> dict[str, str]:
+    """{trigram: the shortest piece of `term` whose LIKE '%piece%' makes pg_trgm look that trigram up}. A
+    term's first and last words meet its wildcards, so they are not padded there; a word beside a space or
+    punctuation inside the term is, and such a word-start or word-end trigram is often the rarest (a fleet's
+    `sensor_9…`: every name has "SEN", a twelfth of them a word starting "9"). Empty for a term with a
+    non-ASCII character, whose words pg_trgm and this code might split differently."""
+    up = term.upper()
+    if not up.isascii():
+        return {}
+    pieces: dict[str, str] = {}
+    for run in _ALNUM.finditer(up):
+        word, start, end = run.group(), run.start(), run.end()
+        for i in range(len(word) - 2):
+            pieces.setdefault(word[i:i + 3], word[i:i + 3])
+        if start > 0:  # a separator before it, inside the term: "  W" and " WO"
+            pieces.setdefault(f"  {word[0]}", up[start - 1:start + 1])
+            if len(word) >= 2:
+                pieces.setdefault(f" {word[:2]}", up[start - 1:start + 2])
+        if end < len(up) and len(word) >= 2:  # a separator after it: "RD "
+            pieces.setdefault(f"{word[-2:]} ", up[end - 2:end + 1])
+    return pieces
 
 
 def _name_rate(product: Product, term: str) -> float | None:
@@ -173,19 +224,22 @@ def _name_rate(product: Product, term: str) -> float | None:
 
 
 def _rare_grams(product: Product, term: str) -> list[str]:
-    """The trigram of `term` the sample's names hold least often, and up to NAME_GRAMS - 1 more found in at
-    most a twentieth of them. Given to the trigram index instead of the whole term, they keep it from reading
-    the long lists of the trigrams every name shares (a fleet's common prefix), while the full condition still
-    decides each row. Empty when the term has no run of three letters or digits."""
-    grams = {g for run in _WORD.findall(term.upper()) for g in _grams(run)}
-    if not grams:
+    """Pieces of `term` for the trigram index: the one whose trigram the sample's names hold least often, and
+    up to NAME_GRAMS - 1 more whose trigrams are in at most a twentieth of them. Given to the index instead of
+    the whole term, they keep it from reading the long lists of the trigrams every name shares (a fleet's
+    common prefix), while the full condition still decides each row. Empty when the term has no trigram."""
+    pieces = _term_pieces(term)
+    if not pieces:
         return []
     sample = _name_sample(product)
-    ranked = sorted(grams, key=lambda g: (sample.grams[g], g))
+    ranked = sorted(pieces, key=lambda g: (sample.grams[g], g))
     # The rarest always; the next ones only while they are rare too (a trigram in most names adds its long
     # list to what the index reads and removes hardly a row).
     few = max(1, len(sample.names) // 20)
-    return ranked[:1] + [g for g in ranked[1:NAME_GRAMS] if sample.grams[g] <= few]
+    chosen = list(dict.fromkeys(pieces[g] for g in ranked[:1] + [g for g in ranked[1:NAME_GRAMS]
+                                                                  if sample.grams[g] <= few]))
+    # A piece inside another chosen one adds nothing: the longer one looks its trigrams up too.
+    return [p for p in chosen if not any(p != other and p in other for other in chosen)]
 
 
 def _like_prefix(value: str) -> str:
@@ -410,8 +464,13 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
         # what a walk on the name alone does.
         rate = _name_rate(product, q.name)
         if rate is not None:
-            span = 1.5 * need / (rate * known) if rate * known else float("inf")
-            window = max(window, math.ceil(span)) if span <= min(LONG_WALK_ROWS, population) else 0
+            # Twice the expected span: a sampled rate is less sure than a stored group size. The walk may go
+            # further than for a group alone while it reads fewer rows than NAME_WALK_RATIO times what the
+            # gather would (the smaller of the name's and the known filters' matches).
+            span = 2.0 * need / (rate * known) if rate * known else float("inf")
+            gathered = population * min(rate, known)
+            longest = min(population, max(LONG_WALK_ROWS, min(NAME_WALK_ROWS, NAME_WALK_RATIO * gathered)))
+            window = max(window, math.ceil(span)) if span <= longest else 0
     # Too few serials start so for the page to fill within the window (counted only that far): gather them.
     serials = _serial_matches(q.serial, cap=need * population // window) if q.serial and not q.name else None
     if serials is not None and (serials == 0 or need * population > window * serials):
