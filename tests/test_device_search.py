@@ -153,6 +153,9 @@ def test_a_serial_prefix_and_an_id_prefix(cast, fleet):
     check(cast.product, {"deviceId": device_ids[7][:3].upper()})
     check(cast.product, {"deviceId": device_ids[7]})
     check(cast.product, {"deviceId": device_ids[7][:1], "deviceName": "e", "groups": "red"})
+    # The group's and the id prefix's share say no walk would fill a page: gathered at once, serial and all.
+    check(cast.product, {"serialNumber": serial[:3], "groups": "blue", "deviceId": device_ids[7][:2]})
+    check(cast.product, {"serialNumber": serial[:3], "groups": "red", "deviceId": device_ids[7][:1]}, per_page=2)
 
 
 def test_totals_are_exact_when_gathered_and_marked_when_estimated(cast, fleet, monkeypatch):

@@ -457,6 +457,12 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
         span = 1.5 * need / share if share else float("inf")
         # Past the end of the list the page is not expected to fill at all: few match, and the gather is cheap.
         window = max(window, math.ceil(span)) if span <= min(LONG_WALK_ROWS, population) else 0
+    elif q.serial and not q.name and known < 1.0:
+        # A serial prefix only narrows what the groups and id prefix match: when even their share would not
+        # fill the page within LONG_WALK_ROWS, no walk would, and the gather starts at once.
+        span = 1.5 * need / known if known else float("inf")
+        if span > min(LONG_WALK_ROWS, population):
+            window = 0
     elif q.name and not q.quarantined and population > whole:
         # How often the term occurs in a sample of the list's names, times the known share of the other
         # filters: the walk is sized to where the page should fill, as for a known share, or skipped for the
@@ -472,7 +478,8 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
             longest = min(population, max(LONG_WALK_ROWS, min(NAME_WALK_ROWS, NAME_WALK_RATIO * gathered)))
             window = max(window, math.ceil(span)) if span <= longest else 0
     # Too few serials start so for the page to fill within the window (counted only that far): gather them.
-    serials = _serial_matches(q.serial, cap=need * population // window) if q.serial and not q.name else None
+    serials = (_serial_matches(q.serial, cap=need * population // window if window else WALK_ROWS)
+               if q.serial and not q.name else None)
     if serials is not None and (serials == 0 or need * population > window * serials):
         window = 0
     if window and population <= whole and not capped:
