@@ -85,6 +85,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "console.web.context.shell",
             ],
+            "builtins": ["console.templatetags.icons"],
         },
     },
 ]
