@@ -690,6 +690,21 @@ def sandbox_devices(*, user: User, sandbox_only: bool = False) -> QuerySet[Devic
         F("last_handshake_at").desc(nulls_last=True), "id")
 
 
+def sandbox_device_page(*, user: User, sandbox_only: bool, page: int, per_page: int, total: int) -> Page:
+    """A page of sandbox_devices: its ids off the owner's index first (index-only: the OFFSET reads index
+    entries, not joined rows), then just those rows with their owner, customer, platform, product and SIM.
+    `total` is the caller's (the stored counts of sandbox_device_details)."""
+    offset = (page - 1) * per_page
+    order = (F("last_handshake_at").desc(nulls_last=True), "id")
+    ids_qs = Device.objects.filter(owner=user)
+    if sandbox_only:
+        ids_qs = ids_qs.filter(product__isnull=True)
+    ids = list(ids_qs.order_by(*order).values_list("id", flat=True)[offset:offset + per_page])
+    rows = ({d.id: d for d in Device.objects.filter(id__in=ids)
+             .select_related("owner", "customer", "platform", "product", "sim").order_by()} if ids else {})
+    return Page(rows=[rows[i] for i in ids if i in rows], page=page, per_page=per_page, total=total)
+
+
 def sandbox_device_details(*, user: User) -> dict:
     """The seed's "device list details": personal devices vs claimed product devices."""
     personal = Device.objects.filter(owner=user, product__isnull=True).count()

@@ -12,7 +12,6 @@ from django.views.decorators.http import require_POST
 
 from console import validation
 from console.errors import Conflict, LimitExceeded
-from console.pagination import paginate
 from console.services.users import sandbox_of
 from console.web.access import console_view, enter_account
 from console.web.nav import sandbox_place
@@ -61,8 +60,8 @@ def sandbox_device_list(request):
     total = details["total_personal_devices"] + (0 if only else details["total_claimed_product_devices"])
     page_no = validation.whole_number(request.GET.get("page"), field="page", default=1, low=1, high=999_999,
                                       lenient=True)
-    page = paginate(device_selectors.sandbox_devices(user=request.user, sandbox_only=only), page=page_no,
-                    per_page=SANDBOX_PER_PAGE, total=total)
+    page = device_selectors.sandbox_device_page(user=request.user, sandbox_only=only, page=page_no,
+                                                per_page=SANDBOX_PER_PAGE, total=total)
     pages = max(1, page.total_pages)
     devices = page.rows
     visible = visible_product_ids(request.principal, {d.product_id for d in devices if d.product_id})
