@@ -323,6 +323,26 @@ def test_queries_per_sandbox_list_request(cast, fleet, client):
     assert len(_queries(lambda: client.get("/devices/?page=1"))) == few
 
 
+def test_a_later_sandbox_page_reads_its_ids_first_and_keeps_the_order(cast, fleet, client, monkeypatch):
+    """Past the first page the sandbox list takes its ids off the owner's index, then those rows: the same
+    devices in the same order as the joined query's OFFSET, in one query more than the first page."""
+    import re
+
+    from devices.web import sandbox as sandbox_views
+
+    monkeypatch.setattr(sandbox_views, "SANDBOX_PER_PAGE", 7)
+    device_ids, _other = fleet
+    Device.objects.filter(pk__in=device_ids[:30]).update(owner=cast.developer)
+    order = list(selectors.sandbox_devices(user=cast.developer).values_list("id", flat=True))
+    client.force_login(cast.developer)
+    shown = lambda html: re.findall(r'<tr data-device="([0-9a-f]{24})"', html)  # noqa: E731
+    client.get("/devices/")
+    first = len(_queries(lambda: client.get("/devices/")))
+    for n in (1, 2, 5):
+        assert shown(client.get(f"/devices/?page={n}").content.decode()) == order[(n - 1) * 7:n * 7], n
+    assert len(_queries(lambda: client.get("/devices/?page=2"))) == first + 1
+
+
 def test_the_export_streams_window_by_window_with_the_filters(cast, fleet, monkeypatch, client):
     from django.http import StreamingHttpResponse
 

