@@ -50,7 +50,6 @@ def test_bus_readers_cancelled_at_any_moment_all_end():
             await asyncio.wait_for(cancel_and_wait(running, every=0.1), timeout=30)
         for client in clients + [writer]:
             await client.aclose()
-        print({repr(t.exception()) if not t.cancelled() else "c" for t in done})
         return len(done), sum(task.cancelled() for task in done)
 
     ended, cancelled = asyncio.run(scenario())

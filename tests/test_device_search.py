@@ -250,7 +250,7 @@ API_QUERY_COUNTS = [
     ({"page": 9}, 5),
     ({"sortAttr": "deviceName", "sortDir": "desc"}, 5),
     ({"deviceName": "e"}, 5),  # common: the walk fills the page
-    ({"deviceName": "zeta"}, 5),  # 6 of 53 in the name sample: a walk sized to where the page fills (40 rows)
+    ({"deviceName": "zeta"}, 5),  # 6 of 53 in the name sample: a walk sized to where the page should fill (all 53 rows)
     ({"deviceName": "qqq"}, 3),  # in no name: the gather alone, no rows to load
     ({"deviceId": "<a device's first 3 digits>"}, 5),  # ids are random hex: a 3-digit prefix goes straight to the gather
     ({"serialNumber": "ZZZ"}, 4),

@@ -16,14 +16,16 @@ register = template.Library()
 
 
 @lru_cache(maxsize=1024)
-def _rendered(source: str, name: str, size, cls: str) -> str:
+def _rendered(source: str, name, size, cls) -> str:
     return render_to_string(source, {"name": name, "size": size, "cls": cls})
 
 
 @register.simple_tag
 def icon(name, size=None, cls="", set="console"):
     source = f"{set}/_icon.html"
-    key = (source, str(name), size if size is None else str(size), str(cls or ""))
     if settings.DEBUG:  # templates may change under a development server: render afresh
-        return render_to_string(source, {"name": key[1], "size": key[2], "cls": key[3]})
-    return _rendered(*key)
+        return render_to_string(source, {"name": name, "size": size, "cls": cls})
+    try:
+        return _rendered(source, name, size, cls)  # the values as an include would have passed them
+    except TypeError:  # an unhashable value: render it, uncached
+        return render_to_string(source, {"name": name, "size": size, "cls": cls})

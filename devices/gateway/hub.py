@@ -434,9 +434,12 @@ class Hub:
         reaches the sessions subscribed by then."""
         async with self.bus_lock:
             if self.bus_task is None and not self.stopping:
+                last = await events.bus_newest(self.redis)
+                if self.stopping:  # stop() began during that read and has taken its list of tasks to end
+                    return
                 # Its own connection, so the blocking XREAD never waits for or holds up the shared pool.
                 self.bus_redis = aioredis.Redis.from_url(settings.REDIS_URL)
-                self.bus_last = await events.bus_newest(self.redis)
+                self.bus_last = last
                 self.bus_task = self.loop.create_task(self._bus())
                 self.tasks.append(self.bus_task)
 

@@ -140,6 +140,7 @@ class _NameSample:
 
 _name_samples: dict[tuple, _NameSample] = {}
 NAME_SAMPLE_SEEKS = 100  # the sample is this many runs of consecutive ids, each from a random id
+NAME_SAMPLE_PRODUCTS = 200  # samples a process keeps at most (then it starts afresh)
 
 
 def _name_sample(product: Product) -> _NameSample:
@@ -172,7 +173,7 @@ def _name_sample(product: Product) -> _NameSample:
     grams: Counter = Counter()
     for name in names:
         grams.update(_trigrams(name))
-    if len(_name_samples) >= 1000:
+    if len(_name_samples) >= NAME_SAMPLE_PRODUCTS:  # about 150 KB each: bounded per process
         _name_samples.clear()
     kept = _name_samples[key] = _NameSample(names, grams, now)
     return kept
@@ -507,13 +508,16 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
 def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePage:
     """One page of a product's device list, in at most three device queries: the page's ids (one, or a walk
     that found too few and then the gather), the rows, their groups; and the group names when filtered by
-    group, and the name sample when this process has none for the product. The total is the stored count, an
+    group, and the name sample when this process has none for the product (one query; two past NAME_SAMPLE
+    devices: the id range, then the runs). The total is the stored count, an
     exact count of gathered matches, or an estimate (marked)."""
     groups = _groups(product, query)
     ids, total, estimated, capped = _page_ids(product, query, groups)
     related = ("owner", "customer", "platform", "sim")
     # No ORDER BY (the page's order is the ids'): Django's ordering step costs more than the query here.
-    rows = {d.id: d for d in Device.objects.filter(id__in=ids).select_related(*related).order_by()} if ids else {}
+    # The product again: a device moved to another product between the two queries is not shown.
+    rows = ({d.id: d for d in Device.objects.filter(id__in=ids, product_id=product.pk).select_related(*related)
+             .order_by()} if ids else {})
     devices = [rows[i] for i in ids if i in rows]
     return DevicePage(rows=devices, total=total, estimated=estimated, capped=capped, page=query.page,
                       per_page=query.per_page, groups=groups_of(ids) if ids else {})
@@ -703,7 +707,8 @@ def sandbox_device_page(*, user: User, sandbox_only: bool, page: int, per_page: 
     if sandbox_only:
         ids_qs = ids_qs.filter(product__isnull=True)
     ids = list(ids_qs.order_by(*order).values_list("id", flat=True)[offset:offset + per_page])
-    rows = ({d.id: d for d in Device.objects.filter(id__in=ids)
+    # The owner again: a device claimed by someone else between the two queries is not shown.
+    rows = ({d.id: d for d in ids_qs.filter(id__in=ids)
              .select_related("owner", "customer", "platform", "product", "sim").order_by()} if ids else {})
     return Page(rows=[rows[i] for i in ids if i in rows], page=page, per_page=per_page, total=total)
 
