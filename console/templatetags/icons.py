@@ -15,17 +15,19 @@ from django.template.loader import render_to_string
 register = template.Library()
 
 
-@lru_cache(maxsize=1024)
-def _rendered(source: str, name, size, cls) -> str:
-    return render_to_string(source, {"name": name, "size": size, "cls": cls})
+def _render(source: str, name, size, cls) -> str:
+    return render_to_string(source, {"name": name, "size": size, "cls": cls})  # the values an include passed
+
+
+_rendered = lru_cache(maxsize=1024)(_render)
 
 
 @register.simple_tag
 def icon(name, size=None, cls="", set="console"):
     source = f"{set}/_icon.html"
     if settings.DEBUG:  # templates may change under a development server: render afresh
-        return render_to_string(source, {"name": name, "size": size, "cls": cls})
+        return _render(source, name, size, cls)
     try:
-        return _rendered(source, name, size, cls)  # the values as an include would have passed them
-    except TypeError:  # an unhashable value: render it, uncached
-        return render_to_string(source, {"name": name, "size": size, "cls": cls})
+        return _rendered(source, name, size, cls)
+    except TypeError:  # an unhashable value cannot be a cache key: render it, uncached
+        return _render(source, name, size, cls)
