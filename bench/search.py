@@ -411,7 +411,7 @@ def _like(term: str, anywhere: bool) -> str:
 
 HAND_ORDER = {
     ("lastConnection", True): "d.last_heard DESC NULLS LAST, d.id", ("lastConnection", False): "d.last_heard ASC NULLS FIRST, d.id DESC",
-    ("deviceName", True): "d.name DESC, d.id DESC", ("deviceName", False): "d.name, d.id",
+    ("deviceName", True): "{name} DESC, d.id DESC", ("deviceName", False): "{name}, d.id",
     ("deviceId", True): "d.id DESC", ("deviceId", False): "d.id",
     ("firmwareVersion", True): "d.firmware_version DESC NULLS FIRST, d.id DESC",
     ("firmwareVersion", False): "d.firmware_version ASC NULLS LAST, d.id",
@@ -439,7 +439,12 @@ def hand_sql(fx: Fixture, params: dict, *, paged: bool = True) -> tuple[str, lis
         args += [fx.product_id, *names]
     sort = params.get("sortAttr", "lastConnection")
     descending = params.get("sortDir", "desc" if sort == "lastConnection" else "asc") == "desc"
-    sql = f"SELECT d.id FROM devices_device d WHERE {' AND '.join(where)} ORDER BY {HAND_ORDER[sort, descending]}"
+    # Names sort by their ASCII lower case, code point by code point (devices migration 0016).
+    from django.db import connection
+
+    name = 'lower(d.name COLLATE "C")' if connection.vendor == "postgresql" else "lower(d.name)"
+    order = HAND_ORDER[sort, descending].format(name=name)
+    sql = f"SELECT d.id FROM devices_device d WHERE {' AND '.join(where)} ORDER BY {order}"
     if paged:
         per_page, page = int(params.get("perPage", 25)), int(params.get("page", 1))
         sql += " LIMIT %s OFFSET %s"

@@ -151,9 +151,9 @@ class Device(models.Model):
             # page is one index range and the order is total. Each serves both lists, members and quarantine
             # (`quarantined` is the second key; denied devices are in no list), and on PostgreSQL carries the
             # name as well (migration 0013, INCLUDE), so a name search walks the sort order index-only.
-            # (product, quarantined, last_heard DESC NULLS LAST, id) is created per database in raw SQL
-            # (devices/migrations/_sort_index.py): SQLite cannot write NULLS LAST in an index.
-            models.Index(fields=["product", "quarantined", "name", "id"], name="dev_prod_name", condition=LISTED),
+            # (product, quarantined, last_heard DESC NULLS LAST, id) and the name sort's (product, quarantined,
+            # upper(name), id) are created per database in raw SQL (devices/migrations/_sort_index.py): SQLite
+            # cannot write NULLS LAST in an index, and the name's upper case is ASCII-only in the "C" collation.
             models.Index(fields=["product", "quarantined", "firmware_version", "id"], name="dev_prod_fw",
                          condition=LISTED),
             models.Index(fields=["product", "quarantined", "id"], name="dev_prod_id", condition=LISTED),

@@ -63,6 +63,10 @@ def fleet(cast):
     return device_ids, other_ids
 
 
+def ascii_lower(text: str) -> str:
+    return "".join(c.lower() if c.isascii() else c for c in text)
+
+
 def reference(product, params: dict) -> list[str]:
     """The list as a plain filter-and-sort over every row, written out in Python."""
     quarantined = params.get("quarantined") == "true"
@@ -86,7 +90,8 @@ def reference(product, params: dict) -> list[str]:
     if sort == "lastConnection":
         rows.sort(key=lambda d: (d.last_heard is None, -(d.last_heard.timestamp() if d.last_heard else 0), d.id))
         return [d.id for d in (rows if descending else rows[::-1])]
-    keys = {"deviceName": lambda d: (d.name, d.id), "deviceId": lambda d: d.id,
+    # Names sort by their ASCII lower case, code point by code point (migration 0016).
+    keys = {"deviceName": lambda d: (ascii_lower(d.name), d.id), "deviceId": lambda d: d.id,
             "firmwareVersion": lambda d: (d.firmware_version is None, d.firmware_version or 0, d.id)}
     rows.sort(key=keys[sort])
     return [d.id for d in (rows[::-1] if descending else rows)]
@@ -222,6 +227,83 @@ def test_a_stale_name_sample_changes_the_plan_never_the_rows(cast, fleet, monkey
     Device.objects.filter(pk__in=device_ids[40:45]).update(name="zeta-omega")
     check(cast.product, {"deviceName": "omega"}, per_page=3)  # the sample still says "none": gathered, all 45
     check(cast.product, {"deviceName": "alpha"}, per_page=3)  # the sample says 12 of 53; 0 now
+
+
+@pytest.fixture
+def sensors(fleet):
+    """The fleet renamed around the term `sensor_9`: names starting with it in three cases, names holding it
+    further in (one holds it twice), names sorting before and after them; the quarantined, the denied and the
+    other tenant's devices hold it too."""
+    device_ids, other_ids = fleet
+    shapes = ["sensor_9{n:03d}", "sensor_9{n:03d}x", "sensor_9z{n}", "sensor_9{n}", "Sensor_9{n}", "SENSOR_9{n}",
+              "my-sensor_9{n}", "sensor_1{n}", "sensor_a{n}", "sensor_9/sensor_9{n}"]
+    for n, device_id in enumerate(device_ids):
+        Device.objects.filter(pk=device_id).update(name=shapes[n % 10].format(n=n))
+    Device.objects.filter(pk__in=other_ids).update(name="sensor_9-theirs")
+    selectors._name_samples.clear()
+    return device_ids, other_ids
+
+
+def _split_ran(statements: list[str]) -> bool:
+    return any("substr(" in s for s in statements)
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+@pytest.mark.parametrize("term", ["sensor_9", "SENSOR_9", "Sensor_9/", "nsor_9", "sensor_", "my-s", "zzz"])
+def test_a_name_sorted_search_merges_the_names_starting_with_the_term_and_those_holding_it(
+        cast, sensors, monkeypatch, term, direction):
+    # The list is longer than a walk here: on PostgreSQL the names starting with the term are read as one range
+    # of the name index and merged with the names holding it further in (the tail index); the rows, their order
+    # and the exact totals are the plain filter-and-sort's, in every case of the term and both directions.
+    monkeypatch.setattr(selectors, "WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "WALK_SAMPLE", 3)
+    params = {"deviceName": term, "sortAttr": "deviceName", "sortDir": direction}
+    pages = check(cast.product, params, per_page=3)
+    query = selectors.DeviceListQuery.from_params({**params, "perPage": 3})
+    statements = _queries(lambda: selectors.product_device_page(product=cast.product, query=query))
+    if connection.vendor == "postgresql":  # SQLite walks, and may estimate a common term's total
+        assert _split_ran(statements), "\n".join(statements)
+        assert not any(p.estimated for p in pages)
+
+
+def test_a_name_sorted_search_estimates_past_its_count_cap_and_gives_way_to_many_tail_matches(
+        cast, sensors, monkeypatch):
+    monkeypatch.setattr(selectors, "WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "WALK_SAMPLE", 3)
+    params = {"deviceName": "sensor_9", "sortAttr": "deviceName"}
+    # More names start with the term than the cap counts: the total is the sample's estimate, and said to be.
+    monkeypatch.setattr(selectors, "HEAD_COUNT_CAP", 2)
+    pages = check(cast.product, params, per_page=3)
+    if connection.vendor == "postgresql":
+        assert pages[0].estimated and _split_ran(_queries(lambda: page_through(cast.product, params, 3)))
+    # The sample says more names hold the term past their start than a gather should take: the usual plan.
+    monkeypatch.setattr(selectors, "HEAD_COUNT_CAP", 20_000)
+    monkeypatch.setattr(selectors, "TAIL_GATHER_MAX", 0)
+    check(cast.product, params, per_page=3)
+    query = selectors.DeviceListQuery.from_params({**params, "perPage": 3})
+    assert not _split_ran(_queries(lambda: selectors.product_device_page(product=cast.product, query=query)))
+
+
+def test_names_sort_by_their_ascii_lower_case_on_every_door(cast, fleet, client):
+    # "alpha" and "Alpha-2" sort together, digits and punctuation before letters, a non-ASCII letter as it is
+    # (after every ASCII one); ties by id. The API and the console agree.
+    device_ids, _other = fleet
+    names = ["beta", "Alpha-2", "alpha", "_x", "Zed", "zed2", "\u00e9t\u00e9", "9lives"]
+    listed = [d for d in device_ids[:50]][:len(names)]
+    for device_id, name in zip(listed, names, strict=True):
+        Device.objects.filter(pk=device_id).update(name=name)
+    expected = ["9lives", "_x", "alpha", "Alpha-2", "beta", "Zed", "zed2", "\u00e9t\u00e9"]
+    api = Api(user_token(cast.owner))
+    body = api.get(f"/v1/products/{cast.product.slug}/devices", {"sortAttr": "deviceName", "perPage": 100}).json()
+    shown = [d["name"] for d in body["devices"] if d["name"] in names]
+    assert shown == expected
+    descending = api.get(f"/v1/products/{cast.product.slug}/devices",
+                         {"sortAttr": "deviceName", "sortDir": "desc", "perPage": 100}).json()
+    assert [d["name"] for d in descending["devices"] if d["name"] in names] == expected[::-1]
+    client.force_login(cast.owner)
+    html = client.get(f"/products/{cast.product.slug}/devices/?sort=name&per_page=100").content.decode()
+    positions = [html.index(f">{name}<") for name in expected]
+    assert positions == sorted(positions)
 
 
 def test_another_tenants_devices_never_appear(cast, fleet, monkeypatch):

@@ -27,12 +27,37 @@ def list_index_sql(vendor: str) -> list[str]:
     return [
         "CREATE INDEX IF NOT EXISTS dev_prod_lastheard ON devices_device "
         f"(product_id, quarantined, last_heard DESC{nulls_last}, id){include} {LISTED}",
-        f"CREATE INDEX IF NOT EXISTS dev_prod_name ON devices_device (product_id, quarantined, name, id) {LISTED}",
+        name_index_sql(vendor),
         "CREATE INDEX IF NOT EXISTS dev_prod_fw ON devices_device "
         f"(product_id, quarantined, firmware_version, id){include} {LISTED}",
         f"CREATE INDEX IF NOT EXISTS dev_prod_id ON devices_device (product_id, quarantined, id){include} {LISTED}",
         owner_index_sql(vendor),
     ]
+
+
+def name_index_sql(vendor: str) -> str:
+    """The name sort's index. Since migration 0016 the list sorts names by their ASCII lower case, compared code
+    point by code point (`NAME_KEY`, the same on both databases and under any server collation), so the names
+    that start with a search term, in any case, are one range of this index. PostgreSQL carries the name
+    (INCLUDE) for a name search's walk; SQLite carries it as a last key."""
+    if vendor == "postgresql":
+        return (f"CREATE INDEX IF NOT EXISTS dev_prod_name ON devices_device (product_id, quarantined, "
+                f"{NAME_KEY['postgresql']}, id) INCLUDE (name) {LISTED}")
+    return (f"CREATE INDEX IF NOT EXISTS dev_prod_name ON devices_device (product_id, quarantined, "
+            f"{NAME_KEY['sqlite']}, id, name) {LISTED}")
+
+
+# The name sort's key (the index above is written with the same expression, so the planner matches it): lower()
+# of ASCII letters only (PostgreSQL's in the "C" collation, SQLite's own). Lower case rather than upper keeps
+# digits and punctuation before letters ("sensor_1" before "sensora").
+NAME_KEY = {"postgresql": 'lower(name COLLATE "C")', "sqlite": "lower(name)"}
+
+
+# Name search where the term is not at the name's start (PostgreSQL, migration 0016): the names without their
+# first character, in a trigram index, so the list can find the few devices whose name holds a term further in
+# while the many that start with it are read as one range of the name sort's index.
+TAIL_TRIGRAM_INDEX = ("CREATE INDEX IF NOT EXISTS dev_name_tail_trgm ON devices_device USING gin "
+                      "(product_id, (substr(upper(name::text), 2)) gin_trgm_ops) WHERE name <> ''")
 
 
 def owner_index_sql(vendor: str) -> str:

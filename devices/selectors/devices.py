@@ -24,6 +24,7 @@ from console.pagination import Page
 from console.prepared import Prepared
 from console.scoping import Principal
 from devices.identifiers import is_device_id
+from devices.migrations import _sort_index
 from devices.models import Device, DeviceRights, SimCard
 from devices.selectors.groups import groups_of
 from devices.selectors.limits import FREE_DEVICE_LIMIT, sandbox_device_count
@@ -32,15 +33,8 @@ from products.selectors import product_check, product_get
 
 SERIAL_LOOKUPS_PER_HOUR = 50
 
-SORTS = {
-    # sortAttr: (descending order, ascending order) — each a forward or backward scan of one index.
-    "lastConnection": ((F("last_heard").desc(nulls_last=True), F("id").asc()),
-                       (F("last_heard").asc(nulls_first=True), F("id").desc())),
-    "deviceName": ((F("name").desc(), F("id").desc()), (F("name").asc(), F("id").asc())),
-    "deviceId": ((F("id").desc(),), (F("id").asc(),)),
-    "firmwareVersion": ((F("firmware_version").desc(nulls_first=True), F("id").desc()),
-                        (F("firmware_version").asc(nulls_last=True), F("id").asc())),
-}
+# sortAttr values (particle-api.md §6); each one's SQL is SORT_SQL below.
+SORTS = ("lastConnection", "deviceName", "deviceId", "firmwareVersion")
 
 
 @dataclass
@@ -114,16 +108,34 @@ NAME_WALK_RATIO = 5
 NAME_WALK_ROWS = 100_000
 QUARANTINE_COUNT_CAP = 20_000  # past this a quarantine total is "at least", counted no further
 
-# sortAttr: (ORDER BY descending, ORDER BY ascending, the sort columns), each a forward or backward scan of
-# one index. `x.` is the walk's or the gather's row.
+# sortAttr: (ORDER BY descending, ORDER BY ascending, the sort column), each a forward or backward scan of one
+# index. `x.` is the walk's or the gather's row; `{key}` is the name sort's key (_order).
 SORT_SQL = {
     "lastConnection": ("x.last_heard DESC NULLS LAST, x.id ASC", "x.last_heard ASC NULLS FIRST, x.id DESC",
                        "last_heard"),
-    "deviceName": ("x.name DESC, x.id DESC", "x.name ASC, x.id ASC", "name"),
+    "deviceName": ("{key} DESC, x.id DESC", "{key} ASC, x.id ASC", "name"),
     "deviceId": ("x.id DESC", "x.id ASC", ""),
     "firmwareVersion": ("x.firmware_version DESC NULLS FIRST, x.id DESC",
                         "x.firmware_version ASC NULLS LAST, x.id ASC", "firmware_version"),
 }
+# The name sort's key: the name's ASCII lower case, compared code point by code point (migration 0016), as
+# dev_prod_name is written. A derived table carries it as a column, `sort_key`, so its order is known.
+NAME_KEY_SQL = {vendor: key.replace("name", "x.name") for vendor, key in _sort_index.NAME_KEY.items()}
+
+
+def _order(q: DeviceListQuery, *, forward: bool = True, derived: bool = False) -> str:
+    """ORDER BY of the list (its reverse when not `forward`) over a device row `x`, or over a derived table's
+    row that carries the name key as `sort_key`."""
+    order = SORT_SQL[q.sort][0 if q.descending == forward else 1]
+    return order.format(key="x.sort_key" if derived else NAME_KEY_SQL[connection.vendor])
+
+
+def _sort_columns(q: DeviceListQuery) -> list[str]:
+    """What a derived table selects besides the id for its rows to be put in the list's order."""
+    column = SORT_SQL[q.sort][2]
+    if q.sort == "deviceName":
+        return [f"{NAME_KEY_SQL[connection.vendor]} AS sort_key"]
+    return [f"x.{column}"] if column else []
 
 
 NAME_SAMPLE = 2_000  # names of the list read (index-only, ~1 ms) to guide a name search's plan
@@ -137,6 +149,7 @@ NAME_GRAMS = 3  # trigrams of a name term given to the trigram index: the sample
 class _NameSample:
     names: list[str]  # upper-cased
     grams: Counter  # in how many of the names each of pg_trgm's trigrams occurs
+    tail_grams: Counter  # the same for the names without their first character (dev_name_tail_trgm)
     taken: float
 
 
@@ -171,11 +184,13 @@ def _name_sample(product: Product) -> _NameSample:
                          [v for point in points for v in (product.pk, False, point)])
     names = [r[0].upper() for r in rows]
     grams: Counter = Counter()
+    tail_grams: Counter = Counter()
     for name in names:
         grams.update(_trigrams(name))
+        tail_grams.update(_trigrams(name[1:]))
     if len(_name_samples) >= NAME_SAMPLE_PRODUCTS:  # about 150 KB each: bounded per process
         _name_samples.clear()
-    kept = _name_samples[key] = _NameSample(names, grams, now)
+    kept = _name_samples[key] = _NameSample(names, grams, tail_grams, now)
     return kept
 
 
@@ -224,21 +239,22 @@ def _name_rate(product: Product, term: str) -> float | None:
     return sum(up in name for name in sample.names) / len(sample.names)
 
 
-def _rare_grams(product: Product, term: str) -> list[str]:
+def _rare_grams(product: Product, term: str, *, tail: bool = False) -> list[str]:
     """Pieces of `term` for the trigram index: the one whose trigram the sample's names hold least often, and
     up to NAME_GRAMS - 1 more whose trigrams are in at most a twentieth of them. Given to the index instead of
     the whole term, they keep it from reading the long lists of the trigrams every name shares (a fleet's
-    common prefix), while the full condition still decides each row. Empty when the term has no trigram."""
+    common prefix), while the full condition still decides each row. Empty when the term has no trigram. With
+    `tail`, ranked by the names without their first character (dev_name_tail_trgm's)."""
     pieces = _term_pieces(term)
     if not pieces:
         return []
     sample = _name_sample(product)
-    ranked = sorted(pieces, key=lambda g: (sample.grams[g], g))
+    counts = sample.tail_grams if tail else sample.grams
+    ranked = sorted(pieces, key=lambda g: (counts[g], g))
     # The rarest always; the next ones only while they are rare too (a trigram in most names adds its long
     # list to what the index reads and removes hardly a row).
     few = max(1, len(sample.names) // 20)
-    chosen = list(dict.fromkeys(pieces[g] for g in ranked[:1] + [g for g in ranked[1:NAME_GRAMS]
-                                                                  if sample.grams[g] <= few]))
+    chosen = list(dict.fromkeys(pieces[g] for g in ranked[:1] + [g for g in ranked[1:NAME_GRAMS] if counts[g] <= few]))
     # A piece inside another chosen one adds nothing: the longer one looks its trigrams up too.
     return [p for p in chosen if not any(p != other and p in other for other in chosen)]
 
@@ -363,19 +379,18 @@ def _walk(product: Product, q: DeviceListQuery, groups, *, window: int, want: in
     """(id, position in the sort order) of the first `want` matches among the first `window` rows of the
     list in its order (all of them when `want` is None): one index range, read in order and never past
     `window`, so a filter that matches nothing costs `window` index entries, not the fleet."""
-    order = SORT_SQL[q.sort][0 if q.descending else 1]
-    column = SORT_SQL[q.sort][2]
     f = _filters(product, q, groups)
     limit = "" if want is None else f" LIMIT {int(want)}"
-    columns = ", ".join(dict.fromkeys(["x.id", "x.name", "x.product_id", *([f"x.{column}"] if column else [])]))
+    columns = ", ".join(dict.fromkeys(["x.id", "x.name", "x.product_id", *_sort_columns(q)]))
     # row_number() numbers the window's rows in the sort order, which they already come in (no sort), and the
     # outer ORDER BY is that same order: so PostgreSQL streams the window through the filters and stops at the
     # `want`-th match instead of testing every row of the window first (a per-row group or serial probe made
     # that 28 ms for 4,000 rows; bench/README.md). Ordering by the row number instead would sort after filtering.
-    numbered = order.replace("x.", "i.")
+    derived = _order(q, derived=True)
+    numbered = derived.replace("x.", "i.")
     sql = (f"SELECT x.id, x.pos FROM (SELECT i.*, row_number() OVER (ORDER BY {numbered}) AS pos FROM (SELECT "
            f"{columns} FROM devices_device x WHERE x.product_id = %s AND x.quarantined = %s AND NOT x.denied "
-           f"ORDER BY {order} LIMIT {int(window)}) i) x WHERE {f.where()} ORDER BY {order}{limit}")
+           f"ORDER BY {_order(q)} LIMIT {int(window)}) i) x WHERE {f.where()} ORDER BY {derived}{limit}")
     return _rows(sql, [product.pk, q.quarantined, *f.params])
 
 
@@ -383,15 +398,14 @@ def _gather(product: Product, q: DeviceListQuery, groups, *, offset: int, limit:
             ) -> tuple[list[str], int]:
     """One page of the matches, found through the filter's own index and sorted afterwards, and how many
     matches there are (exact: every one of them is read)."""
-    order = SORT_SQL[q.sort][0 if q.descending else 1]
-    column = SORT_SQL[q.sort][2]
     f = _filters(product, q, groups, driver=_driver(product, q, groups, serials))
     # MATERIALIZED keeps PostgreSQL from folding the ORDER BY ... LIMIT back into the match query, where a walk
     # of the sort index (the plan this replaces) would look cheaper to it than it is.
     materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
-    sql = (f"WITH x AS {materialized}(SELECT x.id{', x.' + column if column else ''} FROM devices_device x "
+    columns = ", ".join(["x.id", *_sort_columns(q)])
+    sql = (f"WITH x AS {materialized}(SELECT {columns} FROM devices_device x "
            f"WHERE x.product_id = %s AND x.quarantined = %s AND NOT x.denied AND {f.where()}) "
-           f"SELECT x.id, count(*) OVER () FROM x ORDER BY {order} LIMIT %s OFFSET %s")
+           f"SELECT x.id, count(*) OVER () FROM x ORDER BY {_order(q, derived=True)} LIMIT %s OFFSET %s")
     rows = _rows(sql, [product.pk, q.quarantined, *f.params, limit, offset])
     if rows:
         return [r[0] for r in rows], rows[0][1]
@@ -407,17 +421,16 @@ def _plain(product: Product, q: DeviceListQuery, *, offset: int, limit: int, pop
     """A page of the unfiltered list: its ids off the sort index (index-only), OFFSET rows in. A B-tree
     cannot skip to the n-th entry, so an OFFSET costs n entries (~0.17 µs each); past the middle of a list of
     known length the index is read from the other end, which makes the last pages as cheap as the first."""
-    forward = 0 if q.descending else 1
     if population is not None and offset >= population:
         return []
     if population is not None and offset + limit > population // 2 and offset < population:
         # The same rows, counted from the end: the opposite order, reversed back here.
         backward_offset = max(population - offset - limit, 0)
         backward_limit = population - offset - backward_offset
-        order = SORT_SQL[q.sort][1 - forward]
+        order = _order(q, forward=False)
         offset, limit = backward_offset, backward_limit
     else:
-        order, population = SORT_SQL[q.sort][forward], None
+        order, population = _order(q), None
     sql = (f"SELECT x.id FROM devices_device x WHERE x.product_id = %s AND x.quarantined = %s AND NOT x.denied "
            f"ORDER BY {order} LIMIT %s OFFSET %s")
     ids = [r[0] for r in _rows(sql, [product.pk, q.quarantined, limit, offset])]
@@ -432,6 +445,66 @@ def _population(product: Product, q: DeviceListQuery) -> tuple[int, bool]:
     return quarantine_count(product, cap=QUARANTINE_COUNT_CAP)
 
 
+# A name search sorted by name (PostgreSQL). Its matches are the names that start with the term, which are one
+# range of dev_prod_name however many they are (the sort key is the name's ASCII lower case), and the names
+# that hold it further in, which dev_name_tail_trgm finds. When the sample says the second kind is few, the page
+# is the first rows of the range merged with all of those: a fleet named `sensor_…` searched for `sensor_9`
+# no longer reads the 9/16 of its names that sort before the range, or gathers the 1/16 that match.
+TAIL_GATHER_MAX = 3_000  # expected names that hold the term past their start (~3 µs each, gathered)
+HEAD_COUNT_CAP = 20_000  # names starting with the term counted exactly (index-only, ~0.1 µs each); past it, estimated
+
+
+@functools.cache
+def _has_tail_index() -> bool:
+    """Whether migration 0016 made dev_name_tail_trgm (it needs pg_trgm)."""
+    return bool(_rows("SELECT 1 FROM pg_indexes WHERE indexname = 'dev_name_tail_trgm'", []))
+
+
+def _head_range(term: str) -> tuple[str, str]:
+    """The name keys that start with `term` (ASCII, lower case): [term, the next string of its length)."""
+    return term, term[:-1] + chr(ord(term[-1]) + 1)
+
+
+def _name_sorted(product: Product, q: DeviceListQuery, *, offset: int, limit: int, population: int
+                 ) -> tuple[list[str], int, bool, bool] | None:
+    """The page of a name search sorted by name, as the range of names that start with the term merged with
+    the names that hold it further in; None where this plan does not apply or the sample says the second kind
+    is many. The total is exact up to HEAD_COUNT_CAP names starting with the term, else an estimate."""
+    term, lowered = q.name.upper(), q.name.lower()  # the sample's names are upper case, the sort key lower
+    if connection.vendor != "postgresql" or not q.name.isascii() or len(term) < 3 or not _has_tail_index():
+        return None
+    sample = _name_sample(product)
+    pieces = _rare_grams(product, q.name, tail=True)
+    if not sample.names or not pieces:
+        return None
+    tail_rate = sum(term in name[1:] for name in sample.names) / len(sample.names)
+    if tail_rate * population > TAIL_GATHER_MAX:
+        return None
+    need = offset + limit
+    key = NAME_KEY_SQL["postgresql"]
+    listed = "x.product_id = %s AND x.quarantined = %s AND NOT x.denied"
+    low, high = _head_range(lowered)
+    head = _rows(f"SELECT x.id, {key} FROM devices_device x WHERE {listed} AND {key} >= %s AND {key} < %s "
+                 f"ORDER BY {_order(q)} LIMIT %s", [product.pk, False, low, high, need])
+    heads = len(head) if len(head) < need else _rows(
+        f"SELECT count(*) FROM (SELECT 1 FROM devices_device x WHERE {listed} AND {key} >= %s AND {key} < %s "
+        f"LIMIT {HEAD_COUNT_CAP + 1}) x", [product.pk, False, low, high])[0][0]
+    # The index's conditions (the term's rarest trigrams in the names' tails), then the exact one.
+    tail_sql = " AND ".join(["substr(upper(x.name::text), 2) LIKE %s ESCAPE '\\'"] * len(pieces))
+    tail = _rows(f"SELECT x.id, {key} FROM devices_device x WHERE {listed} AND x.name <> '' AND {tail_sql} "
+                 f"AND substr({key}, 2) LIKE %s ESCAPE '\\'",
+                 [product.pk, False, *["%" + _like_prefix(p) for p in pieces], "%" + _like_prefix(lowered)])
+    merged = dict(head)
+    merged.update(tail)
+    # Python compares strings by code point, as the "C" collation does.
+    ordered = sorted(merged.items(), key=lambda r: (r[1], r[0]), reverse=q.descending)
+    tails_only = sum(not k.startswith(lowered) for _, k in tail)
+    estimated = heads > HEAD_COUNT_CAP
+    if estimated:
+        heads = max(heads, round(population * sum(n.startswith(term) for n in sample.names) / len(sample.names)))
+    return [i for i, _ in ordered[offset:need]], heads + tails_only, estimated, False
+
+
 def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], int, bool, bool]:
     """(ids of the page, total, estimated, capped)."""
     offset, limit = (q.page - 1) * q.per_page, q.per_page
@@ -444,6 +517,9 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
                 population, False, capped)
     probes = bool(q.serial or groups is not None)
     window = whole = max(PROBE_WALK_ROWS if probes else WALK_ROWS, 2 * need)
+    if (q.sort == "deviceName" and q.name and not (q.device_id or probes or q.quarantined) and population > whole
+            and (page := _name_sorted(product, q, offset=offset, limit=limit, population=population)) is not None):
+        return page
     # Filters whose share of the list is known without reading it: the groups' stored sizes and an id prefix
     # (ids are random hex: n digits match 1/16^n). With only those, the walk is sized to where the page should
     # fill (with half again to spare, up to LONG_WALK_ROWS), or skipped for the gather when that is further.
