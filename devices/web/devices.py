@@ -262,7 +262,7 @@ def _export_batches(product: Product, params: dict) -> Iterator[list[list]]:
     query = device_selectors.DeviceListQuery.from_params(params)
     for devices, groups in device_selectors.product_device_batches(product=product, query=query, size=EXPORT_BATCH):
         yield [[d.id, d.name, d.serial_number or "", " ".join(groups.get(d.id, [])),
-                d.owner.email if d.owner_id else (d.customer.email if d.customer_id else ""),
+                d.owner_email or d.customer_email or "",
                 "" if d.firmware_version is None else d.firmware_version,
                 d.last_heard.isoformat() if d.last_heard else "", "true" if d.online else "false",
                 "true" if d.development else "false"] for d in devices]
