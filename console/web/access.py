@@ -33,9 +33,19 @@ def console_view(view):
     return wrapper
 
 
+def visible_accounts(request) -> list[Account]:
+    """The accounts the signed-in person may see, in the switcher's order: read once per request, for the
+    current account (CurrentAccountMiddleware), the page's own account (enter_account) and the switcher."""
+    found = getattr(request, "_visible_accounts", None)
+    if found is None:
+        found = request._visible_accounts = list(
+            Account.objects.restrict(request.principal).select_related("owner").order_by("kind", "name"))
+    return found
+
+
 def enter_account(request, account: Account | None) -> None:
     """Make the switcher show the account whose page this is, when the user can see that account."""
-    if account is None or not Account.objects.restrict(request.principal).filter(pk=account.pk).exists():
+    if account is None or all(a.pk != account.pk for a in visible_accounts(request)):
         return
     request.current_account = account
     if request.session.get("account_id") != account.pk:

@@ -6,12 +6,13 @@ from __future__ import annotations
 from django.utils.functional import SimpleLazyObject
 
 from console.models import Account
+from console.web.access import visible_accounts
 from console.web.nav import account_place
 
 
-def _switcher(principal) -> list[Account]:
-    accounts = list(Account.objects.restrict(principal).select_related("owner").order_by("kind", "name"))
-    sandbox = [a for a in accounts if a.is_sandbox and a.owner_id == principal.user.pk]
+def _switcher(request) -> list[Account]:
+    accounts = visible_accounts(request)
+    sandbox = [a for a in accounts if a.is_sandbox and a.owner_id == request.principal.user.pk]
     orgs = sorted((a for a in accounts if not a.is_sandbox), key=lambda a: a.name.lower())
     return sandbox + orgs
 
@@ -22,7 +23,7 @@ def shell(request) -> dict:
         return {}
     # Lazy: htmx partials render without the shell and should not pay for its queries.
     return {
-        "switcher_accounts": SimpleLazyObject(lambda: _switcher(principal)),
+        "switcher_accounts": SimpleLazyObject(lambda: _switcher(request)),
         "current_account": request.current_account,
         "place": SimpleLazyObject(lambda: account_place(request.current_account)),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from console.models import Account
 from console.scoping import Principal
+from console.web.access import visible_accounts
 from console.web.errors import method_not_allowed
 
 # The API's paths: no console page answers there, and API views never read the console's account.
@@ -25,10 +26,10 @@ class CurrentAccountMiddleware:
         if user is not None and user.is_authenticated and not user.is_programmatic:
             request.principal = Principal.for_user(user)
             wanted = request.session.get("account_id")
-            visible = Account.objects.restrict(request.principal)
-            account = visible.filter(pk=wanted).first() if wanted else None
+            visible = visible_accounts(request)  # one query, which the page's switcher reuses
+            account = next((a for a in visible if a.pk == wanted), None) if wanted else None
             if account is None:
-                account = visible.filter(kind=Account.Kind.SANDBOX, owner=user).first()
+                account = next((a for a in visible if a.kind == Account.Kind.SANDBOX and a.owner_id == user.pk), None)
             request.current_account = account
         return self.get_response(request)
 

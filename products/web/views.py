@@ -21,7 +21,7 @@ from console.services import clients as client_services
 from console.services import users as user_services
 from console.services.teams import team_entries
 from console.web import team as team_views
-from console.web.access import console_view, enter_account, form_error, org_allows, org_get
+from console.web.access import console_view, enter_account, form_error, org_allows, org_get, visible_accounts
 from console.web.forms import ClientCreateForm
 from console.web.nav import NavItem, Place, account_home, org_place, sandbox_place
 from products import selectors, services
@@ -37,7 +37,7 @@ def product_place(request, product: Product, active: str, page: str = "") -> Pla
 
     account = product.account
     own_or_seat = account.owner_id == request.user.pk or (
-        not account.is_sandbox and Account.objects.restrict(request.principal).filter(pk=account.pk).exists())
+        not account.is_sandbox and any(a.pk == account.pk for a in visible_accounts(request)))
     if account.is_sandbox or not own_or_seat:
         # A sandbox product, or an org product shared through the product team only: it sits in the sandbox list.
         back = ("Sandbox products", reverse("console:products:list"))
@@ -221,7 +221,7 @@ def _team_resolver(ident: str):
         note, note_url = "", ""
         if not account.is_sandbox:
             note = f"Members of the organization {account.name} also have access, through their organization role."
-            if Account.objects.restrict(request.principal).filter(pk=account.pk).exists():
+            if any(a.pk == account.pk for a in visible_accounts(request)):
                 note_url = reverse("console:org-team", args=[account.slug])
         return team_views.TeamPlace(
             team=services.product_team(found), place=product_place(request, found, "team", "Team"),
