@@ -152,8 +152,8 @@ class Device(models.Model):
             # (`quarantined` is the second key; denied devices are in no list), and on PostgreSQL carries the
             # name as well (migration 0013, INCLUDE), so a name search walks the sort order index-only.
             # (product, quarantined, last_heard DESC NULLS LAST, id) and the name sort's (product, quarantined,
-            # upper(name), id) are created per database in raw SQL (devices/migrations/_sort_index.py): SQLite
-            # cannot write NULLS LAST in an index, and the name's upper case is ASCII-only in the "C" collation.
+            # lower(name), id) are created per database in raw SQL (devices/migrations/_sort_index.py): SQLite
+            # cannot write NULLS LAST in an index, and PostgreSQL's key is lower(name COLLATE "C") (ASCII only).
             models.Index(fields=["product", "quarantined", "firmware_version", "id"], name="dev_prod_fw",
                          condition=LISTED),
             models.Index(fields=["product", "quarantined", "id"], name="dev_prod_id", condition=LISTED),

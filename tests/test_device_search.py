@@ -282,6 +282,17 @@ def test_a_name_sorted_search_estimates_past_its_count_cap_and_gives_way_to_many
     check(cast.product, params, per_page=3)
     query = selectors.DeviceListQuery.from_params({**params, "perPage": 3})
     assert not _split_ran(_queries(lambda: selectors.product_device_page(product=cast.product, query=query)))
+    # The sample expected few, but more than the plan reads hold the term further in: it gives way, same rows.
+    monkeypatch.setattr(selectors, "TAIL_GATHER_MAX", 3_000)
+    monkeypatch.setattr(selectors, "TAIL_READ_MAX", 1)
+    check(cast.product, params, per_page=3)
+    statements = _queries(lambda: selectors.product_device_page(product=cast.product, query=query))
+    if connection.vendor == "postgresql":  # the tail was read, then the walk or the gather answered
+        assert _split_ran(statements) and any("row_number()" in q or "WITH x AS" in q for q in statements)
+    # A page deeper than the plan reads of the range: the usual plan, same rows.
+    monkeypatch.setattr(selectors, "TAIL_READ_MAX", 12_000)
+    monkeypatch.setattr(selectors, "HEAD_ROWS_MAX", 5)
+    check(cast.product, params, per_page=3)
 
 
 def test_names_sort_by_their_ascii_lower_case_on_every_door(cast, fleet, client):

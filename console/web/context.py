@@ -21,7 +21,8 @@ def shell(request) -> dict:
     principal = getattr(request, "principal", None)
     if principal is None:
         return {}
-    # Lazy: htmx partials render without the shell and should not pay for its queries.
+    # Lazy: htmx partials render without the shell and should not pay for the sidebar's work. The switcher's
+    # accounts are the list the middleware read for the current account (visible_accounts): no query of its own.
     return {
         "switcher_accounts": SimpleLazyObject(lambda: _switcher(request)),
         "current_account": request.current_account,

@@ -9,7 +9,9 @@ as one index range (issue 14, bench/search.py).
   range. Where pg_trgm is unavailable (migration 0002) it is skipped and the search plans as before.
 
 Model state no longer knows dev_prod_name: an expression with a collation is written per database, like the
-last-connection index, and tests/test_migrations_indexes.py checks it is there.
+last-connection index, and tests/test_migrations_indexes.py checks it is there. A later migration that makes
+SQLite rebuild the device table drops such indexes silently (migration 0011 had to restore one): such a
+migration must create them again (`_sort_index.name_index_sql`).
 """
 
 from django.db import migrations
@@ -23,8 +25,10 @@ def forwards(apps, schema_editor):
         c.execute("DROP INDEX IF EXISTS dev_prod_name")
         c.execute(_sort_index.name_index_sql(vendor))
         if vendor == "postgresql":
-            c.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")
-            if c.fetchone():
+            # The index leads with product_id in a GIN: it needs btree_gin as well as pg_trgm (migration 0002
+            # makes both or neither; a server may have pg_trgm alone).
+            c.execute("SELECT count(*) FROM pg_extension WHERE extname IN ('pg_trgm', 'btree_gin')")
+            if c.fetchone()[0] == 2:
                 c.execute(_sort_index.TAIL_TRIGRAM_INDEX)
 
 

@@ -453,6 +453,8 @@ def _population(product: Product, q: DeviceListQuery) -> tuple[int, bool]:
 # is the first rows of the range merged with all of those: a fleet named `sensor_…` searched for `sensor_9`
 # no longer reads the 9/16 of its names that sort before the range, or gathers the 1/16 that match.
 TAIL_GATHER_MAX = 3_000  # expected names that hold the term past their start (~3 µs each, gathered)
+TAIL_READ_MAX = 4 * TAIL_GATHER_MAX  # read at most, when the sample expected fewer
+HEAD_ROWS_MAX = 20_000  # the deepest row of the range a page may need (page 800 of 25): deeper, the usual plan
 HEAD_COUNT_CAP = 20_000  # names starting with the term counted exactly (index-only, ~0.1 µs each); past it, estimated
 
 
@@ -480,9 +482,9 @@ def _name_sorted(product: Product, q: DeviceListQuery, *, offset: int, limit: in
     if not sample.names or not pieces:
         return None
     tail_rate = sum(term in name[1:] for name in sample.names) / len(sample.names)
-    if tail_rate * population > TAIL_GATHER_MAX:
-        return None
     need = offset + limit
+    if tail_rate * population > TAIL_GATHER_MAX or need > HEAD_ROWS_MAX:
+        return None  # many hold the term further in, or a page so deep the range's rows would be many
     key = NAME_KEY_SQL["postgresql"]
     listed = "x.product_id = %s AND x.quarantined = %s AND NOT x.denied"
     low, high = _head_range(lowered)
@@ -493,9 +495,12 @@ def _name_sorted(product: Product, q: DeviceListQuery, *, offset: int, limit: in
         f"LIMIT {HEAD_COUNT_CAP + 1}) x", [product.pk, False, low, high])[0][0]
     # The index's conditions (the term's rarest trigrams in the names' tails), then the exact one.
     tail_sql = " AND ".join(["substr(upper(x.name::text), 2) LIKE %s ESCAPE '\\'"] * len(pieces))
+    # Read no more than TAIL_READ_MAX of them: a sample that missed a clump of them gives way to the usual plan.
     tail = _rows(f"SELECT x.id, {key} FROM devices_device x WHERE {listed} AND x.name <> '' AND {tail_sql} "
-                 f"AND substr({key}, 2) LIKE %s ESCAPE '\\'",
+                 f"AND substr({key}, 2) LIKE %s ESCAPE '\\' LIMIT {TAIL_READ_MAX + 1}",
                  [product.pk, False, *["%" + _like_prefix(p) for p in pieces], "%" + _like_prefix(lowered)])
+    if len(tail) > TAIL_READ_MAX:
+        return None
     merged = dict(head)
     merged.update(tail)
     # Python compares strings by code point, as the "C" collation does.
@@ -584,11 +589,12 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
 
 
 def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePage:
-    """One page of a product's device list, in at most three device queries: the page's ids (one, or a walk
-    that found too few and then the gather), the rows, their groups; and the group names when filtered by
-    group, and the name sample when this process has none for the product (one query; two past NAME_SAMPLE
-    devices: the id range, then the runs). The total is the stored count, an exact count of gathered
-    matches, or an estimate (marked)."""
+    """One page of a product's device list: the page's ids (one query, or a walk that found too few and then
+    the gather; for a name search sorted by name, the range of names starting with the term, its count, and
+    the names holding it further in), the rows, their groups. So three device queries, four after a walk that
+    gave way, five for a name-sorted name search; and the group names when filtered by group, and the name
+    sample when this process has none for the product (one query; two past NAME_SAMPLE devices: the id range,
+    then the runs). The total is the stored count, an exact count of gathered matches, or an estimate (marked)."""
     groups = _groups(product, query)
     ids, total, estimated, capped = _page_ids(product, query, groups)
     related = ("owner", "customer", "platform", "sim")
