@@ -110,15 +110,16 @@ NAME_WALK_RATIO = 5
 NAME_WALK_ROWS = 100_000
 QUARANTINE_COUNT_CAP = 20_000  # past this a quarantine total is "at least", counted no further
 
-# sortAttr: (ORDER BY descending, ORDER BY ascending, the sort column), each a forward or backward scan of one
-# index. `x.` is the walk's or the gather's row; `{key}` is the name sort's key (_order).
+# sortAttr: (ORDER BY descending, ORDER BY ascending, what a derived table selects besides the id to keep that
+# order), each a forward or backward scan of one index. `x.` is the walk's or the gather's row; `{key}` is the
+# name sort's key (_order).
 SORT_SQL = {
     "lastConnection": ("x.last_heard DESC NULLS LAST, x.id ASC", "x.last_heard ASC NULLS FIRST, x.id DESC",
-                       "last_heard"),
-    "deviceName": ("{key} DESC, x.id DESC", "{key} ASC, x.id ASC", "name"),
+                       "x.last_heard"),
+    "deviceName": ("{key} DESC, x.id DESC", "{key} ASC, x.id ASC", "{key} AS sort_key"),
     "deviceId": ("x.id DESC", "x.id ASC", ""),
     "firmwareVersion": ("x.firmware_version DESC NULLS FIRST, x.id DESC",
-                        "x.firmware_version ASC NULLS LAST, x.id ASC", "firmware_version"),
+                        "x.firmware_version ASC NULLS LAST, x.id ASC", "x.firmware_version"),
 }
 # The name sort's key: the name's ASCII lower case, compared code point by code point (migration 0016), as
 # dev_prod_name is written. A derived table carries it as a column, `sort_key`, so its order is known.
@@ -135,9 +136,7 @@ def _order(q: DeviceListQuery, *, forward: bool = True, derived: bool = False) -
 def _sort_columns(q: DeviceListQuery) -> list[str]:
     """What a derived table selects besides the id for its rows to be put in the list's order."""
     column = SORT_SQL[q.sort][2]
-    if q.sort == "deviceName":
-        return [f"{NAME_KEY_SQL[connection.vendor]} AS sort_key"]
-    return [f"x.{column}"] if column else []
+    return [column.format(key=NAME_KEY_SQL[connection.vendor])] if column else []
 
 
 NAME_SAMPLE = 2_000  # names of the list read (index-only, ~1 ms) to guide a name search's plan
@@ -235,10 +234,13 @@ def _term_pieces(term: str) -> dict[str, str]:
 def _name_rate(product: Product, term: str) -> float | None:
     """The share of the sample's names that hold `term` (None for a product without devices)."""
     sample = _name_sample(product)
-    if not sample.names:
-        return None
     up = term.upper()
-    return sum(up in name for name in sample.names) / len(sample.names)
+    return _sample_share(sample, lambda name: up in name) if sample.names else None
+
+
+def _sample_share(sample: _NameSample, test) -> float:
+    """The share of the sample's (upper-cased, non-empty list of) names for which `test` holds."""
+    return sum(map(test, sample.names)) / len(sample.names)
 
 
 def _rare_grams(product: Product, term: str, *, tail: bool = False) -> list[str]:
@@ -460,7 +462,7 @@ HEAD_COUNT_CAP = 20_000  # names starting with the term counted exactly (index-o
 
 @functools.cache
 def _has_tail_index() -> bool:
-    """Whether migration 0016 made dev_name_tail_trgm (it needs pg_trgm)."""
+    """Whether migration 0016 made dev_name_tail_trgm (it needs pg_trgm and btree_gin)."""
     return bool(_rows("SELECT 1 FROM pg_indexes WHERE indexname = 'dev_name_tail_trgm'", []))
 
 
@@ -481,7 +483,7 @@ def _name_sorted(product: Product, q: DeviceListQuery, *, offset: int, limit: in
     pieces = _rare_grams(product, q.name, tail=True)
     if not sample.names or not pieces:
         return None
-    tail_rate = sum(term in name[1:] for name in sample.names) / len(sample.names)
+    tail_rate = _sample_share(sample, lambda name: term in name[1:])
     need = offset + limit
     if tail_rate * population > TAIL_GATHER_MAX or need > HEAD_ROWS_MAX:
         return None  # many hold the term further in, or a page so deep the range's rows would be many
@@ -508,7 +510,7 @@ def _name_sorted(product: Product, q: DeviceListQuery, *, offset: int, limit: in
     tails_only = sum(not k.startswith(lowered) for _, k in tail)
     estimated = heads > HEAD_COUNT_CAP
     if estimated:
-        heads = max(heads, round(population * sum(n.startswith(term) for n in sample.names) / len(sample.names)))
+        heads = max(heads, round(population * _sample_share(sample, lambda name: name.startswith(term))))
     return [i for i, _ in ordered[offset:need]], heads + tails_only, estimated, False
 
 
