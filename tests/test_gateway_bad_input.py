@@ -195,8 +195,14 @@ def test_message_flood_from_one_connection(gateway, keyed, caplog):
     bad = RawDevice(gateway.port)
     bad.handshake(server_public(), device_id, key)
     bad.hello(6, 0xFFFF, 6)
+    sent = 0
     for _ in range(40):
-        bad.ping()
+        try:
+            bad.ping()
+        except (BrokenPipeError, ConnectionResetError):
+            break  # the gateway may close before the last pings leave this side
+        sent += 1
+    assert sent > 30, f"the gateway closed the connection after only {sent} pings"
     closed_with(caplog, bad, "flood: more than 30 messages in a second")
     still_served(good)
 
