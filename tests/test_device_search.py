@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -244,6 +245,11 @@ def sensors(fleet):
     return device_ids, other_ids
 
 
+def _walks(statement: str) -> bool:
+    """Whether a statement is a walk: the first rows of the sort index, filtered (selectors._walk)."""
+    return re.search(r"LIMIT \d+\) x WHERE", statement) is not None
+
+
 def _split_ran(statements: list[str]) -> bool:
     return any("substr(" in s for s in statements)
 
@@ -288,7 +294,7 @@ def test_a_name_sorted_search_estimates_past_its_count_cap_and_gives_way_to_many
     check(cast.product, params, per_page=3)
     statements = _queries(lambda: selectors.product_device_page(product=cast.product, query=query))
     if connection.vendor == "postgresql":  # the tail was read, then the walk or the gather answered
-        assert _split_ran(statements) and any("row_number()" in q or "WITH x AS" in q for q in statements)
+        assert _split_ran(statements) and any(_walks(q) or "WITH x AS" in q for q in statements)
     # A page deeper than the plan reads of the range: the usual plan, same rows.
     monkeypatch.setattr(selectors, "TAIL_READ_MAX", 12_000)
     monkeypatch.setattr(selectors, "HEAD_ROWS_MAX", 5)
@@ -336,21 +342,22 @@ def _queries(fn) -> list[str]:
     return [q["sql"] for q in captured.captured_queries]
 
 
-# (params, queries of a request): token and product, [the group names], the page's ids (the walk; and the
-# gather when the walk found too few), the page's rows, their groups.
+# (params, queries of a request): token and product, [the group names], the page's ids (the walk, and where
+# it ended when a sampled rate sized it; or the gather, also after a walk that found too few), the page's rows,
+# their groups.
 API_QUERY_COUNTS = [
     ({}, 5),
     ({"page": 9}, 5),
     ({"sortAttr": "deviceName", "sortDir": "desc"}, 5),
-    ({"deviceName": "e"}, 5),  # common: the walk fills the page
-    ({"deviceName": "zeta"}, 5),  # 6 of 53 in the name sample: a walk sized to where the page should fill (all 53 rows)
+    ({"deviceName": "e"}, 6),  # common: the walk fills the page, then where it ended is counted (the estimate)
+    ({"deviceName": "zeta"}, 6),  # 6 of 53 in the name sample: a walk sized to where the page should fill (all 53 rows)
     ({"deviceName": "qqq"}, 3),  # in no name: the gather alone, no rows to load
     ({"deviceId": "<a device's first 3 digits>"}, 5),  # ids are random hex: a 3-digit prefix goes straight to the gather
     ({"serialNumber": "ZZZ"}, 4),
     ({"groups": "blue"}, 6),  # the group's size is known (19 of 53 members): a walk sized to fill the page
     ({"groups": "red,blue"}, 6),
     ({"groups": "nope"}, 4),  # no such group: the gather finds nothing
-    ({"groups": "red", "deviceName": "a"}, 6),
+    ({"groups": "red", "deviceName": "a"}, 7),
     ({"quarantined": "true"}, 6),  # + the quarantine's count
 ]
 
@@ -370,10 +377,10 @@ def test_queries_per_api_list_request(cast, fleet, monkeypatch, params, expected
     assert len(statements) == expected, "\n".join(statements)
 
 
-@pytest.mark.parametrize("prefix,expected,walks", [(3, 6, True), (None, 6, False)], ids=["common", "one"])
+@pytest.mark.parametrize("prefix,expected,walks", [(3, 7, True), (None, 6, False)], ids=["common", "one"])
 def test_queries_of_a_serial_search_count_its_prefix_first(cast, fleet, monkeypatch, prefix, expected, walks):
-    # Token, product, the prefix's serials counted (capped), then the walk (common) or the gather (few: no walk
-    # probing the serial table row after row to find nothing), the rows, their groups.
+    # Token, product, the prefix's serials counted (capped), then the walk and where it ended (common) or the
+    # gather (few: no walk probing the serial table row after row to find nothing), the rows, their groups.
     monkeypatch.setattr(selectors, "WALK_ROWS", 8)
     monkeypatch.setattr(selectors, "PROBE_WALK_ROWS", 8)
     monkeypatch.setattr(selectors, "WALK_SAMPLE", 3)
@@ -385,7 +392,7 @@ def test_queries_of_a_serial_search_count_its_prefix_first(cast, fleet, monkeypa
     api.get(url, params)
     statements = _queries(lambda: api.get(url, params))
     assert len(statements) == expected, "\n".join(statements)
-    assert any("row_number()" in s for s in statements) is walks, "\n".join(statements)
+    assert any(_walks(s) for s in statements) is walks, "\n".join(statements)
     assert [d["id"] for d in api.get(url, params).json()["devices"]] == reference(cast.product, params)[:3]
 
 
@@ -510,8 +517,23 @@ def test_a_known_share_sizes_the_walk_and_sends_a_page_past_it_to_the_gather(cas
     first, statements = page(1)
     assert [d.id for d in first.devices] == expected[:3]
     assert (first.total, first.estimated) == (20, True)
-    assert [s for s in statements if "row_number()" in s] and not [s for s in statements if "WITH x AS" in s]
+    assert [s for s in statements if _walks(s)] and not [s for s in statements if "WITH x AS" in s]
     deep, statements = page(5)
     assert [d.id for d in deep.devices] == expected[12:15]
     assert (deep.total, deep.estimated) == (18, False)
-    assert not [s for s in statements if "row_number()" in s]
+    assert not [s for s in statements if _walks(s)]
+
+
+@pytest.mark.parametrize("quarantined", [False, True])
+@pytest.mark.parametrize("sort", selectors.SORTS)
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_where_a_walk_ended_is_counted_exactly_in_every_order(cast, fleet, sort, direction, quarantined):
+    # The fleet has ties on every sort column, blank names, devices never heard and devices without firmware:
+    # the count of rows up to a row is its place in the list, whatever the row holds.
+    params = {"sortAttr": sort, "sortDir": direction, **({"quarantined": "true"} if quarantined else {})}
+    query = selectors.DeviceListQuery.from_params(params)
+    ids = selectors._walk(cast.product, query, None, window=1000, want=None)
+    assert ids == reference(cast.product, params)
+    places = [selectors._position(cast.product, query, device_id, 1000) for device_id in ids]
+    assert places == list(range(1, len(ids) + 1))
+    assert selectors._position(cast.product, query, "f" * 24, 1000) is None  # deleted since the walk

@@ -379,23 +379,62 @@ def _rows(sql: str, params: list) -> list[tuple]:
         return cursor.fetchall()
 
 
-def _walk(product: Product, q: DeviceListQuery, groups, *, window: int, want: int | None) -> list[tuple[str, int]]:
-    """(id, position in the sort order) of the first `want` matches among the first `window` rows of the
-    list in its order (all of them when `want` is None): one index range, read in order and never past
-    `window`, so a filter that matches nothing costs `window` index entries, not the fleet."""
+def _walk(product: Product, q: DeviceListQuery, groups, *, window: int, want: int | None) -> list[str]:
+    """Ids of the first `want` matches among the first `window` rows of the list in its order (all of them
+    when `want` is None): one index range, read in order and never past `window`, so a filter that matches
+    nothing costs `window` index entries, not the fleet."""
     f = _filters(product, q, groups)
     limit = "" if want is None else f" LIMIT {int(want)}"
     columns = ", ".join(dict.fromkeys(["x.id", "x.name", "x.product_id", *_sort_columns(q)]))
-    # row_number() numbers the window's rows in the sort order, which they already come in (no sort), and the
-    # outer ORDER BY is that same order: so PostgreSQL streams the window through the filters and stops at the
-    # `want`-th match instead of testing every row of the window first (a per-row group or serial probe made
-    # that 28 ms for 4,000 rows; bench/README.md). Ordering by the row number instead would sort after filtering.
-    derived = _order(q, derived=True)
-    numbered = derived.replace("x.", "i.")
-    sql = (f"SELECT x.id, x.pos FROM (SELECT i.*, row_number() OVER (ORDER BY {numbered}) AS pos FROM (SELECT "
-           f"{columns} FROM devices_device x WHERE x.product_id = %s AND x.quarantined = %s AND NOT x.denied "
-           f"ORDER BY {_order(q)} LIMIT {int(window)}) i) x WHERE {f.where()} ORDER BY {derived}{limit}")
-    return _rows(sql, [product.pk, q.quarantined, *f.params])
+    # The outer ORDER BY is the inner one, which PostgreSQL knows the rows already come in: it streams the
+    # window through the filters and stops at the `want`-th match, with no sort. Where the walk ended is
+    # counted afterwards when it is wanted (_position): numbering the rows here, row_number() over the window,
+    # cost more than the walk itself (11 of 20 ms for 38,000 rows; bench/README.md).
+    sql = (f"SELECT x.id FROM (SELECT {columns} FROM devices_device x WHERE x.product_id = %s AND x.quarantined = %s "
+           f"AND NOT x.denied ORDER BY {_order(q)} LIMIT {int(window)}) x WHERE {f.where()} "
+           f"ORDER BY {_order(q, derived=True)}{limit}")
+    return [r[0] for r in _rows(sql, [product.pk, q.quarantined, *f.params])]
+
+
+# Where a row is in the list's order, as conditions that each read one range of the sort index: sortAttr:
+# (its column over a device row, or None for the id alone; in the descending list whether NULLs come first,
+# and whether ties go by descending id). The ascending list is the same order reversed, so all three flip.
+SORT_POSITION = {
+    "lastConnection": ("last_heard", False, False),
+    "deviceName": ("name", False, True),  # its key, the ASCII lower case (NAME_KEY_SQL)
+    "deviceId": (None, False, True),
+    "firmwareVersion": ("firmware_version", True, True),
+}
+
+
+def _position(product: Product, q: DeviceListQuery, device_id: str, window: int) -> int | None:
+    """How many rows of the unfiltered list come before the device `device_id` and it, where a walk of `window`
+    rows ended: a count of index entries (~0.1 µs each). The device's sort value is read in the same statement (`v`), and the
+    conditions that do not apply to it (a NULL or not) are false once, not row by row."""
+    column, nulls_first, id_descending = SORT_POSITION[q.sort]
+    if not q.descending:
+        nulls_first, id_descending = not nulls_first, not id_descending
+    at_id = f"x.id {'>=' if id_descending else '<='} v.id"
+    if column is None:
+        parts = [at_id]
+    else:
+        def of(row: str) -> str:
+            return NAME_KEY_SQL[connection.vendor].replace("x.", f"{row}.") if column == "name" else f"{row}.{column}"
+
+        theirs = of("x")
+        parts = [f"{theirs} IS NULL AND v.value IS NOT NULL" if nulls_first else
+                 f"{theirs} IS NOT NULL AND v.value IS NULL",
+                 f"{theirs} IS NULL AND v.value IS NULL AND {at_id}",
+                 f"{theirs} {'>' if q.descending else '<'} v.value",
+                 f"{theirs} = v.value AND {at_id}"]
+    # Each count stops at the window: the device was in it, so no more rows come before it.
+    base = "SELECT 1 FROM devices_device x WHERE x.product_id = %s AND x.quarantined = %s AND NOT x.denied"
+    value = "" if column is None else f", {of('d')} AS value"
+    counts = (f"(SELECT count(*) FROM ({base} AND {part} LIMIT {int(window)}) c)" for part in parts)
+    sql = (f"SELECT {' + '.join(counts)} "
+           f"FROM (SELECT d.id{value} FROM devices_device d WHERE d.id = %s) v")
+    rows = _rows(sql, [*[product.pk, q.quarantined] * len(parts), device_id])
+    return rows[0][0] if rows else None  # None: the device was deleted since the walk
 
 
 def _gather(product: Product, q: DeviceListQuery, groups, *, offset: int, limit: int, serials: float | None = None
@@ -571,21 +610,23 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
     if window and population <= whole and not capped:
         # The window holds the whole list: walk all of it, and the count is exact.
         hits = _walk(product, q, groups, window=whole, want=None)
-        return [h[0] for h in hits[offset:need]], len(hits), False, False
+        return hits[offset:need], len(hits), False, False
     if window and share is not None:
         # The page alone is walked for, and the total is the known share of the list: an estimate (group
         # members may be quarantined, denied or in two of the groups; ids are only expected to spread evenly).
         hits = _walk(product, q, groups, window=window, want=need)
         if len(hits) >= need:
-            return [h[0] for h in hits[offset:need]], max(need, min(population, round(population * share))), True, False
+            return hits[offset:need], max(need, min(population, round(population * share))), True, False
     elif window:
         hits = _walk(product, q, groups, window=window, want=max(need, WALK_SAMPLE))
         if len(hits) >= need:
             # The sample's rate of matches over the list (the position of the last match read, or the whole
             # window when fewer than the sample matched): an estimate, and said to be one.
-            read = hits[-1][1] if len(hits) == max(need, WALK_SAMPLE) else window
+            read = window
+            if len(hits) == max(need, WALK_SAMPLE):
+                read = min(window, _position(product, q, hits[-1], window) or window)
             total = max(len(hits), round(len(hits) * population / read))
-            return [h[0] for h in hits[offset:need]], total, True, False
+            return hits[offset:need], total, True, False
     ids, total = _gather(product, q, groups, offset=offset, limit=limit, serials=serials)
     return ids, total, False, False
 
@@ -594,7 +635,8 @@ def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePa
     """One page of a product's device list: the page's ids (one query, or a walk that found too few and then
     the gather; for a name search sorted by name, the range of names starting with the term, its count, and
     the names holding it further in), the rows, their groups. So three device queries, four after a walk that
-    gave way, five for a name-sorted name search; and the group names when filtered by group, and the name
+    gave way or one sized by a sampled rate (where it ended is counted for the estimate), five for a name-sorted
+    name search; and the group names when filtered by group, and the name
     sample when this process has none for the product (one query; two past NAME_SAMPLE devices: the id range,
     then the runs). The total is the stored count, an exact count of gathered matches, or an estimate (marked)."""
     groups = _groups(product, query)
