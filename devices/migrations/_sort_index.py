@@ -80,3 +80,47 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 $$"""
 SHORT_GRAMS_INDEX = ("CREATE INDEX IF NOT EXISTS dev_name_short ON devices_device USING gin "
                      "(cyan_short_grams(product_id, upper(name::text))) WHERE name <> '' AND product_id IS NOT NULL")
+
+
+# A device's groups on its own row (PostgreSQL, migration 0017): `group_ids`, the sorted ids of the groups it is
+# in (NULL in none), kept by triggers on the membership table, so every door that adds or removes a membership
+# (the services, the admin, an import, a group or device deleted) keeps it true. The sort indexes carry it
+# (INCLUDE), so a list filtered by group tests `group_ids && ARRAY[…]` on each index entry it walks (~0.1 µs)
+# instead of probing the membership index for every row (~2 µs). The column is not in Django's model state:
+# the ORM never reads or writes it. Each trigger changes the array in place (`d.group_ids` of the row as it
+# is when the row lock is granted), so two transactions changing one device's groups at once both count.
+GROUP_IDS_COLUMN = "ALTER TABLE devices_device ADD COLUMN IF NOT EXISTS group_ids bigint[]"
+GROUP_IDS_FILL = (
+    "UPDATE devices_device d SET group_ids = m.ids FROM (SELECT device_id, array_agg(group_id ORDER BY group_id) "
+    "AS ids FROM devices_devicegroupmembership GROUP BY device_id) m WHERE d.id = m.device_id")
+GROUP_IDS_FUNCTION = """
+CREATE OR REPLACE FUNCTION cyan_device_group_ids() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        UPDATE devices_device d
+           SET group_ids = NULLIF(ARRAY(SELECT g FROM unnest(d.group_ids) AS g WHERE g <> ALL (o.ids) ORDER BY g), '{}')
+          FROM (SELECT device_id, array_agg(group_id) AS ids FROM old_rows GROUP BY device_id) o
+         WHERE d.id = o.device_id;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        UPDATE devices_device d
+           SET group_ids = ARRAY(SELECT DISTINCT g FROM unnest(coalesce(d.group_ids, '{}') || n.ids) AS g ORDER BY g)
+          FROM (SELECT device_id, array_agg(group_id) AS ids FROM new_rows GROUP BY device_id) n
+         WHERE d.id = n.device_id;
+    END IF;
+    RETURN NULL;
+END
+$$"""
+GROUP_IDS_TRIGGERS = [
+    "CREATE TRIGGER dgm_group_ids_insert AFTER INSERT ON devices_devicegroupmembership "
+    "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cyan_device_group_ids()",
+    "CREATE TRIGGER dgm_group_ids_delete AFTER DELETE ON devices_devicegroupmembership "
+    "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION cyan_device_group_ids()",
+    "CREATE TRIGGER dgm_group_ids_update AFTER UPDATE ON devices_devicegroupmembership "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cyan_device_group_ids()",
+]
+
+
+def grouped_list_index_sql() -> list[str]:
+    """The four sort indexes of migration 0013 and 0016 on PostgreSQL, carrying `group_ids` beside the name."""
+    return [sql.replace("INCLUDE (name)", "INCLUDE (name, group_ids)") for sql in list_index_sql("postgresql")[:4]]

@@ -101,8 +101,13 @@ class DevicePage(Page):
 
 WALK_ROWS = 10_000  # about 4 ms of index walk; past it, a term matches under 0.25% of a 1M fleet
 WALK_SAMPLE = 100  # matches a walk reads (beyond the page) to estimate the total
-PROBE_WALK_ROWS = 4_000  # a walk that probes another table per row (groups, serials) costs ~1.5 µs a row
+PROBE_WALK_ROWS = 4_000  # a walk that probes another table per row (serials; groups on SQLite) costs ~1.5 µs a row
 LONG_WALK_ROWS = 20_000  # the longest walk sized by a known share (groups, id prefix) for a deeper page
+# A walk that tests every row on its index entry alone (an id prefix; a group on PostgreSQL, migration 0017)
+# costs ~0.2 µs a row, a gathered match ~3.4 µs (its table row is read, then sorted): such a walk may read
+# SHARE_WALK_RATIO times as many rows as the gather's matches, up to SHARE_WALK_ROWS (~80 ms).
+SHARE_WALK_RATIO = 15
+SHARE_WALK_ROWS = 400_000
 # A name walk tests the name on every row (~0.5 µs) and probes groups or serials only where it matches; a
 # gathered name match costs ~4 µs (its table row is read to recheck it): a walk is worth five times as many
 # rows as the gather's matches, up to NAME_WALK_ROWS.
@@ -323,8 +328,8 @@ def _filters(product: Product, q: DeviceListQuery, groups: list[DeviceGroup] | N
              ) -> _Filters:
     """The filters as SQL over `x`. The `driver` (a gather's) is written for its index: a semi-join for
     groups and serials, the name-piece conditions for a name. Every other filter is tested row by row as a
-    walk tests it: the group and serial probes carry a LIMIT so PostgreSQL runs them per row (an index probe)
-    instead of hashing every member of the group first."""
+    walk tests it: the serial probe, and on SQLite the group probe, carry a LIMIT so they run per row (an index
+    probe) instead of hashing every match first; on PostgreSQL a group is tested on the device's `group_ids`."""
     f = _Filters()
     pg = connection.vendor == "postgresql"
     if q.device_id:
@@ -361,6 +366,10 @@ def _filters(product: Product, q: DeviceListQuery, groups: list[DeviceGroup] | N
         if driver == "groups":
             f.add(f"x.id IN (SELECT m.device_id FROM devices_devicegroupmembership m WHERE m.group_id IN ({marks}))",
                   *ids)
+        elif pg:
+            # The device's own copy of its groups (migration 0017), which the sort indexes carry: a walk tests
+            # it on the index entry, with no probe.
+            f.add(f"x.group_ids && ARRAY[{marks}]::bigint[]", *ids)
         else:
             f.add(f"(SELECT 1 FROM devices_devicegroupmembership m WHERE m.device_id = x.id AND m.group_id IN "
                   f"({marks}) LIMIT 1) IS NOT NULL", *ids)
@@ -385,7 +394,8 @@ def _walk(product: Product, q: DeviceListQuery, groups, *, window: int, want: in
     nothing costs `window` index entries, not the fleet."""
     f = _filters(product, q, groups)
     limit = "" if want is None else f" LIMIT {int(want)}"
-    columns = ", ".join(dict.fromkeys(["x.id", "x.name", "x.product_id", *_sort_columns(q)]))
+    grouped = ["x.group_ids"] if groups is not None and connection.vendor == "postgresql" else []
+    columns = ", ".join(dict.fromkeys(["x.id", "x.name", "x.product_id", *grouped, *_sort_columns(q)]))
     # The outer ORDER BY is the inner one, which PostgreSQL knows the rows already come in: it streams the
     # window through the filters and stops at the `want`-th match, with no sort. Where the walk ended is
     # counted afterwards when it is wanted (_position): numbering the rows here, row_number() over the window,
@@ -563,9 +573,11 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
         # end is; a capped quarantine count cannot.
         return (_plain(product, q, offset=offset, limit=limit, population=None if capped else population),
                 population, False, capped)
-    probes = bool(q.serial or groups is not None)
+    # A serial, and on SQLite a group, is probed in its own table for every row a walk reads.
+    probes = bool(q.serial or (groups is not None and connection.vendor != "postgresql"))
     window = whole = max(PROBE_WALK_ROWS if probes else WALK_ROWS, 2 * need)
-    if (q.sort == "deviceName" and q.name and not (q.device_id or probes or q.quarantined) and population > whole
+    if (q.sort == "deviceName" and q.name and not (q.device_id or q.serial or groups is not None or q.quarantined)
+            and population > whole
             and (page := _name_sorted(product, q, offset=offset, limit=limit, population=population)) is not None):
         return page
     # Filters whose share of the list is known without reading it: the groups' stored sizes and an id prefix
@@ -581,7 +593,11 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
         share = known
         span = 1.5 * need / share if share else float("inf")
         # Past the end of the list the page is not expected to fill at all: few match, and the gather is cheap.
-        window = max(window, math.ceil(span)) if span <= min(LONG_WALK_ROWS, population) else 0
+        # A walk that reads the index alone may go further, while it reads fewer rows than SHARE_WALK_RATIO
+        # times the matches the gather would.
+        longest = LONG_WALK_ROWS if probes else max(LONG_WALK_ROWS, min(SHARE_WALK_ROWS,
+                                                                        SHARE_WALK_RATIO * known * population))
+        window = max(window, math.ceil(span)) if span <= min(longest, population) else 0
     elif q.serial and not q.name and known < 1.0:
         # A serial prefix only narrows what the groups and id prefix match: when even their share would not
         # fill the page within LONG_WALK_ROWS, no walk would, and the gather starts at once.
@@ -717,8 +733,10 @@ def product_device_batches(*, product: Product, query: DeviceListQuery, size: in
     f = _filters(product, query, groups)
     # Each window's matches, and its last id even when that one does not match (where the next window starts).
     # The window is read once (MATERIALIZED) and each filter tested once per row.
-    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
-    sql = (f"WITH w AS {materialized}(SELECT x.id, x.name, x.product_id FROM devices_device x WHERE x.product_id = %s "
+    pg = connection.vendor == "postgresql"
+    materialized = "MATERIALIZED " if pg else ""
+    grouped = ", x.group_ids" if pg and groups is not None else ""
+    sql = (f"WITH w AS {materialized}(SELECT x.id, x.name, x.product_id{grouped} FROM devices_device x WHERE x.product_id = %s "
            f"AND x.quarantined = %s AND NOT x.denied AND x.id > %s ORDER BY x.id LIMIT {EXPORT_WINDOW}) "
            f"SELECT t.id, t.hit FROM (SELECT x.id, CASE WHEN {f.where()} THEN 1 ELSE 0 END AS hit FROM w x) t "
            f"WHERE t.hit = 1 OR t.id = (SELECT max(id) FROM w) ORDER BY t.id")
