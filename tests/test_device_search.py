@@ -418,9 +418,15 @@ def test_queries_per_sandbox_list_request(cast, fleet, client):
     assert len(_queries(lambda: api.get("/v1/devices"))) == 3  # token, devices, their groups
     client.force_login(cast.developer)
     client.get("/devices/")
-    few = len(_queries(lambda: client.get("/devices/")))
+    few = _queries(lambda: client.get("/devices/"))
+    # Session, user, accounts (the sandbox among them), the two device counts in one query and the free
+    # limit's, the page's rows (only the fields shown), the products the user may open, the transfers.
+    assert len(few) == 8, "\n".join(few)
     Device.objects.filter(pk__in=device_ids[30:50]).update(owner=cast.developer)
-    assert len(_queries(lambda: client.get("/devices/?page=1"))) == few
+    assert len(_queries(lambda: client.get("/devices/?page=1"))) == len(few)
+    page = client.get("/devices/").content.decode()
+    device = Device.objects.select_related("platform").get(pk=device_ids[0])
+    assert cast.product.name in page and device.platform.name in page and device.name in page
 
 
 def test_a_later_sandbox_page_reads_its_ids_first_and_keeps_the_order(cast, fleet, client, monkeypatch):

@@ -43,6 +43,14 @@ def visible_accounts(request) -> list[Account]:
     return found
 
 
+def own_sandbox(request) -> Account:
+    """The signed-in user's sandbox, from the accounts this request already read when they are there."""
+    for account in visible_accounts(request):
+        if account.kind == Account.Kind.SANDBOX and account.owner_id == request.user.pk:
+            return account
+    return Account.objects.get(kind=Account.Kind.SANDBOX, owner=request.user)
+
+
 def enter_account(request, account: Account | None) -> None:
     """Make the switcher show the account whose page this is, when the user can see that account."""
     if account is None or all(a.pk != account.pk for a in visible_accounts(request)):

@@ -12,8 +12,7 @@ from django.views.decorators.http import require_POST
 
 from console import validation
 from console.errors import Conflict, LimitExceeded
-from console.services.users import sandbox_of
-from console.web.access import console_view, enter_account
+from console.web.access import console_view, enter_account, own_sandbox
 from console.web.nav import sandbox_place
 from devices.models import DeviceTransfer
 from devices.selectors import devices as device_selectors
@@ -53,7 +52,7 @@ def transfer_decide(request, transfer_id: int):
 def sandbox_device_list(request):
     """Devices claimed to the signed-in user (seed: "Sandbox devices"), with the "Show sandbox devices only"
     checkbox and the "device list details" box."""
-    sandbox = sandbox_of(request.user)
+    sandbox = own_sandbox(request)
     enter_account(request, sandbox)
     only = validation.boolean(request.GET.get("sandbox_only"), field="sandbox_only", default=False, lenient=True)
     details = device_selectors.sandbox_device_details(user=request.user)
