@@ -178,6 +178,17 @@ def test_totals_are_exact_when_gathered_and_marked_when_estimated(cast, fleet, m
     assert not rare.estimated and rare.total == len(reference(cast.product, {"deviceName": "zeta"})) == 6
 
 
+def test_an_estimate_never_passes_the_list_when_the_last_match_moved(cast, fleet, monkeypatch):
+    # Where the walk ended is counted after it: a device heard again in between jumps to the top of the
+    # last-connection order, and its place then says almost nothing was read.
+    monkeypatch.setattr(selectors, "WALK_ROWS", 8)
+    monkeypatch.setattr(selectors, "WALK_SAMPLE", 3)
+    monkeypatch.setattr(selectors, "_position", lambda *args: 1)
+    page = selectors.product_device_page(product=cast.product,
+                                         query=selectors.DeviceListQuery.from_params({"perPage": 2, "deviceName": "e"}))
+    assert page.estimated and page.total == cast.product.device_count
+
+
 def test_a_name_search_gives_the_trigram_index_the_terms_rarest_trigrams(cast, fleet):
     """The names here share "ALP", "PHA", "ETA"...: a full name's condition for the index is its rarest
     trigrams (pg_trgm's, a word's start after a separator included), plus others only when they are rare

@@ -24,10 +24,12 @@ def forwards(apps, schema_editor):
         return
     with schema_editor.connection.cursor() as c:
         c.execute(_sort_index.GROUP_IDS_COLUMN)
-        c.execute(_sort_index.GROUP_IDS_FILL)
         c.execute(_sort_index.GROUP_IDS_FUNCTION)
+        # No membership may change between the fill and the triggers: the table is held until the migration ends.
+        c.execute("LOCK TABLE devices_devicegroupmembership IN SHARE ROW EXCLUSIVE MODE")
         for sql in _sort_index.GROUP_IDS_TRIGGERS:
             c.execute(sql)
+        c.execute(_sort_index.GROUP_IDS_FILL)
         for name in SORT_INDEXES:
             c.execute(f"DROP INDEX IF EXISTS {name}")
         for sql in _sort_index.grouped_list_index_sql():

@@ -640,7 +640,9 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
             # window when fewer than the sample matched): an estimate, and said to be one.
             read = window
             if len(hits) == max(need, WALK_SAMPLE):
-                read = min(window, _position(product, q, hits[-1], window) or window)
+                # Never fewer rows than matches: the last match's sort value may have moved since the walk
+                # (a device heard again jumps to the top of the last-connection order).
+                read = max(len(hits), min(window, _position(product, q, hits[-1], window) or window))
             total = max(len(hits), round(len(hits) * population / read))
             return hits[offset:need], total, True, False
     ids, total = _gather(product, q, groups, offset=offset, limit=limit, serials=serials)

@@ -15,6 +15,7 @@ from console.validation import UNSET, given
 from devices.identifiers import COLOR, GROUP_NAME
 from devices.models import Device, DeviceGroupMembership
 from devices.services.audit import audit_device
+from devices.services.liveness import lock_devices_in_order
 from products.models import DeviceGroup, Product
 
 MAX_BATCH = 10_000
@@ -74,6 +75,9 @@ def devices_batch_groups(*, principal: Principal, product: Product, device_ids: 
         raise NotFound(f"Not devices of this product: {', '.join(missing[:5])}" + (" …" if len(missing) > 5 else ""))
     to_add = _ensure_groups(product, _group_names(list(add)))
     to_remove = list(DeviceGroup.objects.filter(product=product, name__in=_group_names(list(remove))))
+    # The membership triggers rewrite each device's group_ids (migration 0017): all the rows locked at once, in
+    # id order like every other writer of many devices, rather than statement by statement.
+    lock_devices_in_order(ids)
     for group in to_add:
         have = set(DeviceGroupMembership.objects.filter(group=group, device_id__in=ids).values_list("device_id", flat=True))
         fresh = [DeviceGroupMembership(device_id=d, group=group) for d in ids if d not in have]
@@ -142,4 +146,7 @@ def group_update(*, principal: Principal, group: DeviceGroup, name: str = UNSET,
 def group_delete(*, principal: Principal, group: DeviceGroup) -> None:
     audit_record(principal=principal, action="group.delete", target=group.name, account=group.product.account,
                  product_id=group.product_id)
+    # Its members' rows are rewritten by the membership triggers (group_ids): locked first, in id order, since
+    # the cascade deletes the memberships in batches of its own order.
+    lock_devices_in_order(DeviceGroupMembership.objects.filter(group=group).values_list("device_id", flat=True))
     group.delete()  # memberships cascade; devices simply lose the group
