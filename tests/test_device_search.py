@@ -521,6 +521,87 @@ def test_an_export_whose_name_matches_more_than_a_gather_takes_reads_windows(cas
     assert len([s for s in captured.captured_queries if "WITH w AS" in s["sql"]]) == 10
 
 
+def _export(product, params: dict, size: int = 7):
+    query = selectors.DeviceListQuery.from_params(params)
+    return [(row, row.groups) for rows in selectors.product_device_batches(
+        product=product, query=query, size=size) for row in rows]
+
+
+@pytest.mark.parametrize("params", [{}, {"deviceName": "zeta"}, {"groups": "blue"}, {"deviceName": "a"}])
+def test_export_rows_are_the_devices_fields_their_groups_in_name_order_and_last_heard_in_iso(cast, fleet, params):
+    """Each exported row holds what the ORM reads for that device: its owner's or customer's email, its
+    groups in name order (PostgreSQL takes them from the row's group ids, SQLite from the memberships), its
+    last contact as datetime.isoformat() writes it — with and without microseconds, and empty if never."""
+    from datetime import datetime, timezone as tz
+
+    from devices.models import Customer
+
+    device_ids, _other = fleet
+    DeviceGroup.objects.create(product=cast.product, name="amber")  # sorts first, has no members yet
+    group_services.devices_batch_groups(principal=Principal.for_user(cast.owner), product=cast.product,
+                                        device_ids=device_ids[1:4], add=["amber"])
+    Device.objects.filter(pk=device_ids[1]).update(last_heard=datetime(2026, 3, 1, 4, 5, 6, tzinfo=tz.utc))
+    Device.objects.filter(pk=device_ids[2]).update(last_heard=datetime(2026, 3, 1, 4, 5, 6, 7, tzinfo=tz.utc))
+    Device.objects.filter(pk=device_ids[4]).update(owner=cast.developer)
+    customer = Customer.objects.create(product=cast.product, email="=cmd@example.com")
+    Device.objects.filter(pk=device_ids[8]).update(customer=customer)
+
+    exported = _export(cast.product, params)
+    assert [row.id for row, _ in exported] == sorted(reference(cast.product, params))
+    devices = Device.objects.select_related("owner", "customer").in_bulk([row.id for row, _ in exported])
+    for row, groups in exported:
+        d = devices[row.id]
+        assert row[:-1] == (d.id, d.name, d.serial_number, d.owner.email if d.owner else None,
+                       d.customer.email if d.customer else None, d.firmware_version,
+                       d.last_heard.isoformat() if d.last_heard else "", d.online, d.development)
+        assert list(groups) == sorted(DeviceGroupMembership.objects.filter(device=d).values_list("group__name",
+                                                                                                  flat=True))
+    if not params:
+        assert list({row.id: groups for row, groups in exported}[device_ids[3]]) == ["amber", "blue", "red"]
+        assert {row.id: row.last_heard for row, _ in exported if row.id in device_ids[1:3]} == {
+            device_ids[1]: "2026-03-01T04:05:06+00:00", device_ids[2]: "2026-03-01T04:05:06.000007+00:00"}
+        assert any(row.last_heard == "" for row, _ in exported)  # never heard (the fixture's n % 7 == 3)
+
+
+def test_export_rows_leave_out_a_device_no_longer_in_the_product(cast, fleet):
+    """Between the query that finds an export's ids and the one that reads their rows a device can move to
+    another product: the rows are read within the product, so it is left out, not shown to this tenant."""
+    device_ids, other_ids = fleet
+    read = [row.id for rows in selectors._export_rows(cast.product, sorted([*device_ids[:5], other_ids[0]]), 3)
+            for row in rows]
+    assert read == sorted(device_ids[:5])
+
+
+def test_an_export_that_gathers_more_rows_than_it_reads_at_once_reads_them_by_id(cast, fleet, monkeypatch):
+    """A gathered export of up to EXPORT_ROWS_AT_ONCE matches is read by the gathering query itself on
+    PostgreSQL; past that it gathers ids and reads their rows a batch at a time. Both give the same rows."""
+    expected = sorted(reference(cast.product, {"deviceName": "a"}))
+    assert len(expected) > 6
+
+    def export():
+        with CaptureQueriesContext(connection) as captured:
+            rows = [row.id for row, _ in _export(cast.product, {"deviceName": "a"}, size=4)]
+        return rows, [q["sql"] for q in captured.captured_queries if "devices_device" in q["sql"]]
+
+    whole, whole_sql = export()
+    monkeypatch.setattr(selectors, "EXPORT_ROWS_AT_ONCE", 6)
+    by_id, by_id_sql = export()
+    assert whole == by_id == expected
+    if connection.vendor == "postgresql":
+        assert len(whole_sql) == 1 and "LIMIT 5001" in whole_sql[0]
+        # the try that finds too many, the ids, then a batch of rows per 4 ids
+        assert len(by_id_sql) == 2 + -(-len(expected) // 4)
+        assert all("= ANY(" in s for s in by_id_sql[2:])
+
+
+def test_group_namer_leaves_out_a_group_it_does_not_know(cast, fleet):
+    names = selectors.group_namer(cast.product)
+    red, blue = (DeviceGroup.objects.get(product=cast.product, name=n).pk for n in ("red", "blue"))
+    late = DeviceGroup.objects.create(product=cast.product, name="aardvark")
+    assert names([red, late.pk, blue]) == ("blue", "red") == names([blue, red])
+    assert names(None) == () and names([]) == ()
+
+
 def test_a_known_share_sizes_the_walk_and_sends_a_page_past_it_to_the_gather(cast, fleet, monkeypatch):
     # A group's stored size says where its page should fill: the walk reads that far for the page alone and
     # the total is the stored size, marked an estimate (two of the red members are quarantined). A page that

@@ -11,8 +11,8 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import NamedTuple
 
 from django.db import connection
@@ -27,8 +27,8 @@ from console.prepared import Prepared
 from console.scoping import Principal
 from devices.identifiers import is_device_id
 from devices.migrations import _sort_index
-from devices.models import Device, DeviceRights, SimCard
-from devices.selectors.groups import groups_of
+from devices.models import Customer, Device, DeviceRights, SimCard
+from devices.selectors.groups import group_namer, groups_of
 from devices.selectors.limits import FREE_DEVICE_LIMIT, sandbox_device_count
 from products.models import DeviceGroup, Platform, Product
 from products.selectors import product_check, product_get
@@ -671,11 +671,14 @@ def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePa
 
 EXPORT_WINDOW = 50_000  # id-index entries an export query reads; its matches are loaded 1,000 at a time
 EXPORT_GATHER = 50_000  # a name or serial export gathers its ids at once when no more than this many match
+EXPORT_ROWS_AT_ONCE = 5_000  # PostgreSQL: so few matches are read whole by the gathering query (~2 MB)
 
 
-def _export_gathered(product: Product, query: DeviceListQuery, groups) -> list[str] | None:
-    """The export's ids in id order when they are known to be few, found through the driving filter's index;
-    None when they may be many (then the export reads the id index window by window)."""
+def _export_gathered(product: Product, query: DeviceListQuery, groups, size: int):
+    """The export's batches in id order when its matches are known to be few, found through the driving
+    filter's index; None when they may be many (then the export reads the id index window by window). On
+    PostgreSQL up to EXPORT_ROWS_AT_ONCE matches are read whole by that one query, which already visits
+    their rows; more are gathered as ids and read a batch at a time."""
     driver = _driver(product, query, groups)
     if driver in ("groups", "id") and _known_matches(product, query, groups, driver) <= WALK_ROWS:
         cap = WALK_ROWS  # a small group or a long id prefix: stored or known sizes
@@ -684,11 +687,15 @@ def _export_gathered(product: Product, query: DeviceListQuery, groups) -> list[s
     else:
         return None
     g = _filters(product, query, groups, driver=driver)
-    found = [r[0] for r in _rows(f"SELECT x.id FROM devices_device x WHERE x.product_id = %s AND x.quarantined = %s "
-                                 f"AND NOT x.denied AND {g.where()} LIMIT {int(cap) + 1}",
-                                 [product.pk, query.quarantined, *g.params])]
+    where = f"x.product_id = %s AND x.quarantined = %s AND NOT x.denied AND {g.where()}"
+    params = [product.pk, query.quarantined, *g.params]
     # Ids are lowercase hex in the "C" collation: Python's string order is the database's.
-    return sorted(found) if len(found) <= cap else None
+    if connection.vendor == "postgresql":
+        rows = _rows(f"{_export_select()} WHERE {where} LIMIT {EXPORT_ROWS_AT_ONCE + 1}", params)
+        if len(rows) <= EXPORT_ROWS_AT_ONCE:
+            return _export_row_batches(group_namer(product), sorted(rows), size) if len(rows) <= cap else None
+    found = [r[0] for r in _rows(f"SELECT x.id FROM devices_device x WHERE {where} LIMIT {int(cap) + 1}", params)]
+    return _export_rows(product, sorted(found), size) if len(found) <= cap else None
 
 
 class ExportRow(NamedTuple):
@@ -702,22 +709,55 @@ class ExportRow(NamedTuple):
     owner_email: str | None
     customer_email: str | None
     firmware_version: int | None
-    last_heard: datetime | None
+    last_heard: str  # ISO 8601 as datetime.isoformat() writes it in UTC, "" if never heard
     online: bool
     development: bool
+    groups: Sequence[str]  # in the database's order of names
 
 
 EXPORT_FIELDS = ("id", "name", "serial_number", "owner__email", "customer__email", "firmware_version", "last_heard",
                  "online", "development")
 
 
-def _export_rows(ids: list[str], size: int):
-    """The ExportRows of `ids` (in that order) and their groups, `size` at a time."""
+def _export_rows(product: Product, ids: list[str], size: int):
+    """The ExportRows of `ids` (in that order, those still in the product), `size` at a time. PostgreSQL reads each batch in one statement, with the groups from the rows' `group_ids` and the ids
+    as one array: a 1,000-entry IN list cost more to build and bind than to run, and the membership join as
+    much again (bench/search.py, export q=ab1)."""
+    names = group_namer(product) if connection.vendor == "postgresql" else None
     for start in range(0, len(ids), size):
         batch = ids[start:start + size]
-        rows = {r[0]: ExportRow(*r) for r in Device.objects.filter(id__in=batch).values_list(*EXPORT_FIELDS)
-                .order_by()}
-        yield [rows[i] for i in batch if i in rows], groups_of(batch)
+        if names is not None:
+            found = {r[0]: r for r in _rows(f"{_export_select()} WHERE x.id = ANY(%s) AND x.product_id = %s",
+                                            [batch, product.pk])}
+            yield from _export_row_batches(names, [found[i] for i in batch if i in found], size)
+            continue
+        rows = {r[0]: r for r in Device.objects.filter(id__in=batch, product_id=product.pk)
+                .values_list(*EXPORT_FIELDS).order_by()}
+        groups = groups_of(batch)
+        yield [ExportRow(*r[:6], r[6].isoformat() if r[6] else "", *r[7:], groups[i])
+               for i in batch if (r := rows.get(i)) is not None]
+
+
+def _export_row_batches(names, rows: list[tuple], size: int):
+    """Rows of _export_select (PostgreSQL), `size` at a time, as ExportRows with their group names."""
+    for start in range(0, len(rows), size):
+        yield [ExportRow(*r[:-1], names(r[-1])) for r in rows[start:start + size]]
+
+
+@functools.cache
+def _export_select() -> str:
+    """EXPORT_FIELDS and the device's group ids, as one statement's columns (PostgreSQL)."""
+    users, customers = User._meta.db_table, Customer._meta.db_table
+    return ("SELECT x.id, x.name, x.serial_number, o.email, c.email, x.firmware_version, "
+            f"{_ISO_UTC.format('x.last_heard')}, x.online, x.development, x.group_ids FROM devices_device x "
+            f"LEFT JOIN {users} o ON o.id = x.owner_id LEFT JOIN {customers} c ON c.id = x.customer_id")
+
+
+# A timestamp as Python's isoformat() writes an aware UTC datetime (microseconds only when there are some), ""
+# for NULL: formatted by PostgreSQL, as decoding and formatting a datetime per row was a fifth of an export.
+_ISO_UTC = ("""coalesce(to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN """
+            "date_trunc('second', {0}) = {0} THEN '' ELSE "
+            "to_char({0} AT TIME ZONE 'UTC', '.US') END || '+00:00', '')")
 
 
 def product_device_batches(*, product: Product, query: DeviceListQuery, size: int = 1000):
@@ -728,9 +768,9 @@ def product_device_batches(*, product: Product, query: DeviceListQuery, size: in
     more than a window however few devices match, the whole export reads the index once, and memory holds
     one window's ids and one batch of rows."""
     groups = _groups(product, query)
-    hits = _export_gathered(product, query, groups)
-    if hits is not None:
-        yield from _export_rows(hits, size)
+    gathered = _export_gathered(product, query, groups, size)
+    if gathered is not None:
+        yield from gathered
         return
     f = _filters(product, query, groups)
     # Each window's matches, and its last id even when that one does not match (where the next window starts).
@@ -748,7 +788,7 @@ def product_device_batches(*, product: Product, query: DeviceListQuery, size: in
         if not window:
             return
         last = window[-1][0]
-        yield from _export_rows([r[0] for r in window if r[1]], size)
+        yield from _export_rows(product, [r[0] for r in window if r[1]], size)
 
 
 DEVICE_RELATED = ("owner", "customer", "platform", "product", "product__account", "sim")

@@ -260,11 +260,11 @@ def _export_batches(product: Product, params: dict) -> Iterator[list[list]]:
     """The filtered list, all of it, in device-id order, 1,000 devices per query (never the whole list at once)."""
     yield [EXPORT_HEADER]
     query = device_selectors.DeviceListQuery.from_params(params)
-    for devices, groups in device_selectors.product_device_batches(product=product, query=query, size=EXPORT_BATCH):
-        yield [[d.id, d.name, d.serial_number or "", " ".join(groups.get(d.id, [])),
+    for devices in device_selectors.product_device_batches(product=product, query=query, size=EXPORT_BATCH):
+        yield [[d.id, d.name, d.serial_number or "", " ".join(d.groups),
                 d.owner_email or d.customer_email or "",
                 "" if d.firmware_version is None else d.firmware_version,
-                d.last_heard.isoformat() if d.last_heard else "", "true" if d.online else "false",
+                d.last_heard, "true" if d.online else "false",
                 "true" if d.development else "false"] for d in devices]
 
 
