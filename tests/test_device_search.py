@@ -563,35 +563,92 @@ def test_export_rows_are_the_devices_fields_their_groups_in_name_order_and_last_
         assert any(row.last_heard == "" for row, _ in exported)  # never heard (the fixture's n % 7 == 3)
 
 
-def test_export_rows_leave_out_a_device_no_longer_in_the_product(cast, fleet):
+def test_export_rows_leave_out_a_device_no_longer_in_the_list(cast, fleet):
     """Between the query that finds an export's ids and the one that reads their rows a device can move to
-    another product: the rows are read within the product, so it is left out, not shown to this tenant."""
+    another product, or be quarantined or denied: the rows are read within the list, so it is left out (and
+    never shown to this tenant)."""
     device_ids, other_ids = fleet
-    read = [row.id for rows in selectors._export_rows(cast.product, sorted([*device_ids[:5], other_ids[0]]), 3)
-            for row in rows]
+    gone = [other_ids[0], device_ids[50], device_ids[55]]  # another tenant's, quarantined, denied
+    read = [row.id for rows in selectors._export_rows(cast.product, selectors.DeviceListQuery(),
+                                                      sorted([*device_ids[:5], *gone]), 3,
+                                                      selectors._Namer(cast.product)) for row in rows]
     assert read == sorted(device_ids[:5])
 
 
-def test_an_export_that_gathers_more_rows_than_it_reads_at_once_reads_them_by_id(cast, fleet, monkeypatch):
-    """A gathered export of up to EXPORT_ROWS_AT_ONCE matches is read by the gathering query itself on
-    PostgreSQL; past that it gathers ids and reads their rows a batch at a time. Both give the same rows."""
-    expected = sorted(reference(cast.product, {"deviceName": "a"}))
+def _device_statements(product, params: dict, size: int = 4):
+    """The exported ids, and the statements that read the device table."""
+    with CaptureQueriesContext(connection) as captured:
+        rows = [row.id for row, _ in _export(product, params, size=size)]
+    return rows, [q["sql"] for q in captured.captured_queries if "devices_device " in q["sql"]]
+
+
+@pytest.mark.parametrize("params", [{"deviceName": "a"}, {"serialNumber": "<the fleet's serial prefix>"}])
+def test_an_export_of_more_rows_than_it_reads_at_once_reads_them_by_id(cast, fleet, monkeypatch, params):
+    """On PostgreSQL a gathered export expected to match at most EXPORT_ROWS_AT_ONCE is read whole by the
+    gathering query; past that (the name sample's rate says so; a serial prefix is tried and found to be
+    too many) its ids are gathered and their rows read a batch at a time. Every way gives the same rows."""
+    device_ids, _other = fleet
+    if "serialNumber" in params:
+        params = {"serialNumber": Device.objects.select_related("serial_entry").get(pk=device_ids[0])
+                  .serial_entry.serial[:3]}
+    expected = sorted(reference(cast.product, params))
     assert len(expected) > 6
-
-    def export():
-        with CaptureQueriesContext(connection) as captured:
-            rows = [row.id for row, _ in _export(cast.product, {"deviceName": "a"}, size=4)]
-        return rows, [q["sql"] for q in captured.captured_queries if "devices_device" in q["sql"]]
-
-    whole, whole_sql = export()
+    selectors._name_sample(cast.product)  # kept by the process: read by an earlier request
+    whole, whole_sql = _device_statements(cast.product, params)
     monkeypatch.setattr(selectors, "EXPORT_ROWS_AT_ONCE", 6)
-    by_id, by_id_sql = export()
+    by_id, by_id_sql = _device_statements(cast.product, params)
     assert whole == by_id == expected
     if connection.vendor == "postgresql":
         assert len(whole_sql) == 1 and "LIMIT 5001" in whole_sql[0]
-        # the try that finds too many, the ids, then a batch of rows per 4 ids
-        assert len(by_id_sql) == 2 + -(-len(expected) // 4)
-        assert all("= ANY(" in s for s in by_id_sql[2:])
+        batches = -(-len(expected) // 4)
+        if "deviceName" in params:  # expected to be many: the ids at once, then a batch of rows per 4 ids
+            assert len(by_id_sql) == 1 + batches and "LIMIT 7" not in by_id_sql[0]
+        else:  # the try that finds too many, the ids, then the batches
+            assert len(by_id_sql) == 2 + batches and "LIMIT 7" in by_id_sql[0]
+        assert all("= ANY(" in sql for sql in by_id_sql[-batches:])
+
+
+def test_a_windowed_export_names_groups_with_one_query(cast, fleet, monkeypatch):
+    monkeypatch.setattr(selectors, "EXPORT_WINDOW", 6)
+    monkeypatch.setattr(selectors, "EXPORT_GATHER", 5)
+    with CaptureQueriesContext(connection) as captured:
+        exported = _export(cast.product, {"deviceName": "a"})
+    assert [row.id for row, _ in exported] == sorted(reference(cast.product, {"deviceName": "a"}))
+    if connection.vendor == "postgresql":  # SQLite reads the memberships of each batch
+        assert len([q for q in captured.captured_queries if "products_devicegroup" in q["sql"]]) == 1
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_last_heard_is_written_by_postgresql_as_isoformat_writes_it():
+    from datetime import datetime, timezone as tz
+
+    moments = [datetime(2026, 3, 1, 4, 5, 6, us, tzinfo=tz.utc) for us in (0, 1, 500_000, 999_999)]
+    moments += [datetime(999, 1, 2, 3, 4, 5, tzinfo=tz.utc), datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=tz.utc),
+                datetime(2026, 10, 25, 1, 30, tzinfo=tz(timedelta(hours=2))), None]
+    sql = (f"SELECT {selectors._ISO_UTC.format('t.at')} FROM (VALUES "
+           + ", ".join(["(%s::timestamptz, %s)"] * len(moments)) + ") t(at, n) ORDER BY t.n")
+    with connection.cursor() as c:
+        c.execute("SET TIME ZONE 'Europe/Berlin'")  # the session's zone must not matter
+        try:
+            c.execute(sql, [v for n, m in enumerate(moments) for v in (m, n)])
+            written = [r[0] for r in c.fetchall()]
+        finally:
+            c.execute("SET TIME ZONE 'UTC'")
+    assert written == [m.astimezone(tz.utc).isoformat() if m else "" for m in moments]
+
+
+def test_the_device_export_neutralises_cells_that_start_like_a_formula(cast, fleet, client):
+    from devices.models import Customer
+
+    device_ids, _other = fleet
+    Device.objects.filter(pk=device_ids[0]).update(name="=HYPERLINK(\"http://x\")")
+    Device.objects.filter(pk=device_ids[0]).update(
+        customer=Customer.objects.create(product=cast.product, email="+cmd@example.com"))
+    client.force_login(cast.owner)
+    r = client.get(f"/products/{cast.product.slug}/devices/export.csv")
+    table = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode())))
+    line = next(row for row in table if row[0] == device_ids[0])
+    assert line[1] == "'=HYPERLINK(\"http://x\")" and line[4] == "'+cmd@example.com"
 
 
 def test_group_namer_leaves_out_a_group_it_does_not_know(cast, fleet):

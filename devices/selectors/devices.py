@@ -674,28 +674,46 @@ EXPORT_GATHER = 50_000  # a name or serial export gathers its ids at once when n
 EXPORT_ROWS_AT_ONCE = 5_000  # PostgreSQL: so few matches are read whole by the gathering query (~2 MB)
 
 
-def _export_gathered(product: Product, query: DeviceListQuery, groups, size: int):
+def _export_gathered(product: Product, query: DeviceListQuery, groups, size: int, names: _Namer):
     """The export's batches in id order when its matches are known to be few, found through the driving
     filter's index; None when they may be many (then the export reads the id index window by window). On
-    PostgreSQL up to EXPORT_ROWS_AT_ONCE matches are read whole by that one query, which already visits
-    their rows; more are gathered as ids and read a batch at a time."""
+    PostgreSQL a driver not expected to match more than EXPORT_ROWS_AT_ONCE (its known size, the name
+    sample's rate; a serial prefix is not known) has them read whole by that one query, which visits their
+    rows anyway; more are gathered as ids and read a batch at a time."""
     driver = _driver(product, query, groups)
-    if driver in ("groups", "id") and _known_matches(product, query, groups, driver) <= WALK_ROWS:
+    expected = _known_matches(product, query, groups, driver)
+    if driver in ("groups", "id") and expected <= WALK_ROWS:
         cap = WALK_ROWS  # a small group or a long id prefix: stored or known sizes
     elif driver in ("name", "serial"):
         cap = EXPORT_GATHER  # looked up in the name-piece or serial index, and given up past the cap
+        if driver == "name":
+            rate = _name_rate(product, query.name)
+            expected = product.device_count * rate if rate is not None else 0
     else:
         return None
     g = _filters(product, query, groups, driver=driver)
     where = f"x.product_id = %s AND x.quarantined = %s AND NOT x.denied AND {g.where()}"
     params = [product.pk, query.quarantined, *g.params]
     # Ids are lowercase hex in the "C" collation: Python's string order is the database's.
-    if connection.vendor == "postgresql":
-        rows = _rows(f"{_export_select()} WHERE {where} LIMIT {EXPORT_ROWS_AT_ONCE + 1}", params)
+    if connection.vendor == "postgresql" and (expected <= EXPORT_ROWS_AT_ONCE or driver == "serial"):
+        rows = _rows(f"{_export_select()} WHERE {where} LIMIT {int(EXPORT_ROWS_AT_ONCE) + 1}", params)
         if len(rows) <= EXPORT_ROWS_AT_ONCE:
-            return _export_row_batches(group_namer(product), sorted(rows), size) if len(rows) <= cap else None
+            return _export_row_batches(names, sorted(rows), size) if len(rows) <= cap else None
     found = [r[0] for r in _rows(f"SELECT x.id FROM devices_device x WHERE {where} LIMIT {int(cap) + 1}", params)]
-    return _export_rows(product, sorted(found), size) if len(found) <= cap else None
+    return _export_rows(product, query, sorted(found), size, names) if len(found) <= cap else None
+
+
+class _Namer:
+    """group_namer(product), made on the first row that needs it: one query of the groups per export."""
+
+    def __init__(self, product: Product):
+        self.product = product
+        self.names = None
+
+    def __call__(self, group_ids) -> tuple[str, ...]:
+        if self.names is None:
+            self.names = group_namer(self.product)
+        return self.names(group_ids)
 
 
 class ExportRow(NamedTuple):
@@ -719,26 +737,29 @@ EXPORT_FIELDS = ("id", "name", "serial_number", "owner__email", "customer__email
                  "online", "development")
 
 
-def _export_rows(product: Product, ids: list[str], size: int):
-    """The ExportRows of `ids` (in that order, those still in the product), `size` at a time. PostgreSQL reads each batch in one statement, with the groups from the rows' `group_ids` and the ids
+def _export_rows(product: Product, query: DeviceListQuery, ids: list[str], size: int, names: _Namer):
+    """The ExportRows of `ids` (in that order, those still in the list: a device moved to another product,
+    quarantined or denied since the ids were read is left out), `size` at a time. PostgreSQL reads each batch in one statement, with the groups from the rows' `group_ids` and the ids
     as one array: a 1,000-entry IN list cost more to build and bind than to run, and the membership join as
     much again (bench/search.py, export q=ab1)."""
-    names = group_namer(product) if connection.vendor == "postgresql" else None
+    pg = connection.vendor == "postgresql"
     for start in range(0, len(ids), size):
         batch = ids[start:start + size]
-        if names is not None:
-            found = {r[0]: r for r in _rows(f"{_export_select()} WHERE x.id = ANY(%s) AND x.product_id = %s",
-                                            [batch, product.pk])}
+        if pg:
+            found = {r[0]: r for r in _rows(f"{_export_select()} WHERE x.id = ANY(%s) AND x.product_id = %s "
+                                            "AND x.quarantined = %s AND NOT x.denied",
+                                            [batch, product.pk, query.quarantined])}
             yield from _export_row_batches(names, [found[i] for i in batch if i in found], size)
             continue
-        rows = {r[0]: r for r in Device.objects.filter(id__in=batch, product_id=product.pk)
+        rows = {r[0]: r for r in Device.objects.filter(id__in=batch, product_id=product.pk, denied=False,
+                                                       quarantined=query.quarantined)
                 .values_list(*EXPORT_FIELDS).order_by()}
         groups = groups_of(batch)
         yield [ExportRow(*r[:6], r[6].isoformat() if r[6] else "", *r[7:], groups[i])
                for i in batch if (r := rows.get(i)) is not None]
 
 
-def _export_row_batches(names, rows: list[tuple], size: int):
+def _export_row_batches(names: _Namer, rows: list[tuple], size: int):
     """Rows of _export_select (PostgreSQL), `size` at a time, as ExportRows with their group names."""
     for start in range(0, len(rows), size):
         yield [ExportRow(*r[:-1], names(r[-1])) for r in rows[start:start + size]]
@@ -768,7 +789,8 @@ def product_device_batches(*, product: Product, query: DeviceListQuery, size: in
     more than a window however few devices match, the whole export reads the index once, and memory holds
     one window's ids and one batch of rows."""
     groups = _groups(product, query)
-    gathered = _export_gathered(product, query, groups, size)
+    names = _Namer(product)
+    gathered = _export_gathered(product, query, groups, size, names)
     if gathered is not None:
         yield from gathered
         return
@@ -788,7 +810,7 @@ def product_device_batches(*, product: Product, query: DeviceListQuery, size: in
         if not window:
             return
         last = window[-1][0]
-        yield from _export_rows(product, [r[0] for r in window if r[1]], size)
+        yield from _export_rows(product, query, [r[0] for r in window if r[1]], size, names)
 
 
 DEVICE_RELATED = ("owner", "customer", "platform", "product", "product__account", "sim")
