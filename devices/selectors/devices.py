@@ -649,21 +649,27 @@ def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], 
     return ids, total, False, False
 
 
-def product_device_page(*, product: Product, query: DeviceListQuery) -> DevicePage:
+def product_device_page(*, product: Product, query: DeviceListQuery, shown: tuple[str, ...] | None = None
+                        ) -> DevicePage:
     """One page of a product's device list: the page's ids (one query, or a walk that found too few and then
     the gather; for a name search sorted by name, the range of names starting with the term, its count, and
     the names holding it further in), the rows, their groups. So three device queries, four after a walk that
     gave way or one sized by a sampled rate (where it ended is counted for the estimate), five for a name-sorted
     name search; and the group names when filtered by group, and the name
     sample when this process has none for the product (one query; two past NAME_SAMPLE devices: the id range,
-    then the runs). The total is the stored count, an exact count of gathered matches, or an estimate (marked)."""
+    then the runs). The total is the stored count, an exact count of gathered matches, or an estimate (marked).
+    `shown` names the only fields a caller reads (the owner's and customer's as `owner__email`...), as the
+    console's list does: whole rows with their platform and SIM cost twice as much to read and build."""
     groups = _groups(product, query)
     ids, total, estimated, capped = _page_ids(product, query, groups)
-    related = ("owner", "customer", "platform", "sim")
     # No ORDER BY (the page's order is the ids'): Django's ordering step costs more than the query here.
     # The product again: a device moved to another product between the two queries is not shown.
-    rows = ({d.id: d for d in Device.objects.filter(id__in=ids, product_id=product.pk).select_related(*related)
-             .order_by()} if ids else {})
+    found = Device.objects.filter(id__in=ids, product_id=product.pk).order_by()
+    if shown is None:
+        found = found.select_related("owner", "customer", "platform", "sim")
+    else:
+        found = found.select_related(*{f.split("__")[0] for f in shown if "__" in f}).only(*shown)
+    rows = {d.id: d for d in found} if ids else {}
     devices = [rows[i] for i in ids if i in rows]
     return DevicePage(rows=devices, total=total, estimated=estimated, capped=capped, page=query.page,
                       per_page=query.per_page, groups=groups_of(ids) if ids else {})
