@@ -668,7 +668,7 @@ def product_device_page(*, product: Product, query: DeviceListQuery, shown: tupl
     if shown is None:
         found = found.select_related("owner", "customer", "platform", "sim")
     else:
-        found = found.select_related(*{f.split("__")[0] for f in shown if "__" in f}).only(*shown)
+        found = found.select_related(*{f.rsplit("__", 1)[0] for f in shown if "__" in f}).only(*shown)
     rows = {d.id: d for d in found} if ids else {}
     devices = [rows[i] for i in ids if i in rows]
     return DevicePage(rows=devices, total=total, estimated=estimated, capped=capped, page=query.page,

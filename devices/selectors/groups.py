@@ -53,11 +53,11 @@ def groups_of(device_ids: list[str]) -> dict[str, list[str]]:
     list page asks, and Django took longer to build this query than PostgreSQL to answer it (1.0-1.7 ms
     against 0.45-0.65 ms for a page of 25 on the bench's fleet)."""
     out: dict[str, list[str]] = {i: [] for i in device_ids}
-    if device_ids:
+    if out:
         if connection.vendor == "postgresql":
-            among, params = "= ANY(%s)", [list(device_ids)]
-        else:
-            among, params = f"IN ({', '.join(['%s'] * len(device_ids))})", list(device_ids)
+            among, params = "= ANY(%s)", [list(out)]
+        else:  # each id once, as the ORM's IN list was
+            among, params = f"IN ({', '.join(['%s'] * len(out))})", list(out)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT m.device_id, g.name FROM {_MEMBERSHIPS} m JOIN {_GROUPS} g ON g.id = m.group_id "
                            f"WHERE m.device_id {among} ORDER BY g.name", params)
