@@ -28,7 +28,7 @@ from console.scoping import Principal
 from devices.identifiers import is_device_id
 from devices.migrations import _sort_index
 from devices.models import Customer, Device, DeviceRights, SimCard
-from devices.selectors.groups import group_namer, groups_of
+from devices.selectors.groups import GroupNamer, group_namer, groups_of
 from devices.selectors.limits import FREE_DEVICE_LIMIT, sandbox_device_count
 from products.models import DeviceGroup, Platform, Product
 from products.selectors import product_check, product_get
@@ -680,7 +680,7 @@ EXPORT_GATHER = 50_000  # a name or serial export gathers its ids at once when n
 EXPORT_ROWS_AT_ONCE = 5_000  # PostgreSQL: so few matches are read whole by the gathering query (~2 MB)
 
 
-def _export_gathered(product: Product, query: DeviceListQuery, groups, size: int, names: _Namer):
+def _export_gathered(product: Product, query: DeviceListQuery, groups, size: int, names: GroupNamer):
     """The export's batches in id order when its matches are known to be few, found through the driving
     filter's index; None when they may be many (then the export reads the id index window by window). On
     PostgreSQL a driver not expected to match more than EXPORT_ROWS_AT_ONCE (its known size, the name
@@ -709,19 +709,6 @@ def _export_gathered(product: Product, query: DeviceListQuery, groups, size: int
     return _export_rows(product, query, sorted(found), size, names) if len(found) <= cap else None
 
 
-class _Namer:
-    """group_namer(product), made on the first row that needs it: one query of the groups per export."""
-
-    def __init__(self, product: Product):
-        self.product = product
-        self.names = None
-
-    def __call__(self, group_ids) -> tuple[str, ...]:
-        if self.names is None:
-            self.names = group_namer(self.product)
-        return self.names(group_ids)
-
-
 class ExportRow(NamedTuple):
     """What an export line shows of a device (devices/web/devices.py, EXPORT_HEADER). Read as plain values: a
     whole device row decodes five timestamps and three JSON fields into a model, which was most of an
@@ -743,11 +730,12 @@ EXPORT_FIELDS = ("id", "name", "serial_number", "owner__email", "customer__email
                  "online", "development")
 
 
-def _export_rows(product: Product, query: DeviceListQuery, ids: list[str], size: int, names: _Namer):
+def _export_rows(product: Product, query: DeviceListQuery, ids: list[str], size: int, names: GroupNamer):
     """The ExportRows of `ids` (in that order, those still in the list: a device moved to another product,
-    quarantined or denied since the ids were read is left out), `size` at a time. PostgreSQL reads each batch in one statement, with the groups from the rows' `group_ids` and the ids
-    as one array: a 1,000-entry IN list cost more to build and bind than to run, and the membership join as
-    much again (bench/search.py, export q=ab1)."""
+    quarantined or denied since the ids were read is left out), `size` at a time. PostgreSQL reads each batch
+    in one statement, with the groups from the rows' `group_ids` and the ids as one array: a 1,000-entry IN
+    list cost more to build and bind than to run, and the membership join as much again (bench/search.py,
+    export q=ab1)."""
     pg = connection.vendor == "postgresql"
     for start in range(0, len(ids), size):
         batch = ids[start:start + size]
@@ -765,7 +753,7 @@ def _export_rows(product: Product, query: DeviceListQuery, ids: list[str], size:
                for i in batch if (r := rows.get(i)) is not None]
 
 
-def _export_row_batches(names: _Namer, rows: list[tuple], size: int):
+def _export_row_batches(names: GroupNamer, rows: list[tuple], size: int):
     """Rows of _export_select (PostgreSQL), `size` at a time, as ExportRows with their group names."""
     for start in range(0, len(rows), size):
         yield [ExportRow(*r[:-1], names(r[-1])) for r in rows[start:start + size]]
@@ -795,7 +783,7 @@ def product_device_batches(*, product: Product, query: DeviceListQuery, size: in
     more than a window however few devices match, the whole export reads the index once, and memory holds
     one window's ids and one batch of rows."""
     groups = _groups(product, query)
-    names = _Namer(product)
+    names = group_namer(product)
     gathered = _export_gathered(product, query, groups, size, names)
     if gathered is not None:
         yield from gathered

@@ -22,21 +22,28 @@ def group_get(product: Product, name: str) -> DeviceGroup | None:
     return DeviceGroup.objects.filter(product=product, name=name).select_related("product", "product__account").first()
 
 
-def group_namer(product: Product) -> Callable[[Iterable[int] | None], tuple[str, ...]]:
+GroupNamer = Callable[[Iterable[int] | None], tuple[str, ...]]
+
+
+def group_namer(product: Product) -> GroupNamer:
     """Names for the `group_ids` a device row carries on PostgreSQL (migration 0017), in groups_of's order
-    (the database's order of names): one query for the product's groups instead of a membership join per
-    batch of devices. An id the read does not know (a group made since) is left out. A fleet holds few
-    distinct sets of groups, so each set is named once (up to NAMED_SETS of them at a time)."""
-    ranked = {pk: (rank, name) for rank, (pk, name) in
-              enumerate(DeviceGroup.objects.filter(product=product).order_by("name").values_list("pk", "name"))}
+    (the database's order of names): one query of the product's groups, made when the first set of ids comes
+    (an export whose rows are in no group makes none), instead of a membership join per batch of devices. An
+    id that read does not know (a group made since) is left out. A fleet holds few distinct sets of groups,
+    so each set is named once (up to NAMED_SETS of them at a time)."""
+    ranked: dict[int, tuple[int, str]] | None = None
     named: dict[tuple[int, ...], tuple[str, ...]] = {}
 
     def names(group_ids: Iterable[int] | None) -> tuple[str, ...]:
+        nonlocal ranked
         if not group_ids:
             return ()
         key = tuple(group_ids)
         found = named.get(key)
         if found is None:
+            if ranked is None:
+                ranked = {pk: (rank, name) for rank, (pk, name) in enumerate(
+                    DeviceGroup.objects.filter(product=product).order_by("name").values_list("pk", "name"))}
             if len(named) >= NAMED_SETS:
                 named.clear()
             found = named[key] = tuple(name for _, name in sorted(ranked[g] for g in key if g in ranked))
