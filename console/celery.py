@@ -66,5 +66,6 @@ app.conf.beat_schedule = {
     "requeue-stale-onboardings": {"task": "devices.requeue_stale_onboardings", "schedule": 30.0},
     "requeue-stale-deliveries": {"task": "integrations.requeue_stale", "schedule": 10.0},
     "recount-devices": {"task": "devices.recount_devices", "schedule": crontab(hour=3, minute=41)},
+    "keep-list-marks": {"task": "devices.keep_list_marks", "schedule": 60.0},
     "fold-data-operations": {"task": "billing.fold_data_operations", "schedule": 30.0},
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from devices.services import devices, jobs, liveness, onboarding, transfers
+from devices.services import devices, jobs, listmarks, liveness, onboarding, transfers
 from products.models import Product
 
 
@@ -51,3 +51,16 @@ def reap_gateways() -> int:
     """Devices of a gateway process that died (its heartbeat expired) go offline, even when no other gateway
     is running to notice."""
     return liveness.gateways_reap()
+
+
+@shared_task(name="devices.keep_list_marks")
+def keep_list_marks() -> int:
+    """Every minute: the marks of big products' device lists folded, built or rebuilt (devices.services.listmarks)."""
+    done = 0
+    listmarks.drop_orphans()
+    marked = listmarks.marked_products()
+    big = Product.objects.filter(device_count__gte=listmarks.MARK_MIN_MEMBERS // 2).values_list("pk", flat=True)
+    for product in Product.objects.filter(pk__in=set(big) | marked).iterator():
+        listmarks.keep(product)
+        done += 1
+    return done

@@ -28,6 +28,7 @@ from console.scoping import Principal
 from devices.identifiers import is_device_id
 from devices.migrations import _sort_index
 from devices.models import Customer, Device, DeviceRights, SimCard
+from devices.selectors import listmarks
 from devices.selectors.groups import GroupNamer, group_namer, groups_of
 from devices.selectors.limits import FREE_DEVICE_LIMIT, sandbox_device_count
 from products.models import DeviceGroup, Platform, Product
@@ -114,6 +115,10 @@ SHARE_WALK_ROWS = 400_000
 NAME_WALK_RATIO = 5
 NAME_WALK_ROWS = 100_000
 QUARANTINE_COUNT_CAP = 20_000  # past this a quarantine total is "at least", counted no further
+# Deep pages of a big list read its marks (PostgreSQL, devices/selectors/listmarks.py) instead of OFFSET rows:
+# an unfiltered page this many rows from the nearer end of the list, a page of one group this many rows in.
+MARK_OFFSET = 10_000
+MARK_GROUP_OFFSET = 1_000
 
 # sortAttr: (ORDER BY descending, ORDER BY ascending, what a derived table selects besides the id to keep that
 # order), each a forward or backward scan of one index. `x.` is the walk's or the gather's row; `{key}` is the
@@ -563,11 +568,39 @@ def _name_sorted(product: Product, q: DeviceListQuery, *, offset: int, limit: in
     return [i for i, _ in ordered[offset:need]], heads + tails_only, estimated, False
 
 
+def _marked(product: Product, q: DeviceListQuery, groups, *, offset: int, limit: int, population: int
+            ) -> tuple[list[str], int, bool, bool] | None:
+    """A deep page of the unfiltered list, or of one group alone, read through the list's marks; None where
+    they do not apply or the product has none. The whole list's total is the stored member count, and the
+    marks must agree with it (they count the same rows; a write between the two reads makes them differ, and
+    the page is read by OFFSET); a group's total is its marks' count, exact."""
+    if connection.vendor != "postgresql" or q.quarantined or q.device_id or q.name or q.serial:
+        return None
+    if groups is None:
+        if min(offset, population - offset - limit) < MARK_OFFSET:
+            return None
+        group_id = None
+    elif len(groups) == 1 and offset >= MARK_GROUP_OFFSET:
+        group_id = groups[0].pk
+    else:
+        return None
+    forward = not q.descending  # the ascending list
+    found = listmarks.marked_page(product.pk, q.sort, q.descending, group_id, offset=offset, limit=limit,
+                                  order_asc=_order(q, forward=forward),
+                                  order_asc_derived=_order(q, forward=forward, derived=True),
+                                  sort_columns=_sort_columns(q))
+    if found is None or (group_id is None and found[1] != population):
+        return None
+    return found[0], found[1], False, False
+
+
 def _page_ids(product: Product, q: DeviceListQuery, groups) -> tuple[list[str], int, bool, bool]:
     """(ids of the page, total, estimated, capped)."""
     offset, limit = (q.page - 1) * q.per_page, q.per_page
     need = offset + limit
     population, capped = _population(product, q)
+    if (marked := _marked(product, q, groups, offset=offset, limit=limit, population=population)) is not None:
+        return marked
     if not q.filtered:
         # The stored member count moves with every write in the same transaction, so it can say where the
         # end is; a capped quarantine count cannot.
