@@ -223,3 +223,10 @@ def test_queries_of_a_deep_page_through_the_marks(cast, marked):
         body = api.get(url, {"perPage": 3, "page": 5}).json()
     assert len(captured.captured_queries) == 6, "\n".join(q["sql"] for q in captured.captured_queries)
     assert len(body["devices"]) == 3 and body["meta"]["total_is_estimate"] is False
+
+
+def test_a_truncate_of_the_devices_takes_the_marks_with_it(cast, marked):
+    with connection.cursor() as c:
+        c.execute("TRUNCATE devices_device CASCADE")
+        c.execute("SELECT (SELECT count(*) FROM devices_listmarks) + (SELECT count(*) FROM devices_listcount)")
+        assert c.fetchone()[0] == 0

@@ -14,6 +14,7 @@ def forwards(apps, schema_editor):
         for sql in _list_marks.TABLES:
             c.execute(sql)
         c.execute(_list_marks.FUNCTION)
+        c.execute(_list_marks.TRUNCATE_FUNCTION)
         for sql in _list_marks.TRIGGERS:
             c.execute(sql)
 

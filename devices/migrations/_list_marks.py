@@ -29,7 +29,7 @@ A rebuild never holds device writes for longer than it takes the writers already
    one it does not see is not, and its rows count. Then the generation is `ready` and the older ones go.
 """
 
-NULL_LAST = 2147483647  # the bucket of NULL firmware versions (last in the ascending list)
+NULL_LAST = 2_000_000_000  # the bucket of NULL firmware versions (last in the ascending list)
 
 # Sort codes, in the order of devices.selectors.devices.SORTS.
 SORT_CODES = {"lastConnection": 0, "deviceName": 1, "deviceId": 2, "firmwareVersion": 3}
@@ -133,7 +133,19 @@ BEGIN
 END
 $$"""
 
+# A TRUNCATE passes row and transition-table triggers by: it empties every list, so the marks go with it.
+TRUNCATE_FUNCTION = """
+CREATE OR REPLACE FUNCTION cyan_list_counts_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM devices_listcount;
+    DELETE FROM devices_listmarks;
+    RETURN NULL;
+END
+$$"""
+
 TRIGGERS = [
+    "CREATE TRIGGER dev_list_counts_truncate AFTER TRUNCATE ON devices_device "
+    "FOR EACH STATEMENT EXECUTE FUNCTION cyan_list_counts_truncate()",
     "CREATE TRIGGER dev_list_counts_insert AFTER INSERT ON devices_device "
     "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cyan_list_counts()",
     "CREATE TRIGGER dev_list_counts_delete AFTER DELETE ON devices_device "
@@ -143,8 +155,10 @@ TRIGGERS = [
 ]
 
 DROP = [
-    *(f"DROP TRIGGER IF EXISTS dev_list_counts_{op} ON devices_device" for op in ("insert", "delete", "update")),
+    *(f"DROP TRIGGER IF EXISTS dev_list_counts_{op} ON devices_device"
+      for op in ("insert", "delete", "update", "truncate")),
     "DROP FUNCTION IF EXISTS cyan_list_counts()",
+    "DROP FUNCTION IF EXISTS cyan_list_counts_truncate()",
     "DROP TABLE IF EXISTS devices_listcount",
     "DROP TABLE IF EXISTS devices_listmarks",
 ]
