@@ -460,6 +460,37 @@ def test_the_console_list_reads_each_row_once_whatever_it_shows(cast, fleet, cli
     assert page.count("<tr data-device=") == 2 and "10.0.0.9" in page
 
 
+def test_the_api_list_reads_each_row_once_and_shows_what_a_whole_device_shows(cast, fleet):
+    """The API list reads only what device_body shows (DEVICE_BODY_FIELDS): a field it shows but the list did
+    not read would cost a query per row, and its body would differ from a whole device's. Owned, customer
+    devices sit on rows 4-7 of the id order and SIMs on rows 8-10, on the page of 10 only."""
+    from devices.api.serializers import device_body
+    from devices.models import Customer, SimCard
+
+    device_ids, _other = fleet
+    by_id = sorted(device_ids[:50])
+    Device.objects.filter(pk__in=by_id[3:5]).update(owner=cast.developer, notes="kept", last_ip_address="10.1.2.3")
+    customer = Customer.objects.create(product=cast.product, email="buyer@example.com")
+    Device.objects.filter(pk__in=by_id[5:7]).update(customer=customer, desired_firmware_version=3)
+    SimCard.objects.filter(device_id__in=by_id[:7]).update(device=None)  # SIMs on rows 8-10 alone
+    api = Api(user_token(cast.owner))
+    url = f"/v1/products/{cast.product.slug}/devices"
+    api.get(url, {"sortAttr": "deviceId", "perPage": 3})
+    three = _queries(lambda: api.get(url, {"sortAttr": "deviceId", "perPage": 3}))
+    ten = _queries(lambda: api.get(url, {"sortAttr": "deviceId", "perPage": 10}))
+    assert len(ten) == len(three), "\n".join(ten)
+    body = api.get(url, {"sortAttr": "deviceId", "perPage": 10}).json()
+    whole = {d.id: d for d in Device.objects.filter(pk__in=by_id[:10])}
+    groups = selectors.groups_of(by_id[:10])
+    assert [d["id"] for d in body["devices"]] == by_id[:10]
+    for shown in body["devices"]:
+        assert shown == device_body(whole[shown["id"]], groups.get(shown["id"], [])), shown["id"]
+    assert {d["owner"] for d in body["devices"]} >= {"developer@example.com", "buyer@example.com"}
+    iccids = set(SimCard.objects.filter(device_id__in=by_id[:10]).values_list("iccid", flat=True))
+    assert iccids and {d["iccid"] for d in body["devices"]} - {None} == iccids
+    assert body["customers"] == [{"id": str(customer.pk), "username": "buyer@example.com"}]
+
+
 def test_queries_per_sandbox_list_request(cast, fleet, client):
     device_ids, _other = fleet
     Device.objects.filter(pk__in=device_ids[:30]).update(owner=cast.developer)

@@ -10,7 +10,7 @@ from console import validation
 from console.api.base import body, no_content, require_user
 from console.api.serializers import iso
 from devices.api import inputs
-from devices.api.serializers import customer_usernames_body, device_body
+from devices.api.serializers import DEVICE_BODY_FIELDS, customer_usernames_body, device_body
 from devices.models import Device
 from devices.selectors import devices as device_selectors
 from devices.selectors.groups import groups_of
@@ -28,7 +28,7 @@ class ProductDeviceListView(APIView):
     def get(self, request, product: str):
         found = product_get(principal=request.auth, ident=product, action="devices:list")
         query = device_selectors.DeviceListQuery.from_params(request.query_params)
-        page = device_selectors.product_device_page(product=found, query=query)
+        page = device_selectors.product_device_page(product=found, query=query, shown=DEVICE_BODY_FIELDS)
         return Response({
             "devices": [device_body(d, page.groups.get(d.id, [])) for d in page.devices],
             "customers": customer_usernames_body(page.devices),

@@ -15,6 +15,18 @@ def owner_name(device: Device) -> str | None:
     return None
 
 
+# What device_body reads of a device, for a list that loads only that (product_device_page's `shown`): the
+# other timestamps of the device, its owner's, customer's and SIM's were most of a 100-row page's decoding.
+# tests/test_device_search.py holds a list page's statements to as many for 100 rows as for 3.
+DEVICE_BODY_FIELDS = (
+    "id", "name", "owner__email", "customer__email", "last_ip_address", "last_heard", "last_handshake_at",
+    "product", "online", "platform__connectivity", "notes", "functions", "variables", "status", "serial_number",
+    "sim__iccid", "imei", "mac_wifi", "system_firmware_version", "firmware_updates_enabled",
+    "firmware_updates_forced", "firmware_version", "desired_firmware_version", "development", "quarantined",
+    "denied",
+)
+
+
 def device_body(device: Device, groups: list[str] | None = None) -> dict:
     sim = getattr(device, "_sim_cache", None)
     if sim is None:
