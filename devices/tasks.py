@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from devices.services import devices, jobs, listmarks, liveness, onboarding, transfers
 from products.models import Product
+
+log = logging.getLogger("devices.tasks")
 
 
 @shared_task(name="devices.run_import_job")
@@ -61,6 +65,10 @@ def keep_list_marks() -> int:
     marked = listmarks.marked_products()
     big = Product.objects.filter(device_count__gte=listmarks.MARK_MIN_MEMBERS // 2).values_list("pk", flat=True)
     for product in Product.objects.filter(pk__in=set(big) | marked).iterator():
-        listmarks.keep(product)
+        try:
+            listmarks.keep(product)
+        except Exception:  # one product's marks must not hold up the others'
+            log.exception("list marks of product %s not kept", product.pk)
+            continue
         done += 1
     return done

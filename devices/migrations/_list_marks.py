@@ -58,6 +58,8 @@ TABLES = [
         n bigint NOT NULL,
         xid xid8 NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS devices_listcount_key ON devices_listcount (product_id, sort, group_id, generation)",
+    # Generations are never reused: count rows a dropped generation left cannot join a new one.
+    "CREATE SEQUENCE IF NOT EXISTS devices_listmarks_generation",
 ]
 
 # The bucket of a device row `r` under the marks `m` (one expression for the four sorts; the key expressions
@@ -94,7 +96,7 @@ def counted(rows: str, where: str = "", xid: str = "pg_current_xact_id()") -> st
                                 THEN coalesce(width_bucket(r.id COLLATE "C", m.id_bounds), 0) ELSE 0 END AS sub
             FROM (SELECT {BUCKET} AS bucket) b) s
       CROSS JOIN LATERAL unnest(array_prepend(0::bigint, coalesce(r.group_ids, '{{}}'::bigint[]))) AS g(group_id)
-     WHERE NOT r.quarantined AND NOT r.denied
+     WHERE NOT r.quarantined AND NOT r.denied AND g.group_id IS NOT NULL
      GROUP BY 1, 2, 3, 4, 5, 6
     HAVING sum(r.n) <> 0"""
 
@@ -161,4 +163,5 @@ DROP = [
     "DROP FUNCTION IF EXISTS cyan_list_counts_truncate()",
     "DROP TABLE IF EXISTS devices_listcount",
     "DROP TABLE IF EXISTS devices_listmarks",
+    "DROP SEQUENCE IF EXISTS devices_listmarks_generation",
 ]

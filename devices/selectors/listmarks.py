@@ -5,7 +5,7 @@ start of the list."""
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import connection, transaction
 
 from devices.migrations._list_marks import NULL_LAST, SORT_CODES
 
@@ -93,6 +93,20 @@ def marked_page(product_id: int, sort: str, descending: bool, group_id: int | No
     list is filtered by (None: the whole list)."""
     if connection.vendor != "postgresql":
         return None
+    if connection.in_atomic_block:
+        return _marked_page(product_id, sort, descending, group_id, offset, limit, order_asc, order_asc_derived,
+                            sort_columns)
+    # Both statements in one snapshot: a device heard or moved between them would otherwise leave a segment
+    # after it was counted, and the page would come back short.
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return _marked_page(product_id, sort, descending, group_id, offset, limit, order_asc, order_asc_derived,
+                            sort_columns)
+
+
+def _marked_page(product_id, sort, descending, group_id, offset, limit, order_asc, order_asc_derived,
+                 sort_columns) -> tuple[list[str], int] | None:
     tie_desc = _SORTS[sort][3]
     with connection.cursor() as cursor:
         cursor.execute(_SEGMENTS, {"product": product_id, "sort": SORT_CODES[sort], "group": group_id or 0,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
@@ -23,6 +24,7 @@ MARK_ID_BOUNDS = 128  # pieces a value shared by many devices (or NULL) is split
 MARK_MIN_MEMBERS = 50_000  # a smaller list pages fast enough without marks (page 2,000 of 25 reads 50,000 entries)
 MARK_GROWTH = 8  # a segment grown past MARK_GROWTH * MARK_ROWS rows gets its sort's marks rebuilt
 REBUILD_LOCK_MS = 200  # how long a rebuild waits for writers to let go of the counts before it tries later
+SNAPSHOT_WAIT_SECONDS = 30.0  # how long a rebuild waits for older snapshots to end before it tries later
 STALE_PENDING = dt.timedelta(hours=1)  # a generation not ready after this was left by a rebuild that died
 FUTURE_SAMPLE = dt.timedelta(minutes=10)  # how far back the last-connection marks look for the rate of hearing
 FUTURE_HORIZON = dt.timedelta(days=1)  # how far ahead they place bounds
@@ -46,13 +48,17 @@ def _rows(sql: str, params: list) -> list[tuple]:
         return cursor.fetchall()
 
 
+INT_MAX = 2_147_483_647
+
+
 def _next_value(value):
-    """The smallest value that sorts after `value` (C collation for text: no text holds NUL)."""
+    """The smallest value that sorts after `value` (C collation for text: no text holds NUL); None when no
+    value of the type does (the bucket ends at the top anyway)."""
     if isinstance(value, dt.datetime):
-        return value + dt.timedelta(microseconds=1)
+        return value + dt.timedelta(microseconds=1) if value < dt.datetime.max.replace(tzinfo=value.tzinfo) else None
     if isinstance(value, str):
         return value + "\x01"
-    return value + 1
+    return value + 1 if value < INT_MAX else None
 
 
 def bounds(product_id: int, sort: int, rows: int) -> tuple[list, list[int]]:
@@ -70,7 +76,7 @@ def bounds(product_id: int, sort: int, rows: int) -> tuple[list, list[int]]:
         [product_id, rows, rows, rows])
     values = {v for v, _ in found}
     shared = [v for v, heavy in found if heavy]
-    values.update(_next_value(v) for v in shared)
+    values.update(n for v in shared if (n := _next_value(v)) is not None)
     ordered = sorted(values)  # Python orders str by code point: the C collation's (UTF-8 byte) order
     at = {v: i + 1 for i, v in enumerate(ordered)}  # width_bucket's numbers
     heavy = [at[v] for v in shared]
@@ -83,9 +89,9 @@ def id_bounds(product_id: int, pieces: int) -> list[str]:
     """Ids splitting the product's listed devices into about `pieces` runs (index-only)."""
     members = _rows(f"SELECT count(*) FROM devices_device x WHERE {_MEMBERS}", [product_id])[0][0]
     step = max(1, members // pieces)
-    return [r[0] for r in _rows(
+    return sorted(r[0] for r in _rows(  # in code point order: the C collation width_bucket compares them in
         f"SELECT id FROM (SELECT x.id, row_number() OVER (ORDER BY x.id) AS rn FROM devices_device x "
-        f"WHERE {_MEMBERS}) s WHERE rn %% %s = 1 ORDER BY id", [product_id, step])]
+        f"WHERE {_MEMBERS}) s WHERE rn %% %s = 1", [product_id, step]))
 
 
 def future_bounds(product_id: int, after: dt.datetime | None, rows: int) -> list[dt.datetime]:
@@ -109,13 +115,51 @@ def rebuild(product_id: int, sorts=None, *, rows: int | None = None, pieces: int
     writers held devices_listcount past REBUILD_LOCK_MS (try again later)."""
     if connection.vendor != "postgresql":
         return False
+    # Each step must commit on its own: inside a caller's transaction the EXCLUSIVE lock would be held through
+    # the count, and every device write would wait for it.
+    assert not connection.in_atomic_block, "rebuild() runs outside any transaction"
     ids = id_bounds(product_id, pieces or MARK_ID_BOUNDS)
     for sort in sorts if sorts is not None else SORT_CODES.values():
         generation = publish(product_id, sort, ids, rows=rows)
         if generation is None:
             return False
+        if not wait_for_older_snapshots():
+            abandon(product_id, sort, generation)
+            return False
         count(product_id, sort, generation)
     return True
+
+
+def wait_for_older_snapshots(timeout: float | None = None) -> bool:
+    """Wait until no other session of this database holds a snapshot taken before now (False when one still
+    does after `timeout` seconds, SNAPSHOT_WAIT_SECONDS by default). A REPEATABLE READ or SERIALIZABLE
+    writer's trigger reads the marks in its transaction's snapshot: one taken before a generation was
+    published never sees it and counts for the old ones alone, so the count must start after it has ended
+    (as CREATE INDEX CONCURRENTLY waits). A READ COMMITTED writer takes a new snapshot per statement, after
+    its lock: the publish already waited for it."""
+    deadline = time.monotonic() + (SNAPSHOT_WAIT_SECONDS if timeout is None else timeout)
+    # A snapshot taken before this point has an xmin at or below the next transaction id now.
+    mark = _rows("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", [])[0][0]
+    while True:
+        older = _rows(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_xmin IS NOT NULL AND age(backend_xmin) >= age((%s::numeric %% 4294967296)::text::xid)",
+            [mark])[0][0]
+        if not older:
+            return True
+        if time.monotonic() >= deadline:
+            log.info("list marks: %s sessions still hold snapshots older than the new marks", older)
+            return False
+        time.sleep(0.05)
+
+
+def abandon(product_id: int, sort: int, generation: int) -> None:
+    """Remove a published generation that will not be counted (writers stop counting for it)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM devices_listmarks WHERE product_id = %s AND sort = %s AND generation = %s",
+                       [product_id, sort, generation])
+        cursor.execute("DELETE FROM devices_listcount WHERE product_id = %s AND sort = %s AND generation = %s",
+                       [product_id, sort, generation])
 
 
 def publish(product_id: int, sort: int, ids: list[str], *, rows: int | None = None) -> int | None:
@@ -132,9 +176,9 @@ def publish(product_id: int, sort: int, ids: list[str], *, rows: int | None = No
             cursor.execute("LOCK TABLE devices_listcount IN EXCLUSIVE MODE")
             return _rows(
                 f"INSERT INTO devices_listmarks (product_id, sort, generation, ready, {column}, heavy, id_bounds, "
-                f"built_at) SELECT %s, %s, coalesce(max(generation), 0) + 1, false, %s, %s, %s, %s "
-                f"FROM devices_listmarks WHERE product_id = %s AND sort = %s RETURNING generation",
-                [product_id, sort, values, heavy, ids, timezone.now(), product_id, sort])[0][0]
+                f"built_at) VALUES (%s, %s, nextval('devices_listmarks_generation'), false, %s, %s, %s, %s) "
+                f"RETURNING generation",
+                [product_id, sort, values, heavy, ids, timezone.now()])[0][0]
     except OperationalError as exc:  # lock_timeout: writers are busy
         log.info("list marks of product %s (sort %s) not rebuilt: %s", product_id, sort, exc)
         return None
@@ -147,6 +191,11 @@ def count(product_id: int, sort: int, generation: int) -> None:
     own = _KEYS[sort][3]
     picked = ", ".join(f"NULL::{_NULLS[c]} AS {c}" if c in _NULLS and c != own else c for c in COLUMNS.split(", "))
     with transaction.atomic(), connection.cursor() as cursor:
+        # Held until the count commits: a drop() or abandon() meanwhile waits, and one before leaves nothing.
+        cursor.execute("SELECT 1 FROM devices_listmarks WHERE product_id = %s AND sort = %s AND generation = %s "
+                       "FOR UPDATE", [product_id, sort, generation])
+        if cursor.fetchone() is None:
+            return
         cursor.execute("SET LOCAL jit = off")  # compiling the count took longer than running it
         # One statement, so the count and the snapshot it keeps are the same.
         cursor.execute(
@@ -194,15 +243,17 @@ def compact(product_id: int) -> int:
             "SELECT count(*) FROM k", [product_id])[0][0]
 
 
-def largest_segment(product_id: int, sort: int) -> int | None:
-    """The most rows one segment of the whole list holds now (None: the sort has no ready marks)."""
+def segments(product_id: int, sort: int) -> tuple[int, int] | None:
+    """(the most rows one segment of the whole list holds, the rows of all of them) now; None when the sort
+    has no ready marks."""
     found = _rows(
-        "SELECT (SELECT max(s) FROM (SELECT sum(c.n) AS s FROM devices_listcount c WHERE c.product_id = m.product_id "
-        "AND c.sort = m.sort AND c.group_id = 0 AND c.generation = m.generation AND (c.xid = '0'::xid8 OR NOT "
-        "pg_visible_in_snapshot(c.xid, m.snap)) GROUP BY c.bucket, c.sub) t) "
-        "FROM devices_listmarks m WHERE m.product_id = %s AND m.sort = %s AND m.ready "
-        "ORDER BY m.generation DESC LIMIT 1", [product_id, sort])
-    return None if not found else int(found[0][0] or 0)
+        "SELECT coalesce(max(t.s), 0)::bigint, coalesce(sum(t.s), 0)::bigint FROM "
+        "(SELECT * FROM devices_listmarks WHERE product_id = %s AND sort = %s AND ready ORDER BY generation DESC "
+        "LIMIT 1) m LEFT JOIN LATERAL (SELECT sum(c.n) AS s FROM devices_listcount c WHERE c.product_id = "
+        "m.product_id AND c.sort = m.sort AND c.group_id = 0 AND c.generation = m.generation AND (c.xid = '0'::xid8 "
+        "OR NOT pg_visible_in_snapshot(c.xid, m.snap)) GROUP BY c.bucket, c.sub) t ON true GROUP BY m.generation",
+        [product_id, sort])
+    return (int(found[0][0]), int(found[0][1])) if found else None
 
 
 def drop_orphans() -> int:
@@ -236,9 +287,15 @@ def keep(product: Product) -> str:
     compact(product.pk)
     if product.device_count < MARK_MIN_MEMBERS:
         return "kept"
-    stale = [sort for sort in SORT_CODES.values()
-             if (size := largest_segment(product.pk, sort)) is None
-             or size > MARK_GROWTH * MARK_ROWS * (TEXT_ROWS_FACTOR if _KEYS[sort][1] == "text_bounds" else 1)]
+    # A sort without marks, one whose segments grew, or whose counts differ from the rows (they cannot,
+    # while every writer passes the triggers; a rebuild repairs what could).
+    members = _rows(f"SELECT count(*) FROM devices_device x WHERE {_MEMBERS}", [product.pk])[0][0]
+    stale = []
+    for sort in SORT_CODES.values():
+        found = segments(product.pk, sort)
+        grown = MARK_GROWTH * MARK_ROWS * (TEXT_ROWS_FACTOR if _KEYS[sort][1] == "text_bounds" else 1)
+        if found is None or found[0] > grown or found[1] != members:
+            stale.append(sort)
     if stale:
         return "rebuilt" if rebuild(product.pk, stale) else "busy"
     return "kept"
