@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from console.models import Account, User
 from devices.models import Device
+from products.models import Product
 
 FREE_DEVICE_LIMIT = 100
 
@@ -18,6 +19,10 @@ def sandbox_device_count(user: User, *, personal: int | None = None) -> int:
     1,100,000-device database, bench/search.py). `personal` is the first count when the caller has it."""
     if personal is None:
         personal = Device.objects.filter(product__isnull=True, owner=user).count()
-    members = Device.objects.filter(product__account__kind=Account.Kind.SANDBOX, product__account__owner=user,
-                                    quarantined=False, denied=False).count()
+    # The sandbox's products first, then their members by the list index: joined in one statement, PostgreSQL
+    # could not tell how few products a sandbox has and counted in a parallel scan of the whole device table
+    # (23 ms, most of it starting the workers, for a sandbox without products; bench/search.py).
+    products = list(Product.objects.filter(account__kind=Account.Kind.SANDBOX, account__owner=user)
+                    .values_list("pk", flat=True))
+    members = Device.objects.filter(product_id__in=products, quarantined=False, denied=False).count() if products else 0
     return personal + members
