@@ -308,3 +308,18 @@ def test_the_highest_firmware_version_shared_by_many_gets_a_bucket_of_its_own(ca
 def test_a_rebuild_refuses_to_run_inside_a_transaction(cast, marked):
     with transaction.atomic(), pytest.raises(AssertionError):
         listmarks.rebuild(cast.product.pk, [0])
+
+
+def test_the_wait_for_older_snapshots_passes_a_read_committed_transaction_idle_between_statements(cast, marked):
+    """An open READ COMMITTED transaction holds no snapshot between its statements (its next one takes a new
+    one, which sees the marks): the rebuild does not wait for it, however old it is."""
+    started, go_on, done = threading.Event(), threading.Event(), []
+    thread = threading.Thread(target=_writer, args=(marked[0][15], started, go_on, done))
+    thread.start()
+    assert started.wait(10)
+    try:
+        assert listmarks.wait_for_older_snapshots(timeout=2) is True
+    finally:
+        go_on.set()
+        thread.join(10)
+    assert done == [True]

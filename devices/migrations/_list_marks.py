@@ -24,13 +24,14 @@ A rebuild never holds device writes for longer than it takes the writers already
    trigger takes that table in ROW EXCLUSIVE mode as its own statement before it reads the marks, so a writer
    either counted before (and has committed when the lock is granted) or reads the new generation and counts
    for it too;
-2. it waits until no session holds a snapshot older than the publish: a REPEATABLE READ or SERIALIZABLE
-   writer reads the marks in its transaction's snapshot, so one that began before would count for the old
-   generations alone, and must have ended before the count starts;
+2. it waits for the sessions holding a snapshot in a transaction begun before the publish to end that
+   transaction: a REPEATABLE READ or SERIALIZABLE writer reads the marks in its transaction's snapshot, so
+   one that began before would count for the old generations alone, and must have ended before the count;
 3. it counts the list from one snapshot into the new generation and keeps that snapshot (`snap`): a writer
    the snapshot sees is in the count, so its own rows for the generation are left out (`pg_visible_in_snapshot`);
    one it does not see is not, and its rows count. Then the generation is `ready` and the older ones go.
 A page reads the counts and its rows in one REPEATABLE READ snapshot (devices/selectors/listmarks.py).
+Count, abandon, drop and compact of one product take one advisory lock first, so they never deadlock.
 """
 
 NULL_LAST = 2_000_000_000  # the bucket of NULL firmware versions (last in the ascending list)

@@ -93,7 +93,7 @@ def marked_page(product_id: int, sort: str, descending: bool, group_id: int | No
     list is filtered by (None: the whole list)."""
     if connection.vendor != "postgresql":
         return None
-    if connection.in_atomic_block:
+    if connection.in_atomic_block or not connection.get_autocommit():  # SET TRANSACTION must come first
         return _marked_page(product_id, sort, descending, group_id, offset, limit, order_asc, order_asc_derived,
                             sort_columns)
     # Both statements in one snapshot: a device heard or moved between them would otherwise leave a segment

@@ -123,39 +123,54 @@ def rebuild(product_id: int, sorts=None, *, rows: int | None = None, pieces: int
         generation = publish(product_id, sort, ids, rows=rows)
         if generation is None:
             return False
-        if not wait_for_older_snapshots():
-            abandon(product_id, sort, generation)
-            return False
-        count(product_id, sort, generation)
+        try:
+            if not wait_for_older_snapshots():
+                abandon(product_id, sort, generation)
+                return False
+            count(product_id, sort, generation)
+        except Exception:
+            abandon(product_id, sort, generation)  # writers would count for it until it went stale
+            raise
     return True
 
 
 def wait_for_older_snapshots(timeout: float | None = None) -> bool:
-    """Wait until no other session of this database holds a snapshot taken before now (False when one still
-    does after `timeout` seconds, SNAPSHOT_WAIT_SECONDS by default). A REPEATABLE READ or SERIALIZABLE
-    writer's trigger reads the marks in its transaction's snapshot: one taken before a generation was
-    published never sees it and counts for the old ones alone, so the count must start after it has ended
-    (as CREATE INDEX CONCURRENTLY waits). A READ COMMITTED writer takes a new snapshot per statement, after
-    its lock: the publish already waited for it."""
+    """Wait until every client session of this database that may hold a snapshot taken before now has ended
+    that transaction (False when one still has not after `timeout` seconds, SNAPSHOT_WAIT_SECONDS by
+    default). A REPEATABLE READ or SERIALIZABLE writer's trigger reads the marks in its transaction's
+    snapshot: one taken before a generation was published never sees it and counts for the old ones alone,
+    so the count must start after it has ended (as CREATE INDEX CONCURRENTLY waits). A READ COMMITTED writer
+    takes a new snapshot per statement, after its lock: the publish already waited for it. The sessions are
+    listed once, those holding a snapshot in a transaction begun by now, and only they are waited for: a
+    later transaction's snapshot sees the generation whatever its xmin says."""
     deadline = time.monotonic() + (SNAPSHOT_WAIT_SECONDS if timeout is None else timeout)
-    # A snapshot taken before this point has an xmin at or below the next transaction id now.
-    mark = _rows("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", [])[0][0]
-    while True:
-        older = _rows(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_xmin IS NOT NULL AND age(backend_xmin) >= age((%s::numeric %% 4294967296)::text::xid)",
-            [mark])[0][0]
-        if not older:
+    older = _rows(
+        "SELECT pid, xact_start FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND backend_type = 'client backend' AND backend_xmin IS NOT NULL AND xact_start <= clock_timestamp()", [])
+    while older:
+        still = _rows(
+            "SELECT a.pid FROM pg_stat_activity a JOIN unnest(%s::int[], %s::timestamptz[]) AS o(pid, xact_start) "
+            "ON a.pid = o.pid AND a.xact_start = o.xact_start", [[p for p, _ in older], [x for _, x in older]])
+        if not still:
             return True
         if time.monotonic() >= deadline:
-            log.info("list marks: %s sessions still hold snapshots older than the new marks", older)
+            log.info("list marks: %s sessions still in transactions older than the new marks", len(still))
             return False
+        older = [(p, x) for p, x in older if p in {r[0] for r in still}]
         time.sleep(0.05)
+    return True
+
+
+def _hold_product(cursor, product_id: int) -> None:
+    """Serialize count, abandon, drop and compact of one product's marks (transaction-scoped): taken before
+    any of their row locks, so they cannot deadlock on one another's."""
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('cyan.listmarks', %s))", [product_id])
 
 
 def abandon(product_id: int, sort: int, generation: int) -> None:
     """Remove a published generation that will not be counted (writers stop counting for it)."""
     with transaction.atomic(), connection.cursor() as cursor:
+        _hold_product(cursor, product_id)
         cursor.execute("DELETE FROM devices_listmarks WHERE product_id = %s AND sort = %s AND generation = %s",
                        [product_id, sort, generation])
         cursor.execute("DELETE FROM devices_listcount WHERE product_id = %s AND sort = %s AND generation = %s",
@@ -191,6 +206,7 @@ def count(product_id: int, sort: int, generation: int) -> None:
     own = _KEYS[sort][3]
     picked = ", ".join(f"NULL::{_NULLS[c]} AS {c}" if c in _NULLS and c != own else c for c in COLUMNS.split(", "))
     with transaction.atomic(), connection.cursor() as cursor:
+        _hold_product(cursor, product_id)
         # Held until the count commits: a drop() or abandon() meanwhile waits, and one before leaves nothing.
         cursor.execute("SELECT 1 FROM devices_listmarks WHERE product_id = %s AND sort = %s AND generation = %s "
                        "FOR UPDATE", [product_id, sort, generation])
@@ -214,6 +230,7 @@ def count(product_id: int, sort: int, generation: int) -> None:
 def drop(product_id: int) -> None:
     """Remove a product's marks (its list pages by OFFSET again)."""
     with transaction.atomic(), connection.cursor() as cursor:
+        _hold_product(cursor, product_id)
         cursor.execute("DELETE FROM devices_listmarks WHERE product_id = %s", [product_id])
         cursor.execute("DELETE FROM devices_listcount WHERE product_id = %s", [product_id])
 
@@ -227,6 +244,7 @@ def compact(product_id: int) -> int:
     if connection.vendor != "postgresql":
         return 0
     with transaction.atomic(), connection.cursor() as cursor:
+        _hold_product(cursor, product_id)
         cursor.execute("DELETE FROM devices_listmarks WHERE product_id = %s AND NOT ready AND built_at < %s",
                        [product_id, timezone.now() - STALE_PENDING])
         cursor.execute("DELETE FROM devices_listcount c WHERE c.product_id = %s AND NOT EXISTS (SELECT 1 FROM "
@@ -289,12 +307,15 @@ def keep(product: Product) -> str:
         return "kept"
     # A sort without marks, one whose segments grew, or whose counts differ from the rows (they cannot,
     # while every writer passes the triggers; a rebuild repairs what could).
-    members = _rows(f"SELECT count(*) FROM devices_device x WHERE {_MEMBERS}", [product.pk])[0][0]
+    with transaction.atomic():  # the rows and the counts from one snapshot: a write between is no drift
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        members = _rows(f"SELECT count(*) FROM devices_device x WHERE {_MEMBERS}", [product.pk])[0][0]
+        found = {sort: segments(product.pk, sort) for sort in SORT_CODES.values()}
     stale = []
-    for sort in SORT_CODES.values():
-        found = segments(product.pk, sort)
+    for sort, seen in found.items():
         grown = MARK_GROWTH * MARK_ROWS * (TEXT_ROWS_FACTOR if _KEYS[sort][1] == "text_bounds" else 1)
-        if found is None or found[0] > grown or found[1] != members:
+        if seen is None or seen[0] > grown or seen[1] != members:
             stale.append(sort)
     if stale:
         return "rebuilt" if rebuild(product.pk, stale) else "busy"
