@@ -148,6 +148,7 @@ class StreamHub:
 
     def dispatch(self, event: events.BusEvent) -> None:
         made: dict[str, bytes] = {}
+        closed = []
         for audience in event.audiences:
             for sub in self.by_audience.get(audience, ()):
                 if sub.scope.matches(event):
@@ -157,10 +158,15 @@ class StreamHub:
                     if len(sub.queue) >= settings.EVENTS_SUBSCRIBER_BACKLOG:
                         sub.queue.clear()
                         sub.push(_CLOSE)
+                        closed.append(sub)
                         continue
                     sub.put((event.id, data) if sub.holding else data)
                     self.fed.add(sub)
                     self.delivered += 1
+        for sub in closed:
+            # Fed no more: its body closes when it wakes, and a body that never started (the client left
+            # between the headers and it) would otherwise stay in the hub for good.
+            self.remove(sub)
         if self.fed and not self.wake_pending:
             self.wake_pending = True
             # Many streams: wait a moment so each wakes once for several events (a write per stream per event
@@ -289,6 +295,11 @@ async def stream_response(request, scope: StreamScope, *, last_event_id: str | N
     if not admitted:
         return JsonResponse(error_body("rate_limited", "Too many event streams open from this address: at most "
                                        f"{settings.EVENTS_MAX_STREAMS_PER_ADDRESS} at once"), status=529)
+    # Fed from now on, before the headers go: a client that sees the stream open and then publishes gets its
+    # event. Added in the body instead, an event published between the headers and the body's first step was
+    # lost (tests/test_official_clients_events.py, under load).
+    sub.holding = bool(last_event_id)  # what arrives before the replay is kept with its id, to drop repeats
+    await h.add(sub)
     response = StreamingHttpResponse(stream(sub, last_event_id=last_event_id), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
@@ -296,9 +307,9 @@ async def stream_response(request, scope: StreamScope, *, last_event_id: str | N
 
 
 async def stream(sub: Subscriber, *, last_event_id: str | None):
-    """The body of one stream: `:ok` at once, what it missed, then live events and keepalives."""
+    """The body of one stream (`sub` already fed by the hub): `:ok` at once, what it missed, then live events
+    and keepalives."""
     h = hub()
-    await h.add(sub)
     try:
         yield OK
         sub.last_sent = time.monotonic()
