@@ -177,10 +177,15 @@ def abandon(product_id: int, sort: int, generation: int) -> None:
                        [product_id, sort, generation])
 
 
+def _segment_rows(sort: int) -> int:
+    """The rows a segment of this sort holds when built."""
+    return MARK_ROWS * (TEXT_ROWS_FACTOR if _KEYS[sort][1] == "text_bounds" else 1)
+
+
 def publish(product_id: int, sort: int, ids: list[str], *, rows: int | None = None) -> int | None:
     """Add a generation of marks for a sort, not ready yet, once every writer that counted without it has
     committed (None: they held the counts past REBUILD_LOCK_MS). Writers from then on count for it too."""
-    rows = rows or MARK_ROWS * (TEXT_ROWS_FACTOR if _KEYS[sort][1] == "text_bounds" else 1)
+    rows = rows or _segment_rows(sort)
     values, heavy = bounds(product_id, sort, rows)
     if sort == 0:
         values += future_bounds(product_id, values[-1] if values else None, rows)
@@ -314,7 +319,7 @@ def keep(product: Product) -> str:
         found = {sort: segments(product.pk, sort) for sort in SORT_CODES.values()}
     stale = []
     for sort, seen in found.items():
-        grown = MARK_GROWTH * MARK_ROWS * (TEXT_ROWS_FACTOR if _KEYS[sort][1] == "text_bounds" else 1)
+        grown = MARK_GROWTH * _segment_rows(sort)
         if seen is None or seen[0] > grown or seen[1] != members:
             stale.append(sort)
     if stale:
